@@ -1,0 +1,31 @@
+Feature: Every mail host
+  Whatever its role, a mail host has its mail software installed, runs it now and starts it
+  at boot, keeps a valid configuration, listens where the estate expects, has logged no
+  fatal error since it started, and keeps its queue short. The values come from the
+  estate's inventory, so the same behaviours serve the old estate and the new one.
+
+  Scenario: The mail software is installed
+    Then these packages are installed:
+      | package        |
+      | postfix        |
+      | {{ packages }} |
+
+  Scenario: The mail services run now and start again at boot
+    Then these services are running and enabled at boot:
+      | service        |
+      | postfix        |
+      | {{ services }} |
+
+  Scenario: The Postfix configuration is valid
+    Then "postfix check" reports no problems
+
+  Scenario: Postfix listens where the estate expects
+    Then the host listens on:
+      | socket          |
+      | {{ listening }} |
+
+  Scenario: Postfix has logged no fatal error since it last started
+    Then the mail log shows no "fatal:" or "panic:" lines since Postfix last started
+
+  Scenario: The mail queue is short
+    Then the mail queue holds at most {{ queue_limit }} messages

@@ -1,0 +1,213 @@
+"""The pytest plugin: estates from `--hosts`, scenarios meeting hosts by role, clear failures.
+
+Registered through the `pytest11` entry point, so installing mxspec is all it takes.
+"""
+
+from pathlib import Path
+
+import pytest
+from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+from mxspec import roles, vocabulary
+from mxspec.connection import SPEC, CommandTimeout, ConnectionPool, HostUnreachable
+from mxspec.errors import MxspecError
+from mxspec.inventory import TARGET, Estate, Host, load_estates
+from mxspec.mailhost import MailHost
+from mxspec.selection import Target, targets_for
+from mxspec.values import MissingVariable
+
+RUN = pytest.StashKey["Run"]()
+FAILED_STEP = pytest.StashKey[str]()
+TRANSCRIPT = pytest.StashKey[list]()
+
+# Exceptions whose message says it all: reported without a traceback.
+PLAIN_FAILURES = (AssertionError, HostUnreachable, CommandTimeout, MxspecError)
+
+OPT_IN = {
+    "disruptive": ("mx_disruptive", "disrupts a service; run with --mx-disruptive"),
+    "changes_host": ("mx_change", "changes a host's configuration; run with --mx-change"),
+}
+
+
+class Run:
+    """What one pytest run works on: the selected estates and their connections."""
+
+    def __init__(self, estates: list[Estate], pool: ConnectionPool, timeout: float):
+        self.estates = estates
+        self.pool = pool
+        self.timeout = timeout
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mxspec", "mxspec: estates and behaviours")
+    group.addoption("--inventories", metavar="DIR", default=None,
+                    help="directory holding <estate>.yml inventories (default: inventories/ in the rootdir)")
+    group.addoption("--roles", metavar="ROLE,ROLE", default=None,
+                    help="roles of hosts given in --hosts as raw testinfra specs (ssh://..., local://)")
+    group.addoption("--mx-connect-timeout", metavar="SECONDS", type=float, default=10,
+                    help="bound on reaching a host (default 10)")
+    group.addoption("--mx-timeout", metavar="SECONDS", type=float, default=30,
+                    help="bound on every remote command and network exchange (default 30)")
+    group.addoption("--mx-disruptive", action="store_true",
+                    help="also run scenarios tagged @disruptive (they stop services for a moment)")
+    group.addoption("--mx-change", action="store_true",
+                    help="also run scenarios tagged @changes_host (they change and restore hosts)")
+
+
+def pytest_configure(config):
+    for role, description in roles.ROLES.items():
+        config.addinivalue_line("markers", f"{roles.role_tag(role)}: hosts with role {role}: {description}")
+    for tag, description in roles.SCOPE_TAGS.items():
+        config.addinivalue_line("markers", f"{tag}: {description}")
+    try:
+        config.stash[RUN] = _make_run(config)
+    except MxspecError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def _make_run(config) -> Run:
+    for name in ("mx_connect_timeout", "mx_timeout"):
+        if getattr(config.option, name) <= 0:
+            raise MxspecError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    directory = Path(config.option.inventories or Path(config.rootpath) / "inventories")
+    selected = [name.strip() for name in (config.getoption("hosts", None) or "").split(",") if name.strip()]
+    estates = load_estates(directory, [name for name in selected if "://" not in name])
+    raw = [spec for spec in selected if "://" in spec]
+    if raw:
+        estates.append(_raw_estate(raw, config.option.roles))
+    elif config.option.roles:
+        raise MxspecError("--roles applies to hosts given as raw specs (ssh://..., local://) in --hosts")
+    return Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout),
+               config.option.mx_timeout)
+
+
+def _raw_estate(specs: list[str], role_option: str | None) -> Estate:
+    if not role_option:
+        raise MxspecError(f"--hosts={specs[0]} is a raw host spec: say its roles with --roles=ROLE,...")
+    host_roles = [role.strip() for role in role_option.split(",") if role.strip()]
+    for role in host_roles:
+        roles.check_role(role, "--roles")
+    hosts = {}
+    for spec in specs:
+        name = spec.split("://", 1)[1].split("?")[0] or spec.split("://")[0]
+        hosts[name] = Host(name, "command-line", f"--hosts={spec}", list(host_roles),
+                           {SPEC: spec, TARGET: name})
+    return Estate("command-line", "--hosts", {}, hosts)
+
+
+def pytest_unconfigure(config):
+    run = config.stash.get(RUN, None)
+    if run:
+        run.pool.close()
+
+
+@pytest.fixture(autouse=True)
+def mx_target(request):
+    """The host (or estate) this scenario runs against; parametrized per scenario by role."""
+    return getattr(request, "param", None)
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.function not in scenario_wrapper_template_registry:
+        return
+    run = metafunc.config.stash[RUN]
+    tags = {mark.name for mark in metafunc.definition.iter_markers()}
+    targets = targets_for(tags, run.estates)
+    if targets:
+        metafunc.parametrize("mx_target", targets, ids=[t.name for t in targets], scope="function")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    scenario_items = [item for item in items if _is_scenario(item)]
+    if not scenario_items:
+        return
+    run = config.stash[RUN]
+    if not run.estates:
+        raise pytest.UsageError(
+            "no estate selected: run with --hosts=ESTATE[,ESTATE] (inventories in "
+            f"{config.option.inventories or 'inventories/'})")
+    problems = vocabulary.undefined_steps(scenario_items)
+    if problems:
+        raise pytest.UsageError("features use undefined steps (no host was contacted):\n  "
+                                + "\n  ".join(problems))
+    # Scenarios with no host of their role in the selected estates are not collected at all.
+    items[:] = [item for item in items if not _is_scenario(item) or _target(item) is not None]
+    for item in items:
+        target = _target(item)
+        if target is None:
+            continue
+        item.user_properties += [("estate", target.estate.name), ("target", target.name),
+                                 ("roles", ",".join(target.host.roles) if target.host else "estate")]
+        for tag, (option, reason) in OPT_IN.items():
+            if item.get_closest_marker(tag) and not getattr(config.option, option):
+                item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))
+
+
+def _is_scenario(item) -> bool:
+    return getattr(item, "obj", None) in scenario_wrapper_template_registry
+
+
+def _target(item) -> Target | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("mx_target") if callspec else None
+
+
+@pytest.fixture
+def mailhost(request, mx_target) -> MailHost:
+    """The host under test, over the run's one connection to it."""
+    if mx_target is None or mx_target.host is None:
+        raise MxspecError("this step needs a host; the scenario runs once per estate (@estate)")
+    connection = request.config.stash[RUN].pool.get(mx_target.host)
+    transcript = request.node.stash.setdefault(TRANSCRIPT, [])
+    connection.backend.transcript = transcript
+    yield MailHost(mx_target, connection, transcript)
+    connection.backend.transcript = None
+
+
+@pytest.fixture
+def estate(mx_target) -> Estate:
+    return mx_target.estate
+
+
+def pytest_bdd_before_scenario(request, feature, scenario):
+    """An unreachable host fails its scenarios at once, before any step."""
+    target = request.getfixturevalue("mx_target")
+    if target is not None and target.host is not None:
+        request.config.stash[RUN].pool.get(target.host).check()
+
+
+def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception):
+    request.node.stash[FAILED_STEP] = f"{feature.rel_filename}:{step.line_number}: {step.keyword} {step.name}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.when != "call" or not _is_scenario(item):
+        return report
+    transcript = item.stash.get(TRANSCRIPT, [])
+    if transcript:
+        text = "\n".join(_format_command(c) for c in transcript)
+        report.sections.append(("mxspec evidence", text))
+        if report.failed:
+            report.user_properties.append(("evidence", text))
+    if report.failed and call.excinfo is not None:
+        error = call.excinfo.value
+        if isinstance(error, RuntimeError) and error.args and hasattr(error.args[0], "stderr"):
+            error = HostUnreachable(f"host {_target(item).name} unreachable: ssh failed: "
+                                    f"{error.args[0].stderr.strip()}")
+        if isinstance(error, PLAIN_FAILURES + (MissingVariable,)):
+            step = item.stash.get(FAILED_STEP, "")
+            report.longrepr = f"{step}\n{error}" if step else str(error)
+    return report
+
+
+def _format_command(command) -> str:
+    status = "timed out" if command.rc is None else f"exit {command.rc}"
+    lines = [f"$ {command.command}    # {status}, {command.seconds * 1000:.0f} ms"]
+    for stream in (command.stdout, command.stderr):
+        text = stream.rstrip()
+        if text:
+            lines += ["  " + line for line in text.splitlines()[:40]]
+    return "\n".join(lines)

@@ -1,0 +1,3 @@
+"""Step definitions: the phrases features are written in (`mxspec steps` lists them)."""
+
+MODULES = ["steps.common"]
