@@ -8,7 +8,7 @@ import re
 
 from mxspec.errors import MxspecError
 
-REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
 
 
 class MissingVariable(MxspecError):

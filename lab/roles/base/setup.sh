@@ -1,0 +1,9 @@
+# Every lab host starts with only SSH; each role enables what it runs.
+for service in postfix opendkim clamav-daemon clamav-milter rspamd unbound spamd spamass-milter cron; do
+    [ -e "/etc/init.d/$service" ] || [ -e "/lib/systemd/system/$service.service" ] || continue
+    lab-service disable "$service"
+done
+# No signature downloads: the lab is offline and ships its own signatures.
+for service in clamav-freshclam clamav-freshclam-once.timer; do lab-service mask "$service" 2>/dev/null || true; done
+lab-service enable ssh
+update-ca-certificates >/dev/null 2>&1 || true

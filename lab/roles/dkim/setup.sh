@@ -1,0 +1,2 @@
+chown opendkim:opendkim /etc/dkimkeys/*.private
+lab-service enable opendkim

@@ -1,0 +1,2 @@
+unbound-checkconf >/dev/null
+lab-service enable unbound

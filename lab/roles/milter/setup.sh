@@ -1,0 +1,1 @@
+lab-service enable lab-milter

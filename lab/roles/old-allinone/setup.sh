@@ -1,0 +1,4 @@
+touch /var/log/mail.log
+postmap /etc/postfix/transport /etc/postfix/relay_recipients
+newaliases
+for service in postfix spamd spamass-milter cron; do lab-service enable $service; done

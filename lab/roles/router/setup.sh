@@ -1,0 +1,4 @@
+postmap /etc/postfix/transport
+newaliases
+lab-service enable postfix
+lab-service enable lab-postmap.path

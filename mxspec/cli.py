@@ -1,0 +1,74 @@
+"""The `mxspec` command: the lab's life cycle and the step vocabulary."""
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from mxspec.errors import MxspecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mxspec", description="Behaviour-driven acceptance for mail estates.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lab = sub.add_parser("lab", help="the built-in lab: an old and a new estate in containers")
+    lab.add_argument("--lab", metavar="DIR", default="lab", help="folder holding lab.yml and roles/ (default: lab)")
+    lab_sub = lab.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = lab_sub.add_parser("up", help="build images (cached), boot every host, wait until ready")
+    up.add_argument("--subnet", help="IPv4 subnet of the lab bridge (default from lab.yml)")
+    up.add_argument("--timeout", type=float, default=300, help="seconds to wait for hosts to be ready")
+    lab_sub.add_parser("down", help="stop every host and remove the bridge and run state")
+    lab_sub.add_parser("status", help="table of hosts, roles, addresses, state (exit 0 when all run)")
+    ssh = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
+    ssh.add_argument("host")
+    ssh.add_argument("remote_command", nargs=argparse.REMAINDER)
+
+    steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
+    steps.add_argument("--modules", default="steps", help="package of step modules (default: steps)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "steps":
+            return _print_steps(args.modules)
+        from mxspec.lab import commands
+
+        root = Path(args.lab)
+        if not (root / "lab.yml").exists():
+            raise MxspecError(f"{root / 'lab.yml'}: no such file (run from the project's folder or pass --lab DIR)")
+        if args.action == "up":
+            commands.up(root, args.subnet, args.timeout)
+        elif args.action == "down":
+            commands.down(root)
+        elif args.action == "status":
+            return commands.status(root)
+        elif args.action == "ssh":
+            commands.ssh(root, args.host, args.remote_command)
+        return 0
+    except MxspecError as error:
+        print(f"mxspec: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mxspec: interrupted", file=sys.stderr)
+        return 130
+
+
+def _print_steps(package: str) -> int:
+    from mxspec import vocabulary
+
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        modules = importlib.import_module(package).MODULES
+        for name in modules:
+            importlib.import_module(name)
+    except (ImportError, AttributeError) as error:
+        raise MxspecError(f"cannot load step modules from '{package}' ({error}); run from the project's folder")
+    print(vocabulary.format_vocabulary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

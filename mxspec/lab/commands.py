@@ -1,0 +1,191 @@
+"""`mxspec lab up | down | status | ssh`: the lab's life cycle, with its state in one JSON file."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from mxspec.errors import MxspecError
+from mxspec.lab import access, images, machines, network, readiness
+from mxspec.lab.spec import Lab, load_lab
+from mxspec.lab.system import ensure_tools, require_root
+
+
+def run_dir(lab: Lab) -> Path:
+    return lab.state_dir / "run"
+
+
+def ssh_config_path(lab: Lab) -> Path:
+    return run_dir(lab) / "ssh_config"
+
+
+def _state_path(lab: Lab) -> Path:
+    return run_dir(lab) / "state.json"
+
+
+def read_state(lab: Lab) -> dict:
+    try:
+        return json.loads(_state_path(lab).read_text())
+    except (OSError, ValueError):
+        return {"hosts": {}}
+
+
+def _write_state(lab: Lab, state: dict) -> None:
+    run_dir(lab).mkdir(parents=True, exist_ok=True)
+    tmp = _state_path(lab).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.rename(_state_path(lab))
+
+
+def _log(message: str) -> None:
+    print(f"[lab] {message}", flush=True)
+
+
+def up(root: Path, subnet: str | None = None, timeout: float = 300) -> Lab:
+    require_root()
+    lab = load_lab(root, subnet)
+    ensure_tools()
+    state = read_state(lab)
+    if state.get("subnet") and state["subnet"] != str(lab.network):
+        raise MxspecError(f"the lab is up on subnet {state['subnet']}; run `mxspec lab down` before "
+                          f"bringing it up on {lab.network}")
+    network.check_bridge_traffic()
+    started = time.monotonic()
+    fresh = not network.bridge_exists(lab.bridge)
+    try:
+        network.create_bridge(lab)
+        state["subnet"] = str(lab.network)
+        state["bridge"] = lab.bridge
+        _write_state(lab, state)
+        image_roots = images.build_images(lab, _log)
+        _prepare_secrets(lab)
+        control = run_dir(lab) / "control"
+        control.mkdir(parents=True, exist_ok=True)
+        access.write_ssh_config(lab, ssh_config_path(lab), control)
+        booted = []
+        for host in lab.hosts.values():
+            record = state["hosts"].get(host.name, {})
+            config = lab.host_config_hash(host)
+            if machines.is_running(record.get("pid"), host.name) and record.get("config") == config:
+                continue
+            if record:
+                _stop_host(lab, host.name, record.get("pid"))
+            machines.prepare(lab, host, image_roots[host.image.name], _host_files(lab, host))
+            pid = machines.boot(lab, host, run_dir(lab) / "console" / f"{host.name}.log")
+            state["hosts"][host.name] = {"pid": pid, "config": config, "address": host.address,
+                                         "booted": time.time()}
+            _write_state(lab, state)
+            booted.append(host.name)
+        _log(f"booted {', '.join(booted)}" if booted else "every host is up to date; nothing booted")
+        ready = readiness.wait(lab, ssh_config_path(lab), booted, timeout)
+        for name, seconds in ready.items():
+            state["hosts"][name]["ready_seconds"] = seconds
+        _write_state(lab, state)
+    except BaseException:
+        if fresh:  # never leave a half-built lab behind
+            _log("bringing the lab down again after the failure")
+            down(root, quiet=True)
+        raise
+    _log(f"lab up in {time.monotonic() - started:.0f} s")
+    print(status_table(lab))
+    return lab
+
+
+def _prepare_secrets(lab: Lab) -> None:
+    """Values role templates need from made credentials: the DKIM public keys for DNS."""
+    published = {}
+    for host in lab.hosts.values():
+        selector = host.vars.get("dkim_selector")
+        if selector:
+            _, public = access.dkim_key(lab, selector)
+            published[selector] = public
+    for host in lab.hosts.values():
+        host.vars["dkim_public_keys"] = published
+
+
+def _host_files(lab: Lab, host) -> dict[str, tuple[bytes, int]]:
+    """Files made for the host rather than kept in the repo: its key, certificate, DKIM key."""
+    key = access.ssh_key(lab)
+    ca_cert, _ = access.ca(lab)
+    cert, cert_key = access.host_certificate(lab, host)
+    files = {
+        "/root/.ssh/authorized_keys": (Path(f"{key}.pub").read_bytes(), 0o600),
+        "/etc/ssl/lab/ca.crt": (ca_cert.read_bytes(), 0o644),
+        "/etc/ssl/lab/host.crt": (cert.read_bytes(), 0o644),
+        "/etc/ssl/lab/host.key": (cert_key.read_bytes(), 0o600),
+        "/usr/local/share/ca-certificates/mxspec-lab.crt": (ca_cert.read_bytes(), 0o644),
+    }
+    selector = host.vars.get("dkim_selector")
+    if selector:
+        dkim_key, _ = access.dkim_key(lab, selector)
+        files[f"/etc/dkimkeys/{selector}.private"] = (dkim_key.read_bytes(), 0o600)
+    return files
+
+
+def _stop_host(lab: Lab, name: str, pid: int | None) -> None:
+    sock = run_dir(lab) / "control" / f"{name}.sock"
+    if sock.exists():  # a control master outliving its container would hang the next ssh
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", name],
+                       capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+        sock.unlink(missing_ok=True)
+    machines.stop(name, pid)
+    host = lab.hosts.get(name)
+    if host is not None:
+        machines.discard(lab, host)
+    else:
+        shutil.rmtree(lab.state_dir / "hosts" / name, ignore_errors=True)
+
+
+def down(root: Path, quiet: bool = False) -> None:
+    require_root()
+    lab = load_lab(root)
+    state = read_state(lab)
+    if state.get("subnet"):
+        lab = load_lab(root, state["subnet"])
+    for name, record in state.get("hosts", {}).items():
+        if not quiet:
+            _log(f"stopping {name}")
+        _stop_host(lab, name, record.get("pid"))
+    for host in lab.hosts.values():  # layers of hosts the state file may not know (interrupted up)
+        machines.discard(lab, host)
+    network.delete_bridge(lab)
+    shutil.rmtree(run_dir(lab), ignore_errors=True)
+    shutil.rmtree(lab.state_dir / "hosts", ignore_errors=True)
+    if not quiet:
+        _log("lab down: no containers, bridge or control sockets left (images stay cached)")
+
+
+def status_table(lab: Lab) -> str:
+    state = read_state(lab)
+    rows = [("HOST", "ROLES", "ADDRESS", "STATE", "SERVICES", "READY IN")]
+    for host in lab.hosts.values():
+        record = state.get("hosts", {}).get(host.name, {})
+        running = machines.is_running(record.get("pid"), host.name)
+        ready = record.get("ready_seconds")
+        rows.append((host.name, ",".join(host.roles), host.address, "running" if running else "stopped",
+                     ",".join(readiness.services_of(lab, host)),
+                     f"{ready:.1f} s" if running and ready is not None else "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def status(root: Path) -> int:
+    lab = load_lab(root)
+    state = read_state(lab)
+    if state.get("subnet"):
+        lab = load_lab(root, state["subnet"])
+    print(status_table(lab))
+    up_hosts = [n for n, r in state.get("hosts", {}).items() if machines.is_running(r.get("pid"), n)]
+    return 0 if up_hosts and len(up_hosts) == len(lab.hosts) else 3
+
+
+def ssh(root: Path, name: str, command: list[str]) -> None:
+    lab = load_lab(root)
+    if name not in lab.hosts:
+        raise MxspecError(f"unknown lab host '{name}'; hosts: {', '.join(lab.hosts)}")
+    config = ssh_config_path(lab)
+    if not config.exists():
+        raise MxspecError("the lab is not up: run `mxspec lab up` first")
+    os.execvp("ssh", ["ssh", "-F", str(config), name, *command])

@@ -1,0 +1,77 @@
+"""The lab bridge: one Linux bridge, the machine's address on it, and the checks before making it.
+
+Containers get no default route and forwarding stays as it is (off), so nothing they send can
+leave the machine; they reach each other and the machine over the bridge only.
+"""
+
+import ipaddress
+import json
+import subprocess
+from pathlib import Path
+
+from mxspec.errors import MxspecError
+from mxspec.lab.spec import Lab
+from mxspec.lab.system import run
+
+
+def _ip_json(*args: str) -> list:
+    result = run(["ip", "-j", *args], "reading the machine's network")
+    return json.loads(result.stdout or "[]")
+
+
+def bridge_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+
+
+def check_subnet_free(lab: Lab) -> None:
+    """Refuse a subnet that any address or route of the machine (other than our bridge) overlaps."""
+    for link in _ip_json("addr"):
+        if link.get("ifname") == lab.bridge:
+            continue
+        for info in link.get("addr_info", []):
+            if info.get("family") != "inet":
+                continue
+            net = ipaddress.IPv4Network(f"{info['local']}/{info['prefixlen']}", strict=False)
+            if net.overlaps(lab.network):
+                raise MxspecError(f"lab subnet {lab.network} is already in use on this machine "
+                                  f"({info['local']}/{info['prefixlen']} on {link['ifname']}); "
+                                  "choose another with --subnet or MXSPEC_LAB_SUBNET")
+    for route in _ip_json("route"):
+        dst = route.get("dst")
+        if dst in (None, "default") or route.get("dev") == lab.bridge:
+            continue
+        net = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
+        if net.overlaps(lab.network):
+            raise MxspecError(f"lab subnet {lab.network} overlaps route {dst} via {route.get('dev')}; "
+                              "choose another with --subnet or MXSPEC_LAB_SUBNET")
+
+
+def check_bridge_traffic() -> None:
+    """Docker-style hosts filter bridged traffic through iptables' FORWARD chain (br_netfilter)."""
+    flag = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if flag.exists() and flag.read_text().strip() == "1":
+        policy = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True)
+        if "-P FORWARD DROP" in policy.stdout:
+            raise MxspecError("bridged traffic on this machine passes iptables' FORWARD chain "
+                              "(br_netfilter) whose policy is DROP, so lab hosts could not reach each "
+                              "other; allow the lab bridge (iptables -I FORWARD -i BRIDGE -o BRIDGE -j "
+                              "ACCEPT) or set net.bridge.bridge-nf-call-iptables=0")
+
+
+def create_bridge(lab: Lab) -> None:
+    if bridge_exists(lab.bridge):
+        return
+    check_subnet_free(lab)
+    what = f"creating lab bridge {lab.bridge}"
+    try:
+        run(["ip", "link", "add", lab.bridge, "type", "bridge"], what)
+    except MxspecError as error:
+        raise MxspecError(f"{error}\nthis machine cannot make Linux bridges (kernel without bridge "
+                          "support, or no CAP_NET_ADMIN); the lab needs one") from None
+    run(["ip", "addr", "add", f"{lab.gateway}/{lab.network.prefixlen}", "dev", lab.bridge], what)
+    run(["ip", "link", "set", lab.bridge, "up"], what)
+
+
+def delete_bridge(lab: Lab) -> None:
+    if bridge_exists(lab.bridge):
+        run(["ip", "link", "del", lab.bridge], f"removing lab bridge {lab.bridge}")
