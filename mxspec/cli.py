@@ -18,6 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     up = lab_sub.add_parser("up", help="build images (cached), boot every host, wait until ready")
     up.add_argument("--subnet", help="IPv4 subnet of the lab bridge (default from lab.yml)")
     up.add_argument("--timeout", type=float, default=300, help="seconds to wait for hosts to be ready")
+    up.add_argument("--keep-on-failure", action="store_true", help="leave a lab that failed to come up running, to look inside")
     lab_sub.add_parser("down", help="stop every host and remove the bridge and run state")
     lab_sub.add_parser("status", help="table of hosts, roles, addresses, state (exit 0 when all run)")
     ssh = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
         if not (root / "lab.yml").exists():
             raise MxspecError(f"{root / 'lab.yml'}: no such file (run from the project's folder or pass --lab DIR)")
         if args.action == "up":
-            commands.up(root, args.subnet, args.timeout)
+            commands.up(root, args.subnet, args.timeout, args.keep_on_failure)
         elif args.action == "down":
             commands.down(root)
         elif args.action == "status":

@@ -43,7 +43,7 @@ def _log(message: str) -> None:
     print(f"[lab] {message}", flush=True)
 
 
-def up(root: Path, subnet: str | None = None, timeout: float = 300) -> Lab:
+def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_failure: bool = False) -> Lab:
     require_root()
     lab = load_lab(root, subnet)
     ensure_tools()
@@ -84,7 +84,7 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300) -> Lab:
             state["hosts"][name]["ready_seconds"] = seconds
         _write_state(lab, state)
     except BaseException:
-        if fresh:  # never leave a half-built lab behind
+        if fresh and not keep_on_failure:  # never leave a half-built lab behind
             _log("bringing the lab down again after the failure")
             down(root, quiet=True)
         raise

@@ -56,6 +56,11 @@ def build_images(lab: Lab, log) -> dict[str, Path]:
             shutil.rmtree(partial, ignore_errors=True)
             raise MxspecError(f"building image {image.name} failed (mmdebstrap exit {proc.returncode}):\n"
                               + "\n".join(tail))
+        if image.init == "sysv" and (partial / "lib/systemd/systemd").exists():
+            shutil.rmtree(partial, ignore_errors=True)
+            raise MxspecError(f"image {image.name} is meant to boot SysV init, but its packages pulled in "
+                              "systemd (systemd-nspawn would boot that instead); add the alternative "
+                              "the depending package accepts (e.g. rsyslog) to its package list")
         partial.rename(target)
         Path(logfile.name).unlink(missing_ok=True)
         log(f"built image {image.name} in {time.monotonic() - started:.0f} s")

@@ -57,7 +57,7 @@ def prepare(lab: Lab, host: LabHost, image_root: Path, extra_files: dict[str, tu
             text = render(lab, script.read_text(), host.vars, str(script.relative_to(lab.root)))
             run(["chroot", str(root), "/bin/sh", "-eu", "-c", text, "setup", host.image.init],
                 f"setting up role {role} on {host.name} ({script.relative_to(lab.root)})",
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+                env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
 
 
 def _write_network(host: LabHost, root: Path) -> None:

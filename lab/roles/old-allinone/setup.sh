@@ -1,4 +1,3 @@
-touch /var/log/mail.log
 postmap /etc/postfix/transport /etc/postfix/relay_recipients
 newaliases
-for service in postfix spamd spamass-milter cron; do lab-service enable $service; done
+for service in inetutils-syslogd postfix spamd spamass-milter cron; do lab-service enable $service; done
