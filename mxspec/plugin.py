@@ -3,6 +3,7 @@
 Registered through the `pytest11` entry point, so installing mxspec is all it takes.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -178,7 +179,8 @@ def pytest_bdd_before_scenario(request, feature, scenario):
 
 
 def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception):
-    request.node.stash[FAILED_STEP] = f"{feature.rel_filename}:{step.line_number}: {step.keyword} {step.name}"
+    where = os.path.relpath(feature.filename, request.config.rootpath)
+    request.node.stash[FAILED_STEP] = f"{where}:{step.line_number}: {step.keyword} {step.name}"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -7,6 +7,7 @@ and the closest known phrase.
 
 import difflib
 import inspect
+import os
 
 from pytest_bdd.scenario import find_fixturedefs_for_step, scenario_wrapper_template_registry
 from pytest_bdd.steps import step_function_context_registry
@@ -44,7 +45,7 @@ def undefined_steps(items) -> list[str]:
         scenario = template.render(example)
         fixturemanager = item.session._fixturemanager
         for step in scenario.steps:
-            where = (scenario.feature.rel_filename, step.line_number)
+            where = (os.path.relpath(scenario.feature.filename), step.line_number)
             if where in problems:
                 continue
             if any(True for _ in find_fixturedefs_for_step(step, fixturemanager, item)):

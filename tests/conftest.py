@@ -1,0 +1,49 @@
+"""Fixtures for mxspec's own tests: running mxspec as an operator would, and the lab."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+LAB_SSH_CONFIG = "/var/lib/mxspec-lab/run/ssh_config"
+
+
+def run_mxspec_pytest(*args: str, cwd=PROJECT, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`pytest ARGS` in a fresh process, as an operator types it; output combined."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+
+
+def run_mxspec(*args: str, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mxspec.cli", *args], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def lab_ssh(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["ssh", "-F", LAB_SSH_CONFIG, host, command], capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{host}: `{command}` exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def output(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The built-in lab, up for the tests that need it; taken down after if this run started it."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    was_up = run_mxspec("lab", "status").returncode == 0
+    result = run_mxspec("lab", "up")
+    assert result.returncode == 0, output(result)
+    yield
+    if not was_up and not os.environ.get("MXSPEC_KEEP_LAB"):
+        down = run_mxspec("lab", "down")
+        assert down.returncode == 0, output(down)

@@ -1,0 +1,71 @@
+"""Unreachable and hung hosts: tried once within a bound, their scenarios fail at once, others carry on."""
+
+import socket
+import threading
+import time
+import textwrap
+
+import pytest
+
+from conftest import LAB_SSH_CONFIG, output, run_mxspec_pytest
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on loopback that accepts connections and never says a word (a hung sshd)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def test_unreachable_and_hung_hosts_fail_fast_while_a_good_host_passes(lab, tmp_path, silent_server):
+    (tmp_path / "mixed.yml").write_text(textwrap.dedent(f"""\
+        all:
+          vars: {{ansible_user: root, queue_limit: 50}}
+          children:
+            smtp-router:
+              hosts:
+                good-router: {{ansible_host: new-router-1, mxspec_ssh_config: {LAB_SSH_CONFIG}}}
+                refused-router: {{ansible_host: 127.0.0.1, ansible_port: {closed_port()}}}
+                hung-router: {{ansible_host: 127.0.0.1, ansible_port: {silent_server}}}
+        """))
+    started = time.monotonic()
+    result = run_mxspec_pytest("--hosts=mixed", f"--inventories={tmp_path}", "--mx-connect-timeout=2",
+                               "-k", "configuration or queue", "-rA")
+    elapsed = time.monotonic() - started
+    text = output(result)
+    assert result.returncode == 1, text
+    assert "Traceback" not in text
+    assert "4 failed, 2 passed" in text, text
+    assert text.count("host refused-router unreachable: ") == 2 and "Connection refused" in text
+    assert text.count("host hung-router unreachable: ") == 2
+    assert "timed out" in text.split("host hung-router unreachable: ")[1].splitlines()[0]
+    # Each bad host is tried once: two bounded attempts, not one per scenario.
+    assert elapsed < 25, f"took {elapsed:.0f} s"
