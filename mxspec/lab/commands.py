@@ -51,15 +51,20 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
     if state.get("subnet") and state["subnet"] != str(lab.network):
         raise MxspecError(f"the lab is up on subnet {state['subnet']}; run `mxspec lab down` before "
                           f"bringing it up on {lab.network}")
-    network.check_bridge_traffic()
     started = time.monotonic()
     fresh = not network.bridge_exists(lab.bridge)
+    if not fresh and not state.get("subnet"):
+        raise MxspecError(f"bridge {lab.bridge} already exists but this lab ({lab.state_dir}) did not make it: "
+                          "another lab is up, or was not taken down; take it down first (`mxspec lab down`)")
+    if fresh:
+        network.check_subnet_free(lab)
+    network.check_bridge_traffic()
+    image_roots = images.build_images(lab, _log)  # before anything runs: a failed build leaves nothing
     try:
         network.create_bridge(lab)
         state["subnet"] = str(lab.network)
         state["bridge"] = lab.bridge
         _write_state(lab, state)
-        image_roots = images.build_images(lab, _log)
         _prepare_secrets(lab)
         control = run_dir(lab) / "control"
         control.mkdir(parents=True, exist_ok=True)

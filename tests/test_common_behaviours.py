@@ -1,0 +1,49 @@
+"""The common features against the lab's real hosts: ids, role selection, and proof they can fail."""
+
+import pytest
+
+from conftest import output, run_mxspec_pytest
+from faults import postfix_not_enabled_at_boot
+
+OLD_HOSTS = ["old-mx-1"]
+NEW_HOSTS = ["new-mx-in-1", "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"]
+
+
+def collected_ids(*args):
+    result = run_mxspec_pytest("--collect-only", "-q", *args)
+    assert result.returncode == 0, output(result)
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def test_ids_name_the_scenario_and_the_inventory_host():
+    ids = collected_ids("--hosts=old-mx,new-mx")
+    for host in OLD_HOSTS + NEW_HOSTS:
+        assert f"features/test_features.py::test_the_postfix_configuration_is_valid[{host}]" in ids
+    assert len([i for i in ids if "postfix_configuration" in i]) == 6
+
+
+def test_dash_k_selects_a_host():
+    ids = collected_ids("--hosts=old-mx,new-mx", "-k", "new-mx-in-1")
+    assert ids and all(i.endswith("[new-mx-in-1]") for i in ids)
+
+
+@pytest.mark.parametrize("estate, hosts", [("old-mx", OLD_HOSTS), ("new-mx", NEW_HOSTS)])
+def test_both_estates_pass_the_common_behaviours(lab, estate, hosts):
+    result = run_mxspec_pytest(f"--hosts={estate}", "-q")
+    assert result.returncode == 0, output(result)
+    assert f"{6 * len(hosts)} passed" in result.stdout
+
+
+@pytest.mark.parametrize("host, estate, init", [("old-mx-1", "old-mx", "sysv"), ("new-router-2", "new-mx", "systemd")])
+def test_postfix_not_enabled_at_boot_fails_the_scenario_that_says_so(lab, host, estate, init):
+    args = (f"--hosts={estate}", "-k", f"start_again and {host}")
+    with postfix_not_enabled_at_boot(host, init):
+        broken = run_mxspec_pytest(*args)
+    text = output(broken)
+    assert broken.returncode == 1, text
+    assert "1 failed" in text
+    assert "features/common.feature:14: Then these services are running and enabled at boot:" in text
+    assert "postfix: not enabled at boot" in text
+    assert "not running" not in text  # it still runs: only the boot behaviour is missing
+    restored = run_mxspec_pytest(*args)
+    assert restored.returncode == 0 and "1 passed" in restored.stdout, output(restored)

@@ -1,0 +1,124 @@
+"""The lab itself: every host answers, mail flows through each inbound MX, bad conditions are refused."""
+
+import os
+import shutil
+import smtplib
+import subprocess
+import time
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+from conftest import PROJECT, lab_ssh, output, run_mxspec
+
+ADDRESSES = {"old-mx-1": "10.213.0.10", "new-mx-in-1": "10.213.0.21", "new-mx-in-2": "10.213.0.22"}
+ROUTER = {"old-mx-1": "old-mx-1.lab.test", "new-mx-in-1": "new-router-", "new-mx-in-2": "new-router-"}
+
+
+def test_status_shows_every_host_running_with_its_services(lab):
+    result = run_mxspec("lab", "status")
+    assert result.returncode == 0, output(result)
+    rows = result.stdout.splitlines()[1:]
+    assert len(rows) == 9
+    assert all(" running " in row for row in rows), result.stdout
+
+
+@pytest.mark.parametrize("host", ["lab-dns", "lab-store", "lab-remote", "old-mx-1", "new-mx-in-1",
+                                  "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"])
+def test_each_host_answers_and_runs_its_services(lab, host):
+    result = lab_ssh(host, "hostname; cat /proc/1/comm; ip route")
+    name, init, routes = result.stdout.split("\n", 2)
+    assert name == host
+    assert init == ("init" if host == "old-mx-1" else "systemd")
+    assert "default" not in routes  # nothing can leave the machine
+    services = run_mxspec("lab", "status").stdout.split(f"\n{host} ")[1].split()[3].split(",")
+    for service in services:
+        lab_ssh(host, f"lab-service status {service}")
+
+
+@pytest.mark.parametrize("mx", sorted(ADDRESSES))
+def test_mail_via_each_inbound_mx_reaches_the_mailstore_with_the_milter_header(lab, mx):
+    token = uuid.uuid4().hex
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "peer@remote.test", "bob@beta.test", f"lab {token}"
+    message.set_content("hello from the lab test\n")
+    with smtplib.SMTP(ADDRESSES[mx], 25, timeout=30) as smtp:
+        smtp.send_message(message)
+    found = ""
+    for _ in range(60):
+        found = lab_ssh("lab-store", f"grep -rl 'lab {token}' /var/mail/vhosts/beta.test/bob/new || true").stdout.strip()
+        if found:
+            break
+        time.sleep(1)
+    assert found, f"message {token} via {mx} did not reach the mailstore within 60 s"
+    try:
+        stored = lab_ssh("lab-store", f"cat {found}").stdout
+        assert f"X-Lab-Routed-By: {ROUTER[mx]}" in stored
+        assert "X-Virus-Status: Clean" in stored
+    finally:
+        lab_ssh("lab-store", f"rm -f {found}")
+
+
+def test_dns_refuses_names_outside_the_lab(lab):
+    result = lab_ssh("lab-remote", "python3 -c \"import socket; print(socket.gethostbyname('deb.debian.org'))\"",
+                     check=False)
+    assert result.returncode != 0
+
+
+def test_up_twice_changes_nothing(lab):
+    result = run_mxspec("lab", "up")
+    assert result.returncode == 0, output(result)
+    assert "nothing booted" in result.stdout
+
+
+def test_bad_subnet_is_refused():
+    result = run_mxspec("lab", "up", "--subnet=10.213.0.0/33")
+    assert result.returncode == 2
+    assert "mxspec: error: lab subnet '10.213.0.0/33' is not an IPv4 network" in result.stderr
+
+
+def test_subnet_in_use_is_refused(tmp_path):
+    # Loopback's 127.0.0.0/8 is on every machine; a lab there must be refused before anything is made.
+    env = {**os.environ, "MXSPEC_LAB_DIR": str(tmp_path / "state")}
+    result = run_mxspec("lab", "--lab", str(_lab_copy(tmp_path, bridge="mxlabtest")), "up",
+                        "--subnet=127.0.5.0/24", env=env)
+    assert result.returncode == 2, output(result)
+    assert "lab subnet 127.0.5.0/24 is already in use on this machine (127.0.0.1/8 on lo)" in result.stderr
+    assert "Traceback" not in output(result)
+    assert not (tmp_path / "state" / "images").exists()
+
+
+def test_second_lab_on_the_same_bridge_is_refused(lab, tmp_path):
+    env = {**os.environ, "MXSPEC_LAB_DIR": str(tmp_path / "state")}
+    result = run_mxspec("lab", "up", env=env)
+    assert result.returncode == 2, output(result)
+    assert "bridge mxlab0 already exists but this lab" in result.stderr
+
+
+def _lab_copy(tmp_path, bridge):
+    copy = tmp_path / "lab"
+    shutil.copytree(PROJECT / "lab", copy)
+    text = (copy / "lab.yml").read_text().replace("bridge: mxlab0", f"bridge: {bridge}")
+    (copy / "lab.yml").write_text(text)
+    return copy
+
+
+def test_not_root_is_refused(monkeypatch, capsys):
+    from mxspec import cli
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert cli.main(["lab", "up"]) == 2
+    assert "mxspec: error: the lab needs root" in capsys.readouterr().err
+
+
+def test_missing_tools_without_apt_are_named(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ip", "openssl", "ssh", "ssh-keygen", "python3"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    env = {**os.environ, "PATH": str(bin_dir), "MXSPEC_LAB_DIR": str(tmp_path / "state")}
+    result = run_mxspec("lab", "up", env=env)
+    assert result.returncode == 2, output(result)
+    assert ("the lab needs these Debian packages: mmdebstrap, systemd-container "
+            "(install them with apt-get; this machine has no apt-get)") in result.stderr
