@@ -18,9 +18,11 @@ from testinfra.backend import base, get_backend
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.ssh import SshBackend
 
+from mxspec.errors import MxspecError
 from mxspec.inventory import IDENTITY, PORT, USER, Host
 
 SPEC = "mxspec_spec"  # set on hosts given as a raw testinfra spec on the command line
+TRANSPORT = "mxspec_transport"  # ssh (default: shared OpenSSH connection) or paramiko
 
 
 class HostUnreachable(Exception):
@@ -43,17 +45,12 @@ class Command:
 
 
 class BoundedRunMixin:
-    """Bounds, counts and records every command a testinfra backend runs locally (ssh, local)."""
+    """Bounds every command a testinfra backend runs through a local process (ssh, local)."""
 
     command_timeout: float = 60
-    commands: int = 0
-    seconds: float = 0.0
-    transcript: list | None = None
 
     def run_local(self, command: str, *args: str) -> base.CommandResult:
         cmd = self.encode(self.quote(command, *args))
-        started = time.monotonic()
-        self.commands += 1
         proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         try:
@@ -61,27 +58,12 @@ class BoundedRunMixin:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            self._record(cmd, None, b"", b"", started)
             raise CommandTimeout(f"no answer within {self.command_timeout:g} s") from None
-        self._record(cmd, proc.returncode, stdout, stderr, started)
         return self.result(proc.returncode, cmd, stdout, stderr)
-
-    def _record(self, cmd, rc, stdout, stderr, started):
-        elapsed = time.monotonic() - started
-        self.seconds += elapsed
-        if self.transcript is not None:
-            shown = getattr(self, "remote_command", None) or self.decode(cmd)
-            self.transcript.append(Command(shown, rc, self.decode(stdout), self.decode(stderr), elapsed))
 
 
 class BoundedSshBackend(BoundedRunMixin, SshBackend):
-    def run_ssh(self, command: str) -> base.CommandResult:
-        # Evidence shows the command as run on the host, not the ssh wrapper around it.
-        self.remote_command = command
-        try:
-            return super().run_ssh(command)
-        finally:
-            self.remote_command = None
+    pass
 
 
 class BoundedLocalBackend(BoundedRunMixin, LocalBackend):
@@ -89,6 +71,7 @@ class BoundedLocalBackend(BoundedRunMixin, LocalBackend):
 
 
 def _backend_for(host: Host, control_path: str, connect_timeout: float):
+    transport = host.vars.get(TRANSPORT, "ssh")
     if SPEC in host.vars and not host.vars[SPEC].startswith("ssh://"):
         spec = host.vars[SPEC]
         if spec.startswith("local://"):
@@ -99,6 +82,11 @@ def _backend_for(host: Host, control_path: str, connect_timeout: float):
         spec = f"{host.vars[USER]}@{spec}"
     if host.vars.get(PORT):
         spec = f"{spec}:{host.vars[PORT]}"
+    if transport == "paramiko":  # testinfra's default for a bare name; kept for comparison
+        return get_backend(f"paramiko://{spec}", ssh_config=host.ssh_config,
+                           ssh_identity_file=host.vars.get(IDENTITY), timeout=int(max(1, connect_timeout)))
+    if transport != "ssh":
+        raise MxspecError(f"{host.where}: host '{host.name}': {TRANSPORT} must be ssh or paramiko, not '{transport}'")
     return BoundedSshBackend(
         spec,
         ssh_config=host.ssh_config,
@@ -110,15 +98,45 @@ def _backend_for(host: Host, control_path: str, connect_timeout: float):
     )
 
 
+class CountingHost(testinfra.host.Host):
+    """testinfra's Host that counts, times and (per scenario) records every command it runs."""
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        self.commands = 0
+        self.seconds = 0.0
+        self.transcript: list[Command] | None = None
+
+    def run(self, command, *args, **kwargs):
+        started = time.monotonic()
+        self.commands += 1
+        shown = self.backend.get_command(command, *args)
+        try:
+            result = super().run(command, *args, **kwargs)
+        except CommandTimeout:
+            self._record(Command(shown, None, "", "", time.monotonic() - started))
+            raise
+        self._record(Command(shown, result.rc, result.stdout, result.stderr, time.monotonic() - started))
+        return result
+
+    def _record(self, command: Command) -> None:
+        self.seconds += command.seconds
+        if self.transcript is not None:
+            self.transcript.append(command)
+
+
 class Connection:
     """The connection to one inventory host, opened once and checked before first use."""
 
     def __init__(self, host: Host, control_dir: str, connect_timeout: float, command_timeout: float):
         self.name = host.name
         self.control_path = os.path.join(control_dir, f"{host.name}.sock")
-        self.backend = _backend_for(host, self.control_path, connect_timeout)
+        try:
+            self.backend = _backend_for(host, self.control_path, connect_timeout)
+        except RuntimeError as error:  # testinfra: unknown transport, or its library missing
+            raise MxspecError(f"host {host.name} ({host.where}): {error}") from None
         self.backend.command_timeout = command_timeout
-        self.testinfra = testinfra.host.Host(self.backend)
+        self.testinfra = CountingHost(self.backend)
         self._checked = False
         self._unreachable: str | None = None
 
@@ -127,13 +145,15 @@ class Connection:
         if not self._checked:
             self._checked = True
             try:
-                result = self.backend.run("true")
+                result = self.testinfra.run("true")
                 if result.rc != 0:
                     self._unreachable = _last_line(result.stderr) or f"exit {result.rc}"
             except CommandTimeout as error:
                 self._unreachable = str(error)
             except RuntimeError as error:  # testinfra's ssh backend: ssh itself failed (rc 255)
                 self._unreachable = _ssh_reason(error)
+            except Exception as error:  # paramiko and other transports raise their own errors
+                self._unreachable = f"{type(error).__name__}: {error}"
         if self._unreachable:
             raise HostUnreachable(f"host {self.name} unreachable: {self._unreachable}")
 
@@ -179,9 +199,8 @@ class ConnectionPool:
         return self.connections[host.name]
 
     def stats(self) -> tuple[int, float]:
-        backends = [c.backend for c in self.connections.values()]
-        return (sum(getattr(b, "commands", 0) for b in backends),
-                sum(getattr(b, "seconds", 0.0) for b in backends))
+        hosts = [c.testinfra for c in self.connections.values()]
+        return sum(h.commands for h in hosts), sum(h.seconds for h in hosts)
 
     def close(self) -> None:
         for connection in self.connections.values():

@@ -161,9 +161,9 @@ def mailhost(request, mx_target) -> MailHost:
         raise MxspecError("this step needs a host; the scenario runs once per estate (@estate)")
     connection = request.config.stash[RUN].pool.get(mx_target.host)
     transcript = request.node.stash.setdefault(TRANSCRIPT, [])
-    connection.backend.transcript = transcript
+    connection.testinfra.transcript = transcript
     yield MailHost(mx_target, connection, transcript)
-    connection.backend.transcript = None
+    connection.testinfra.transcript = None
 
 
 @pytest.fixture

@@ -129,13 +129,13 @@ def _host_files(lab: Lab, host) -> dict[str, tuple[bytes, int]]:
     return files
 
 
-def _stop_host(lab: Lab, name: str, pid: int | None) -> None:
+def _stop_host(lab: Lab, name: str, pid: int | None, requested: bool = False) -> None:
     sock = run_dir(lab) / "control" / f"{name}.sock"
     if sock.exists():  # a control master outliving its container would hang the next ssh
         subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", name],
                        capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
         sock.unlink(missing_ok=True)
-    machines.stop(name, pid)
+    machines.stop(name, pid, requested=requested)
     host = lab.hosts.get(name)
     if host is not None:
         machines.discard(lab, host)
@@ -149,10 +149,13 @@ def down(root: Path, quiet: bool = False) -> None:
     state = read_state(lab)
     if state.get("subnet"):
         lab = load_lab(root, state["subnet"])
-    for name, record in state.get("hosts", {}).items():
-        if not quiet:
-            _log(f"stopping {name}")
-        _stop_host(lab, name, record.get("pid"))
+    records = state.get("hosts", {})
+    if records and not quiet:
+        _log(f"stopping {', '.join(records)}")
+    for name, record in records.items():  # halt all at once, then wait for each
+        machines.request_stop(name, record.get("pid"))
+    for name, record in records.items():
+        _stop_host(lab, name, record.get("pid"), requested=True)
     for host in lab.hosts.values():  # layers of hosts the state file may not know (interrupted up)
         machines.discard(lab, host)
     network.delete_bridge(lab)

@@ -129,11 +129,21 @@ def is_running(pid: int | None, name: str) -> bool:
     return b"systemd-nspawn" in cmdline[0] and f"--machine={name}".encode() in cmdline
 
 
-def stop(name: str, pid: int | None, timeout: float = 30) -> None:
-    """Halt the container cleanly; after the timeout, kill it."""
+def request_stop(name: str, pid: int | None) -> None:
+    """Ask the container to halt (nspawn turns SIGTERM into a clean shutdown of its init)."""
+    if is_running(pid, name):
+        os.kill(pid, signal.SIGTERM)
+
+
+def stop(name: str, pid: int | None, timeout: float = 30, requested: bool = False) -> None:
+    """Halt the container cleanly; after the timeout, kill it.
+
+    A second SIGTERM makes nspawn kill the container at once, so it is sent only once.
+    """
     if not is_running(pid, name):
         return
-    os.kill(pid, signal.SIGTERM)
+    if not requested:
+        request_stop(name, pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_running(pid, name):
