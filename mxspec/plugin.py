@@ -13,13 +13,14 @@ from mxspec import roles, vocabulary
 from mxspec.connection import SPEC, CommandTimeout, ConnectionPool, HostUnreachable
 from mxspec.errors import MxspecError
 from mxspec.inventory import TARGET, Estate, Host, load_estates
-from mxspec.mailhost import MailHost
+from mxspec.mailhost import MailHost, Subject
 from mxspec.selection import Target, targets_for
 from mxspec.values import MissingVariable
 
 RUN = pytest.StashKey["Run"]()
 FAILED_STEP = pytest.StashKey[str]()
 TRANSCRIPT = pytest.StashKey[list]()
+EVIDENCE = pytest.StashKey[list]()
 
 # Exceptions whose message says it all: reported without a traceback.
 PLAIN_FAILURES = (AssertionError, HostUnreachable, CommandTimeout, MxspecError)
@@ -159,16 +160,25 @@ def mailhost(request, mx_target) -> MailHost:
     """The host under test, over the run's one connection to it."""
     if mx_target is None or mx_target.host is None:
         raise MxspecError("this step needs a host; the scenario runs once per estate (@estate)")
-    connection = request.config.stash[RUN].pool.get(mx_target.host)
+    run = request.config.stash[RUN]
+    connection = run.pool.get(mx_target.host)
     transcript = request.node.stash.setdefault(TRANSCRIPT, [])
     connection.testinfra.transcript = transcript
-    yield MailHost(mx_target, connection, transcript)
+    yield MailHost(mx_target, connection, run.pool, run.timeout, request.getfixturevalue("evidence"), transcript)
     connection.testinfra.transcript = None
 
 
 @pytest.fixture
-def estate(mx_target) -> Estate:
-    return mx_target.estate
+def evidence(request) -> list[str]:
+    """Lines the steps saw (SMTP transcripts, DNS answers), attached to the scenario's report."""
+    return request.node.stash.setdefault(EVIDENCE, [])
+
+
+@pytest.fixture
+def estate(request, mx_target, evidence) -> Subject:
+    """The estate as a whole, for scenarios tagged @estate (its `all` variables)."""
+    run = request.config.stash[RUN]
+    return Subject(mx_target, run.pool, run.timeout, evidence)
 
 
 def pytest_bdd_before_scenario(request, feature, scenario):
@@ -189,8 +199,9 @@ def pytest_runtest_makereport(item, call):
     if call.when != "call" or not _is_scenario(item):
         return report
     transcript = item.stash.get(TRANSCRIPT, [])
-    if transcript:
-        text = "\n".join(_format_command(c) for c in transcript)
+    lines = [_format_command(c) for c in transcript] + item.stash.get(EVIDENCE, [])
+    if lines:
+        text = "\n".join(lines)
         report.sections.append(("mxspec evidence", text))
         if report.failed:
             report.user_properties.append(("evidence", text))

@@ -4,6 +4,7 @@ The Jinja-like spelling is the one Ansible users already read. A list variable u
 data-table cell expands to one row per item, so one table serves estates of different sizes.
 """
 
+import itertools
 import re
 
 from mxspec.errors import MxspecError
@@ -38,21 +39,26 @@ def _scalar(value, name: str) -> str:
     return str(value)
 
 
+def expand_cell(text: str, variables: dict, owner: str) -> list:
+    """A cell's values: one per item where a list variable is used, in the cell alone or in text."""
+    for match in REFERENCE.finditer(text):
+        value = lookup(variables, match.group(1), owner)
+        if isinstance(value, list):
+            if text.strip() == match.group(0):
+                return list(value)
+            return [item for v in value
+                    for item in expand_cell(text.replace(match.group(0), str(v), 1), variables, owner)]
+    return [expand(text, variables, owner)]
+
+
 def expand_table(rows: list[list[str]], variables: dict, owner: str) -> list[dict]:
-    """A data table (header row first) as dicts; a cell holding a list makes one row per item."""
+    """A data table (header row first) as dicts; list variables multiply the rows they are used in."""
     if not rows:
         return []
     header, result = [cell.strip() for cell in rows[0]], []
     for row in rows[1:]:
-        cells = [expand(cell, variables, owner) for cell in row]
-        list_cells = [i for i, cell in enumerate(cells) if isinstance(cell, list)]
-        if not list_cells:
-            result.append(dict(zip(header, map(str, cells))))
-            continue
-        for item in cells[list_cells[0]]:
-            expanded = list(cells)
-            expanded[list_cells[0]] = item
-            result.append(dict(zip(header, map(str, expanded))))
+        for combination in itertools.product(*(expand_cell(cell, variables, owner) for cell in row)):
+            result.append(dict(zip(header, map(str, combination))))
     return result
 
 

@@ -1,3 +1,3 @@
 """Step definitions: the phrases features are written in (`mxspec steps` lists them)."""
 
-MODULES = ["steps.common"]
+MODULES = ["steps.common", "steps.smtp", "steps.dns"]

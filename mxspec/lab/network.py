@@ -62,16 +62,16 @@ def check_bridge_traffic() -> None:
 
 
 def create_bridge(lab: Lab) -> None:
-    if bridge_exists(lab.bridge):
-        return
-    check_subnet_free(lab)
+    """Make the bridge (or complete it: `ip addr replace` adds only what is missing)."""
     what = f"creating lab bridge {lab.bridge}"
-    try:
-        run(["ip", "link", "add", lab.bridge, "type", "bridge"], what)
-    except MxspecError as error:
-        raise MxspecError(f"{error}\nthis machine cannot make Linux bridges (kernel without bridge "
-                          "support, or no CAP_NET_ADMIN); the lab needs one") from None
-    run(["ip", "addr", "add", f"{lab.gateway}/{lab.network.prefixlen}", "dev", lab.bridge], what)
+    if not bridge_exists(lab.bridge):
+        try:
+            run(["ip", "link", "add", lab.bridge, "type", "bridge"], what)
+        except MxspecError as error:
+            raise MxspecError(f"{error}\nthis machine cannot make Linux bridges (kernel without bridge "
+                              "support, or no CAP_NET_ADMIN); the lab needs one") from None
+    for address in (lab.gateway, lab.trusted_client):
+        run(["ip", "addr", "replace", f"{address}/{lab.network.prefixlen}", "dev", lab.bridge], what)
     run(["ip", "link", "set", lab.bridge, "up"], what)
 
 

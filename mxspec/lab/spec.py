@@ -54,8 +54,13 @@ class Lab:
 
     @property
     def gateway(self) -> str:
-        """The machine's own address on the lab bridge (where mxspec's probes come from)."""
+        """The machine's own address on the lab bridge: an outside client to the estates."""
         return str(self.network.network_address + 1)
+
+    @property
+    def trusted_client(self) -> str:
+        """A second address of the machine on the bridge, inside the estates' authorised networks."""
+        return str(self.network.network_address + 250)
 
     def role_dir(self, role: str) -> Path:
         return self.root / "roles" / role
@@ -118,6 +123,8 @@ def template_vars(lab: Lab, host: LabHost) -> dict:
         "subnet": str(lab.network),
         "prefixlen": lab.network.prefixlen,
         "gateway": lab.gateway,
+        "outside_client": lab.gateway,
+        "trusted_client": lab.trusted_client,
         "addr": {other.name: other.address for other in lab.hosts.values()},
         "hosts": {other.name: {"address": other.address, "fqdn": f"{other.name}.{domain}",
                                "addresses": [other.address, *other.extra_addresses],

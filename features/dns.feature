@@ -1,0 +1,26 @@
+@estate
+Feature: The estate's domains in DNS
+  Asked once per estate, of the estate's own DNS server: the MX records send mail to the
+  estate's inbound MXs, every MX host is who it says it is, and the domains publish the
+  SPF, DKIM and DMARC records receivers check.
+
+  Scenario: Mail for each local domain goes to the estate's inbound MXs
+    Then every local domain has exactly these MX records:
+      | MX              |
+      | {{ mx_records }} |
+
+  Scenario: Every MX host is who its address says it is
+    Then every MX host's address resolves back to its name
+
+  Scenario: SPF names the estate's outbound MXs and rejects the rest
+    Then every local domain has one SPF record that ends in "-all" or "~all"
+    And every SPF record needs at most 10 DNS lookups
+    And every SPF record allows these addresses to send:
+      | address                 |
+      | {{ outbound_addresses }} |
+
+  Scenario: Receivers can verify the estate's DKIM signatures
+    Then every local domain publishes a DKIM key for selector "{{ dkim_selector }}"
+
+  Scenario: DMARC asks receivers to quarantine or reject forgeries
+    Then every local domain has a DMARC record with policy "quarantine" or "reject"

@@ -1,0 +1,140 @@
+"""SMTP steps: what the host answers a client, what it offers, and what happens to mail sent to it."""
+
+import ssl
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from mxspec import smtpchecks
+from mxspec.phrases import TYPES
+from mxspec.smtpchecks import Client
+
+CLIENTS = {"outside the estate": "outside_client", "on an authorised network": "trusted_client"}
+KINDS = {"a clean message": "clean", "a message with the EICAR test virus attached": "virus",
+         "a message carrying the GTUBE spam test pattern": "spam"}
+
+
+@pytest.fixture
+def smtp_client(mailhost) -> Client:
+    """Unless a scenario says otherwise, mxspec speaks SMTP as a client outside the estate."""
+    return Client("a client outside the estate", mailhost.vars.get("outside_client"))
+
+
+@given(parsers.parse("an SMTP client {where}"), target_fixture="smtp_client")
+def an_smtp_client(mailhost, where):
+    """Where the SMTP client connects from: "outside the estate" or "on an authorised network"."""
+    if where not in CLIENTS:
+        raise AssertionError(f'unknown client "{where}"; say one of: {", ".join(CLIENTS)}')
+    return Client(f"a client {where}", mailhost.vars.get(CLIENTS[where]))
+
+
+@then("each recipient gets the expected reply:")
+def recipients_replies(mailhost, smtp_client, datatable):
+    """Columns sender, recipient, reply ("250", "550 5.1.1"): MAIL and RCPT only, then RSET; nothing is sent."""
+    smtpchecks.rcpt_replies(mailhost, smtp_client, mailhost.table(datatable))
+
+
+@then(parsers.parse("a message announced as {size:Count} bytes is refused with {reply:Quoted}", extra_types=TYPES))
+def announced_size_refused(mailhost, smtp_client, size, reply):
+    """MAIL FROM with SIZE=size gets the reply (e.g. "552 5.3.4"); nothing is sent."""
+    got = smtpchecks.announced_size_reply(mailhost, smtp_client, int(mailhost.value(size)),
+                                          mailhost.value("{{ test_sender }}"))
+    if not got.matches(mailhost.value(reply)):
+        raise AssertionError(f"host {mailhost.name}: MAIL FROM with SIZE={mailhost.value(size)}: "
+                             f"expected {mailhost.value(reply)}, got {got}")
+
+
+@then(parsers.parse("EHLO offers {extensions:QuotedList}", extra_types=TYPES))
+def ehlo_offers(mailhost, smtp_client, extensions):
+    """The EHLO reply on port 25 lists each of these extensions."""
+    offered = smtpchecks.ehlo_extensions(mailhost, smtp_client)
+    missing = [e for e in extensions if e.upper() not in offered]
+    if missing:
+        raise AssertionError(f"host {mailhost.name}: EHLO does not offer {', '.join(missing)}; "
+                             f"it offers {', '.join(sorted(offered))}")
+
+
+@then("STARTTLS gives a certificate for the host's name, signed by the estate's CA")
+def starttls_certificate(mailhost):
+    """The certificate verifies against `tls_ca` and names `smtp_name`."""
+    context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
+    try:
+        smtpchecks.starttls(mailhost, context, mailhost.value("{{ smtp_name }}"))
+    except ssl.SSLError as error:
+        raise AssertionError(f"host {mailhost.name}: certificate not valid for "
+                             f"{mailhost.value('{{ smtp_name }}')}: {error.reason or error}") from None
+
+
+@then("a client limited to TLS 1.1 cannot start TLS")
+def old_tls_refused(mailhost):
+    """STARTTLS fails for a client that offers TLS 1.1 at most."""
+    why = smtpchecks.tls_refused_for(mailhost, ssl.TLSVersion.TLSv1_1, mailhost.value("{{ smtp_name }}"))
+    mailhost.evidence.append(f"-- TLS 1.1 client refused: {why}")
+
+
+@given("the estate requires TLS 1.2 or newer")
+def estate_requires_tls12(mailhost):
+    """Skips the scenario unless the inventory's `tls_minimum` is TLSv1.2 or TLSv1.3."""
+    if str(mailhost.vars.get("tls_minimum", "")) not in ("TLSv1.2", "TLSv1.3"):
+        pytest.skip(f"estate {mailhost.target.estate.name} does not require TLS 1.2 (tls_minimum not set)")
+
+
+@when(parsers.parse("{kind} is sent to {recipient:Quoted}", extra_types=TYPES), target_fixture="sent")
+def message_sent(mailhost, smtp_client, kind, recipient):
+    """Sends one message of that kind ("a clean message", "... EICAR ...", "... GTUBE ...") to a test recipient."""
+    if kind not in KINDS:
+        raise AssertionError(f'unknown message "{kind}"; say one of: {", ".join(KINDS)}')
+    return smtpchecks.send(mailhost, smtp_client, KINDS[kind], mailhost.value("{{ test_sender }}"),
+                           mailhost.value(recipient))
+
+
+@then(parsers.parse("the message is refused with {reply:Quoted}", extra_types=TYPES))
+def message_refused(mailhost, sent, reply):
+    """The message was refused (at RCPT or after DATA) with this reply, e.g. "5" or "550 5.7.1"."""
+    if not sent.reply.matches(reply):
+        raise AssertionError(f"host {mailhost.name}: expected the message to be refused with {reply}, "
+                             f"got {sent.reply}")
+
+
+@then("the message is accepted")
+def message_accepted(mailhost, sent):
+    """The reply after DATA is 250."""
+    if sent.reply.code != 250:
+        raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
+
+
+@then(parsers.parse("it arrives in the mailstore within {seconds:Count} seconds with these headers:",
+                    extra_types=TYPES))
+def arrives_with_headers(mailhost, sent, seconds, datatable):
+    """The copy in the mailstore (`mailstore`) has each header (column `header`: a name, or "Name: value")."""
+    text = _delivered(mailhost, sent, seconds)
+    missing = [row["header"] for row in mailhost.table(datatable)
+               if not any(line.lower().startswith(row["header"].lower()) for line in smtpchecks.headers_of(text))]
+    if missing:
+        raise AssertionError(f"message {sent.id} arrived without: {', '.join(missing)}\nits headers:\n"
+                             + "\n".join(smtpchecks.headers_of(text)))
+
+
+@then(parsers.parse("it is refused, or arrives in the mailstore within {seconds:Count} seconds marked as spam",
+                    extra_types=TYPES))
+def refused_or_marked_spam(mailhost, sent, seconds):
+    """Spam never arrives unmarked: refused with 5xx, or delivered with a `spam_mark` header."""
+    if sent.reply.code >= 500:
+        return
+    if sent.reply.code != 250:
+        raise AssertionError(f"host {mailhost.name}: neither refused nor accepted: {sent.reply}")
+    text = _delivered(mailhost, sent, seconds)
+    mark = mailhost.value("{{ spam_mark }}")
+    if not any(line.lower().startswith(mark.lower()) for line in smtpchecks.headers_of(text)):
+        raise AssertionError(f"message {sent.id} was delivered without '{mark}'")
+
+
+def _delivered(mailhost, sent, seconds) -> str:
+    if sent.reply.code != 250:
+        raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
+    store = mailhost.other_host("mailstore")
+    text = smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, float(mailhost.value(seconds)))
+    if text is None:
+        raise AssertionError(f"message {sent.id} to {sent.recipient} did not arrive in the mailstore "
+                             f"({store.name}) within {mailhost.value(seconds)} s")
+    return text
