@@ -82,3 +82,48 @@ def queue_at_most(mailhost: MailHost, limit: int) -> None:
     size = queue_size(mailhost)
     if size > limit:
         raise AssertionError(f"host {mailhost.name}: {size} messages in the mail queue, more than {limit}")
+
+
+def postfix_settings(mailhost: MailHost, rows: list[dict], mode: str) -> None:
+    """mode `is`: the value equals; `includes`: the value is one of the setting's list items."""
+    names = sorted({row["setting"] for row in rows})
+    result = mailhost.run("postconf " + " ".join(shlex.quote(n) for n in names))
+    if result.rc != 0:
+        raise AssertionError(f"host {mailhost.name}: postconf failed: {result.stderr.strip()}")
+    actual = {}
+    for line in result.stdout.splitlines():
+        name, _, value = line.partition(" = ")
+        actual[name.strip()] = " ".join(value.split())
+    problems = []
+    for row in rows:
+        value, wanted = actual.get(row["setting"], ""), " ".join(row[mode].split())
+        items = [item.strip() for item in value.replace(",", " ").split()]
+        ok = value == wanted if mode == "is" else wanted in items
+        if not ok:
+            problems.append(f"{row['setting']} = {value or '(empty)'}; expected it to {mode.rstrip('s')} {wanted}")
+    _fail_if(problems, f"host {mailhost.name}: Postfix settings")
+
+
+def starts_before(mailhost: MailHost, service: str, other: str) -> None:
+    """systemd: `service` is ordered Before= `other`; SysV: its rc2.d start number is lower."""
+    if mailhost.testinfra.service(service).__class__.__name__.startswith("Systemd"):
+        before = mailhost.run(f"systemctl show -p Before --value {shlex.quote(service)}").stdout.split()
+        if not any(unit.split(".")[0].split("@")[0] == other for unit in before):
+            raise AssertionError(f"host {mailhost.name}: {service} is not ordered before {other} "
+                                 f"(Before={' '.join(before) or 'nothing'})")
+        return
+    links = mailhost.run("ls /etc/rc2.d").stdout.split()
+    order = {link[3:]: int(link[1:3]) for link in links if link.startswith("S") and link[1:3].isdigit()}
+    if service not in order or other not in order or order[service] >= order[other]:
+        raise AssertionError(f"host {mailhost.name}: {service} does not start before {other} at boot "
+                             f"(rc2.d: {service}={order.get(service, 'absent')}, {other}={order.get(other, 'absent')})")
+
+
+def map_lookups(mailhost: MailHost, table: str, rows: list[dict]) -> None:
+    problems = []
+    for row in rows:
+        result = mailhost.run(f"postmap -q {shlex.quote(row['domain'])} {shlex.quote(table)}")
+        got = result.stdout.strip()
+        if got != row["next hop"]:
+            problems.append(f"{row['domain']}: {got or 'no entry'}, expected {row['next hop']}")
+    _fail_if(problems, f"host {mailhost.name}: routes in {table}")

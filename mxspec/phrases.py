@@ -24,4 +24,14 @@ def count(text: str) -> str:
     return text
 
 
-TYPES = {"Quoted": quoted, "QuotedList": quoted_list, "Count": count}
+# What mxspec can send, in the words features use (see mxspec.smtpchecks.build_message).
+MESSAGE_KINDS = {"a clean message": "clean", "a message with the EICAR test virus attached": "virus",
+                 "a message carrying the GTUBE spam test pattern": "spam"}
+
+
+@parse.with_pattern("|".join(re.escape(kind) for kind in MESSAGE_KINDS))
+def message_kind(text: str) -> str:
+    return MESSAGE_KINDS[text]
+
+
+TYPES = {"Quoted": quoted, "QuotedList": quoted_list, "Count": count, "MessageKind": message_kind}

@@ -6,6 +6,7 @@ exchange is recorded as `C:`/`S:` lines; AUTH arguments are never written down.
 
 import asyncio
 import ssl
+import warnings
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -132,8 +133,10 @@ def client_context(ca_file: str | None, maximum: ssl.TLSVersion | None = None) -
     """A TLS client context trusting the estate's CA; `maximum` caps the version (to probe refusals)."""
     context = ssl.create_default_context(cafile=ca_file)
     if maximum is not None:
-        context.maximum_version = maximum
-        context.minimum_version = ssl.TLSVersion.TLSv1
+        with warnings.catch_warnings():  # old versions are deprecated: offering them is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.maximum_version = maximum
+            context.minimum_version = ssl.TLSVersion.TLSv1
         context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let an old protocol be offered at all
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -10,8 +10,6 @@ from mxspec.phrases import TYPES
 from mxspec.smtpchecks import Client
 
 CLIENTS = {"outside the estate": "outside_client", "on an authorised network": "trusted_client"}
-KINDS = {"a clean message": "clean", "a message with the EICAR test virus attached": "virus",
-         "a message carrying the GTUBE spam test pattern": "spam"}
 
 
 @pytest.fixture
@@ -79,13 +77,18 @@ def estate_requires_tls12(mailhost):
         pytest.skip(f"estate {mailhost.target.estate.name} does not require TLS 1.2 (tls_minimum not set)")
 
 
-@when(parsers.parse("{kind} is sent to {recipient:Quoted}", extra_types=TYPES), target_fixture="sent")
+@when(parsers.parse("{kind:MessageKind} is sent to {recipient:Quoted}", extra_types=TYPES),
+      target_fixture="sent")
 def message_sent(mailhost, smtp_client, kind, recipient):
-    """Sends one message of that kind ("a clean message", "... EICAR ...", "... GTUBE ...") to a test recipient."""
-    if kind not in KINDS:
-        raise AssertionError(f'unknown message "{kind}"; say one of: {", ".join(KINDS)}')
-    return smtpchecks.send(mailhost, smtp_client, KINDS[kind], mailhost.value("{{ test_sender }}"),
-                           mailhost.value(recipient))
+    """Sends one message ("a clean message", "... EICAR test virus ...", "... GTUBE ...") from `test_sender`."""
+    return smtpchecks.send(mailhost, smtp_client, kind, mailhost.value("{{ test_sender }}"), mailhost.value(recipient))
+
+
+@when(parsers.parse("{kind:MessageKind} from {sender:Quoted} is sent to {recipient:Quoted}", extra_types=TYPES),
+      target_fixture="sent")
+def message_sent_from(mailhost, smtp_client, kind, sender, recipient):
+    """Sends one message of that kind from the given sender to a test recipient."""
+    return smtpchecks.send(mailhost, smtp_client, kind, mailhost.value(sender), mailhost.value(recipient))
 
 
 @then(parsers.parse("the message is refused with {reply:Quoted}", extra_types=TYPES))
