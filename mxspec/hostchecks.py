@@ -55,9 +55,11 @@ def no_log_lines_since_start(mailhost: MailHost, patterns: list[str]) -> None:
     log = mailhost.value("{{ mail_log }}")
     grep = " ".join(f"-e {shlex.quote(p)}" for p in patterns)
     if log == JOURNAL:
-        since = f"$(systemctl show -p ExecMainStartTimestamp --value {POSTFIX_UNIT})"
-        command = (f'journalctl --no-pager -o short-iso --since "{since}" '
-                   f"| grep -F {grep} | head -n 50")
+        command = (f"since=$(systemctl show -p ActiveEnterTimestamp --value {POSTFIX_UNIT}); "
+                   f"[ -n \"$since\" ] || {{ echo '{POSTFIX_UNIT} has not started' >&2; exit 3; }}; "
+                   'log=$(journalctl --no-pager -o short-iso --since "$since") || '
+                   "{ echo 'journalctl failed' >&2; exit 3; }; "
+                   f'printf "%s\\n" "$log" | grep -F {grep} | head -n 50')
     else:
         log_q = shlex.quote(log)
         command = (f"test -r {log_q} || {{ echo 'no readable mail log {log}' >&2; exit 3; }}; "
@@ -100,7 +102,8 @@ def postfix_settings(mailhost: MailHost, rows: list[dict], mode: str) -> None:
         items = [item.strip() for item in value.replace(",", " ").split()]
         ok = value == wanted if mode == "is" else wanted in items
         if not ok:
-            problems.append(f"{row['setting']} = {value or '(empty)'}; expected it to {mode.rstrip('s')} {wanted}")
+            verb = "be" if mode == "is" else "include"
+            problems.append(f"{row['setting']} = {value or '(empty)'}; expected it to {verb} {wanted}")
     _fail_if(problems, f"host {mailhost.name}: Postfix settings")
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import output, run_mxspec_pytest
-from faults import postfix_not_enabled_at_boot
+from faults import injected, postfix_not_enabled_at_boot
 
 OLD_HOSTS = ["old-mx-1"]
 NEW_HOSTS = ["new-mx-in-1", "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"]
@@ -37,7 +37,7 @@ def test_both_estates_pass_the_common_behaviours(lab, estate, hosts):
 @pytest.mark.parametrize("host, estate, init", [("old-mx-1", "old-mx", "sysv"), ("new-router-2", "new-mx", "systemd")])
 def test_postfix_not_enabled_at_boot_fails_the_scenario_that_says_so(lab, host, estate, init):
     args = (f"--hosts={estate}", "-k", f"start_again and {host}")
-    with postfix_not_enabled_at_boot(host, init):
+    with injected(postfix_not_enabled_at_boot(host, init)):
         broken = run_mxspec_pytest(*args)
     text = output(broken)
     assert broken.returncode == 1, text

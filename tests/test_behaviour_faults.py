@@ -1,0 +1,170 @@
+"""Every scenario is shown to fail on a host that lacks its behaviour, and to pass once restored.
+
+Each case injects a fault into a real lab host, runs the scenario against it as an operator
+would, checks it fails for the right reason, restores the host, and checks it passes again.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+
+from conftest import lab_ssh, output, run_mxspec_pytest
+from faults import Fault, edit, injected, postconf, service_stopped
+
+DNS_CONF = "/etc/unbound/unbound.conf.d/lab.conf"
+RESTART_DNS = "systemctl restart unbound"
+AFTER_VIEW = "/after-cutover/,$"  # sed address: the new estate's view of the lab DNS
+# The classic open relay: every network counted as the estate's own.
+OPEN_RELAY = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: str  # the scenario's test name (without test_)
+    estate: str
+    target: str  # host (or estate) the scenario runs on
+    fault: Fault
+    expected: str  # what the failure must say
+
+    @property
+    def id(self):
+        return f"{self.scenario}[{self.target}]"
+
+
+CASES = [
+    # Every mail host
+    Case("the_mail_software_is_installed", "new-mx", "new-router-1",
+         Fault("new-router-1", "mv /var/lib/dpkg/info/python3-milter.list /root/ && "
+               "sed -i '/^Package: python3-milter$/,/^$/s/^Status: .*/Status: deinstall ok config-files/' /var/lib/dpkg/status",
+               "mv /root/python3-milter.list /var/lib/dpkg/info/ && "
+               "sed -i '/^Package: python3-milter$/,/^$/s/^Status: .*/Status: install ok installed/' /var/lib/dpkg/status",
+               "python3-milter marked removed"),
+         "python3-milter: not installed"),
+    Case("the_postfix_configuration_is_valid", "old-mx", "old-mx-1",
+         # The check's own fatal message lands in the mail log: restarting Postfix starts a clean slate.
+         Fault("old-mx-1", "chown root /var/spool/postfix/active",
+               "chown postfix /var/spool/postfix/active && postfix stop && postfix start", "active queue owned by root"),
+         "open directory active: Permission denied"),
+    Case("postfix_listens_where_the_estate_expects", "new-mx", "new-mx-in-1",
+         service_stopped("new-mx-in-1", "rspamd"), "not listening on tcp://127.0.0.1:11332"),
+    Case("postfix_has_logged_no_fatal_error_since_it_last_started", "old-mx", "old-mx-1",
+         Fault("old-mx-1", "logger -p mail.crit -t postfix/smtpd 'fatal: injected by the mxspec fault test'",
+               "postfix stop && postfix start", "fatal line in the mail log"),
+         "fatal: injected by the mxspec fault test"),
+    Case("postfix_has_logged_no_fatal_error_since_it_last_started", "new-mx", "new-router-2",
+         Fault("new-router-2", "logger -p mail.crit -t postfix/smtpd 'panic: injected by the mxspec fault test'",
+               "systemctl restart postfix@-", "panic line in the journal"),
+         "panic: injected by the mxspec fault test"),
+    Case("the_mail_queue_is_short", "new-mx", "new-router-2",
+         Fault("new-router-2", "postconf -e defer_transports=smtp && postfix reload && "
+               "for i in $(seq 25); do echo probe | sendmail someone@elsewhere.example; done && sleep 2",
+               "postsuper -d ALL >/dev/null 2>&1; postconf -X defer_transports && postfix reload",
+               "25 messages held"),
+         "more than 20"),
+    # Inbound MX
+    Case("mail_for_the_local_domains_users_and_postmaster_is_accepted", "new-mx", "new-mx-in-2",
+         edit("new-mx-in-2", "/etc/postfix/relay_recipients", "/^alice@alpha.test/d",
+              "postmap /etc/postfix/relay_recipients"),
+         "alice@alpha.test: expected 250, got 550 5.1.1"),
+    Case("mail_for_an_unknown_user_is_refused_as_such", "old-mx", "old-mx-1",
+         postconf("old-mx-1", "relay_recipient_maps", ""), "expected 550 5.1.1, got 250"),
+    Case("the_mx_is_not_an_open_relay", "new-mx", "new-mx-in-1",
+         postconf("new-mx-in-1", "mynetworks", OPEN_RELAY),
+         "someone@elsewhere.example: expected 554 5.7.1, got 250"),
+    Case("a_message_over_the_size_limit_is_refused_before_it_is_sent", "old-mx", "old-mx-1",
+         postconf("old-mx-1", "message_size_limit", "0"), "expected 552, got 250"),
+    Case("starttls_is_offered_with_a_certificate_clients_can_verify", "new-mx", "new-mx-in-1",
+         Fault("new-mx-in-1", "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=somebody-else "
+               "-keyout /root/other.key -out /root/other.crt 2>/dev/null && postconf -e "
+               "smtpd_tls_cert_file=/root/other.crt smtpd_tls_key_file=/root/other.key && postfix reload",
+               "postconf -e smtpd_tls_cert_file=/etc/ssl/lab/host.crt smtpd_tls_key_file=/etc/ssl/lab/host.key && "
+               "rm -f /root/other.* && postfix reload", "a self-signed certificate for another name"),
+         "certificate verify failed: self-signed certificate"),
+    Case("a_virus_is_refused_at_the_door", "new-mx", "new-mx-in-2",
+         postconf("new-mx-in-2", "smtpd_milters", "inet:127.0.0.1:11332"),
+         'expected the message to be refused with 5, got 250'),
+    Case("spam_is_never_delivered_unmarked", "old-mx", "old-mx-1",
+         postconf("old-mx-1", "smtpd_milters", "inet:127.0.0.1:9900, inet:127.0.0.1:7357, inet:127.0.0.1:8891"),
+         "was delivered without 'X-Spam-Flag: YES'"),
+    Case("a_clean_message_reaches_the_mailstore_scanned_and_stamped_by_the_router", "new-mx", "new-mx-in-1",
+         postconf("new-mx-in-1", "smtpd_milters", "inet:127.0.0.1:11332"),
+         "arrived without: X-Virus-Status: Clean"),
+    # SMTP router
+    Case("the_inhouse_milter_runs_starts_at_boot_and_starts_before_postfix", "old-mx", "old-mx-1",
+         Fault("old-mx-1", "mv /etc/rc2.d/S01lab-milter /etc/rc2.d/S09lab-milter",
+               "mv /etc/rc2.d/S09lab-milter /etc/rc2.d/S01lab-milter", "milter ordered after postfix"),
+         "lab-milter does not start before postfix at boot"),
+    Case("the_inhouse_milter_runs_starts_at_boot_and_starts_before_postfix", "new-mx", "new-router-1",
+         edit("new-router-1", "/etc/systemd/system/lab-milter.service", "/^Before=/d", "systemctl daemon-reload"),
+         "lab-milter is not ordered before postfix"),
+    Case("postfix_hands_every_message_to_the_milter_and_holds_mail_when_it_fails", "new-mx", "new-router-2",
+         postconf("new-router-2", "milter_default_action", "accept"),
+         "milter_default_action = accept; expected it to be tempfail"),
+    Case("each_local_domain_is_routed_to_its_next_hop", "new-mx", "new-router-1",
+         edit("new-router-1", "/etc/postfix/transport", "s/^beta.test.*/beta.test\\tsmtp:[lab-remote.lab.test]/",
+              "postmap /etc/postfix/transport"),
+         "beta.test: smtp:[lab-remote.lab.test], expected smtp:[lab-store.lab.test]"),
+    Case("clients_outside_the_estate_cannot_relay_through_the_router", "new-mx", "new-router-2",
+         postconf("new-router-2", "mynetworks", OPEN_RELAY), "expected 554 5.7.1, got 250"),
+    Case("authorised_networks_can_relay_through_the_router", "new-mx", "new-router-1",
+         postconf("new-router-1", "mynetworks", "127.0.0.0/8"), "expected 250, got 554 5.7.1"),
+    Case("routed_mail_carries_the_milters_stamp", "old-mx", "old-mx-1",
+         postconf("old-mx-1", "smtpd_milters", "inet:127.0.0.1:7357, unix:/spamass/spamass.sock, inet:127.0.0.1:8891"),
+         "arrived without: X-Lab-Routed-By: old-mx-1.lab.test"),
+    # Outbound MX
+    Case("clients_outside_the_estate_cannot_relay", "new-mx", "new-out-1",
+         postconf("new-out-1", "mynetworks", OPEN_RELAY), "expected 554 5.7.1, got 250"),
+    Case("authorised_networks_can_relay", "old-mx", "old-mx-1",
+         postconf("old-mx-1", "mynetworks", "127.0.0.0/8"), "expected 250, got 554 5.7.1"),
+    Case("passwords_are_asked_for_only_over_tls_and_a_wrong_one_is_refused", "new-mx", "new-out-1",
+         Fault("new-out-1", "postconf -P submission/inet/smtpd_tls_security_level=may "
+               "submission/inet/smtpd_tls_auth_only=no && postfix reload",
+               "postconf -P submission/inet/smtpd_tls_security_level=encrypt "
+               "submission/inet/smtpd_tls_auth_only=yes && postfix reload", "AUTH offered in clear"),
+         "port 587 offers AUTH before STARTTLS"),
+    Case("mail_leaving_the_estate_is_signed_with_dkim", "new-mx", "new-out-1",
+         service_stopped("new-out-1", "opendkim"), "the message arrived without a DKIM-Signature header"),
+    # DNS, once per estate
+    Case("mail_for_each_local_domain_goes_to_the_estates_inbound_mxs", "new-mx", "new-mx",
+         edit("lab-dns", DNS_CONF, f"{AFTER_VIEW}{{/MX 20 new-mx-in-2/d}}", RESTART_DNS),
+         "alpha.test: MX ['10 new-mx-in-1.lab.test'], expected"),
+    Case("every_mx_host_is_who_its_address_says_it_is", "old-mx", "old-mx",
+         edit("lab-dns", DNS_CONF, "/local-data-ptr: \"10.213.0.10 /d", RESTART_DNS),
+         "old-mx-1.lab.test -> 10.213.0.10 -> no PTR"),
+    Case("spf_names_the_estates_outbound_mxs_and_rejects_the_rest", "new-mx", "new-mx",
+         edit("lab-dns", DNS_CONF, f"{AFTER_VIEW}{{s/ip4:10.213.0.41 -all/ip4:10.213.0.40 ~all/}}", RESTART_DNS),
+         "does not cover 10.213.0.41"),
+    Case("receivers_can_verify_the_estates_dkim_signatures", "old-mx", "old-mx",
+         edit("lab-dns", DNS_CONF, "s/k=rsa; p=\" /k=rsa; \" /", RESTART_DNS),
+         "no valid DKIM key for selector old2019"),
+    Case("dmarc_asks_receivers_to_quarantine_or_reject_forgeries", "new-mx", "new-mx",
+         edit("lab-dns", DNS_CONF, f"{AFTER_VIEW}{{s/p=quarantine/p=none/}}", RESTART_DNS),
+         "DMARC policy p=none, not quarantine or reject"),
+]
+
+
+def run_scenario(case: Case):
+    return run_mxspec_pytest(f"--hosts={case.estate}", f"features/test_features.py::test_{case.scenario}[{case.target}]",
+                             "-p", "no:cacheprovider")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_scenario_fails_without_its_behaviour_and_passes_once_restored(lab, case):
+    with injected(case.fault):
+        broken = run_scenario(case)
+    text = output(broken)
+    assert broken.returncode == 1 and "1 failed" in text, text
+    assert case.expected in text, text
+    assert "Traceback" not in text
+    restored = run_scenario(case)
+    assert restored.returncode == 0 and "1 passed" in restored.stdout, output(restored)
+
+
+def test_every_scenario_has_a_fault():
+    """A new scenario needs a fault here that shows it can fail."""
+    result = run_mxspec_pytest("--hosts=old-mx,new-mx", "--collect-only", "-q")
+    names = {line.split("::")[1].split("[")[0][len("test_"):] for line in result.stdout.splitlines() if "::" in line}
+    covered = {case.scenario for case in CASES}
+    uncovered = sorted(names - covered - {"outdated_tls_versions_are_refused_where_the_estate_requires_tls_12",
+                                          "the_mail_services_run_now_and_start_again_at_boot"})
+    assert not uncovered, f"scenarios without a fault case: {uncovered}"
