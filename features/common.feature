@@ -16,6 +16,9 @@ Feature: Every mail host
       | postfix        |
       | {{ services }} |
 
+  Scenario: Postfix greets a client at once, in its own name
+    Then the SMTP greeting arrives within {{ greeting_seconds }} seconds and names the host
+
   Scenario: The Postfix configuration is valid
     Then "postfix check" reports no problems
 

@@ -53,3 +53,11 @@ Feature: Inbound MX
       And it arrives in the mailstore within {{ delivery_seconds }} seconds with these headers:
         | header                  |
         | {{ delivery_headers }}  |
+
+  @disruptive
+  Rule: Disruptive: runs only with --mx-disruptive; what it stops is started again afterwards
+
+    Scenario: With the virus scanner down, senders are told to try again later
+      When the service "{{ virus_scanner_service }}" is stopped
+      And a clean message is sent to "{{ test_recipient }}"
+      Then the message is refused with "4"

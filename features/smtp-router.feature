@@ -43,3 +43,10 @@ Feature: SMTP router
     And it arrives in the mailstore within {{ delivery_seconds }} seconds with these headers:
       | header                                |
       | {{ milter_header }}: {{ smtp_name }}  |
+
+  @disruptive
+  Scenario: With the milter down, mail is held back with a temporary failure
+    Given an SMTP client on an authorised network
+    When the service "{{ milter_service }}" is stopped
+    And a clean message is sent to "{{ test_recipient }}"
+    Then the message is refused with "451 4.7.1"

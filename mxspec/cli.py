@@ -25,6 +25,13 @@ def _parser() -> argparse.ArgumentParser:
     ssh.add_argument("host")
     ssh.add_argument("remote_command", nargs=argparse.REMAINDER)
 
+    report = sub.add_parser("report", help="combine results files (--mx-results) into the readiness report")
+    report.add_argument("results", nargs="+", help="results files written by pytest --mx-results")
+    report.add_argument("--old", required=True, help="the estate that defines correct")
+    report.add_argument("--new", required=True, help="the estate that must reproduce it")
+    report.add_argument("--waivers", help="accepted differences (YAML)")
+    report.add_argument("--out", default="reports", help="folder for readiness.html/.md/.json (default: reports)")
+
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default="steps", help="package of step modules (default: steps)")
     return parser
@@ -35,6 +42,10 @@ def main(argv=None) -> int:
     try:
         if args.command == "steps":
             return _print_steps(args.modules)
+        if args.command == "report":
+            from mxspec.report.command import combine
+
+            return combine(args.results, args.old, args.new, args.waivers, args.out)
         from mxspec.lab import commands
 
         root = Path(args.lab)

@@ -5,6 +5,7 @@ All items of a table are checked before failing, so one run shows every gap, not
 
 import json
 import shlex
+import time
 
 from mxspec.mailhost import MailHost
 
@@ -130,3 +131,13 @@ def map_lookups(mailhost: MailHost, table: str, rows: list[dict]) -> None:
         if got != row["next hop"]:
             problems.append(f"{row['domain']}: {got or 'no entry'}, expected {row['next hop']}")
     _fail_if(problems, f"host {mailhost.name}: routes in {table}")
+
+
+def start_and_wait(mailhost: MailHost, service: str, seconds: float = 60) -> None:
+    """Start a service again and wait until its init system reports it running."""
+    mailhost.run(f"service {shlex.quote(service)} start")
+    deadline = time.monotonic() + seconds
+    while not mailhost.testinfra.service(service).is_running:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"host {mailhost.name}: {service} did not start again within {seconds:g} s")
+        time.sleep(0.5)

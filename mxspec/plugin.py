@@ -14,6 +14,7 @@ from mxspec.connection import SPEC, CommandTimeout, ConnectionPool, HostUnreacha
 from mxspec.errors import MxspecError
 from mxspec.inventory import TARGET, Estate, Host, load_estates
 from mxspec.mailhost import MailHost, Subject
+from mxspec.report.collector import ResultsCollector, result_properties
 from mxspec.selection import Target, targets_for
 from mxspec.values import MissingVariable
 
@@ -54,6 +55,13 @@ def pytest_addoption(parser):
                     help="also run scenarios tagged @disruptive (they stop services for a moment)")
     group.addoption("--mx-change", action="store_true",
                     help="also run scenarios tagged @changes_host (they change and restore hosts)")
+    group.addoption("--mx-results", metavar="FILE", default=None,
+                    help="write every scenario's result to FILE (JSON), for `mxspec report`")
+    group.addoption("--mx-report", metavar="DIR", default=None,
+                    help="compare the first estate of --hosts (old) with the second (new): write the readiness "
+                         "report (HTML, Markdown, JSON) to DIR; the exit code is 0 for GO, 1 for NO-GO")
+    group.addoption("--mx-waivers", metavar="FILE", default=None,
+                    help="accepted differences (scenario, host, reason, owner, expires) for the readiness report")
 
 
 def pytest_configure(config):
@@ -63,6 +71,14 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{tag}: {description}")
     try:
         config.stash[RUN] = _make_run(config)
+        option = config.option
+        if (option.mx_results or option.mx_report) and not hasattr(config, "workerinput"):
+            # Only the controller writes results: xdist workers hand theirs back in their reports.
+            config.pluginmanager.register(ResultsCollector(
+                config, config.stash[RUN].estates, Path(option.mx_results) if option.mx_results else None,
+                Path(option.mx_report) if option.mx_report else None, option.mx_waivers), "mxspec-results")
+        elif option.mx_waivers:
+            raise MxspecError("--mx-waivers goes with --mx-report")
     except MxspecError as error:
         raise pytest.UsageError(str(error)) from None
 
@@ -139,8 +155,11 @@ def pytest_collection_modifyitems(session, config, items):
         target = _target(item)
         if target is None:
             continue
-        item.user_properties += [("estate", target.estate.name), ("target", target.name),
-                                 ("roles", ",".join(target.host.roles) if target.host else "estate")]
+        template = scenario_wrapper_template_registry[item.obj]
+        example = item.callspec.params.get("_pytest_bdd_example") or {}
+        tags = {mark.name for mark in item.iter_markers()}
+        item.user_properties += result_properties(target, tags, template.feature.name, template.name,
+                                                  ", ".join(f"{k}={v}" for k, v in example.items()))
         for tag, (option, reason) in OPT_IN.items():
             if item.get_closest_marker(tag) and not getattr(config.option, option):
                 item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))

@@ -62,6 +62,23 @@ def rcpt_replies(host: MailHost, client: Client, rows: list[dict]) -> None:
         raise AssertionError(f"host {host.name} answered {client.description} differently:\n  " + "\n  ".join(wrong))
 
 
+def greeting(host: MailHost, client: Client, bound: float) -> tuple[Reply, float]:
+    """The server's 220 greeting and how long it took, within `bound` seconds."""
+    smtp = Session(host.address, 25, bound, client.source)
+    started = time.monotonic()
+
+    async def conversation(s: Session):
+        return None
+
+    try:
+        converse(smtp, conversation, f"host {host.name}: SMTP greeting")
+    finally:
+        _keep(host, smtp)
+    banner = next((line for line in smtp.transcript if line.startswith("S: ")), "S: 000 (none)")
+    code, _, text = banner[3:].partition(" ")
+    return Reply(int(code), text), time.monotonic() - started
+
+
 def announced_size_reply(host: MailHost, client: Client, size: int, sender: str) -> Reply:
     async def conversation(s: Session):
         extensions = await s.ehlo()

@@ -5,7 +5,7 @@ import ssl
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from mxspec import smtpchecks
+from mxspec import hostchecks, smtpchecks
 from mxspec.phrases import TYPES
 from mxspec.smtpchecks import Client
 
@@ -95,8 +95,14 @@ def message_sent_from(mailhost, smtp_client, kind, sender, recipient):
 def message_refused(mailhost, sent, reply):
     """The message was refused (at RCPT or after DATA) with this reply, e.g. "5" or "550 5.7.1"."""
     if not sent.reply.matches(reply):
+        cleanup = ""
+        if sent.reply.code == 250 and "mailstore" in mailhost.vars:
+            # Accepted after all: find the copy and remove it, so the mailbox keeps no probe.
+            store = mailhost.other_host("mailstore")
+            found = smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, 30)
+            cleanup = " (the delivered copy was removed)" if found else " (no copy found in the mailstore)"
         raise AssertionError(f"host {mailhost.name}: expected the message to be refused with {reply}, "
-                             f"got {sent.reply}")
+                             f"got {sent.reply}{cleanup}")
 
 
 @then("the message is accepted")
@@ -141,3 +147,26 @@ def _delivered(mailhost, sent, seconds) -> str:
         raise AssertionError(f"message {sent.id} to {sent.recipient} did not arrive in the mailstore "
                              f"({store.name}) within {mailhost.value(seconds)} s")
     return text
+
+
+@then(parsers.parse("the SMTP greeting arrives within {seconds:Count} seconds and names the host", extra_types=TYPES))
+def greeting_in_time(mailhost, smtp_client, seconds):
+    """A simple query answered: the 220 banner comes within the bound and carries `smtp_name`."""
+    bound, name = float(mailhost.value(seconds)), mailhost.value("{{ smtp_name }}")
+    banner, elapsed = smtpchecks.greeting(mailhost, smtp_client, bound)
+    if banner.code != 220 or name not in banner.message:
+        raise AssertionError(f"host {mailhost.name}: greeting '{banner}' does not name {name}")
+    mailhost.evidence.append(f"-- greeting after {elapsed * 1000:.0f} ms")
+
+
+@when(parsers.parse("the service {service:Quoted} is stopped", extra_types=TYPES))
+def service_stopped(mailhost, request, service):
+    """Stops the service on the host (@disruptive scenarios only); it is started again when the
+    scenario ends, whatever happened, and mxspec waits until it runs."""
+    name = mailhost.value(service)
+    if request.node.get_closest_marker("disruptive") is None:
+        raise AssertionError(f"stopping {name} is disruptive: tag the scenario @disruptive")
+    request.addfinalizer(lambda: hostchecks.start_and_wait(mailhost, name))
+    result = mailhost.run(f"service {name} stop")
+    if result.rc != 0:
+        raise AssertionError(f"host {mailhost.name}: could not stop {name}: {result.stderr.strip()}")

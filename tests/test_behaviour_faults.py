@@ -25,6 +25,7 @@ class Case:
     target: str  # host (or estate) the scenario runs on
     fault: Fault
     expected: str  # what the failure must say
+    args: tuple = ()  # options the scenario needs (e.g. --mx-disruptive)
 
     @property
     def id(self):
@@ -61,6 +62,9 @@ CASES = [
                "postsuper -d ALL >/dev/null 2>&1; postconf -X defer_transports && postfix reload",
                "25 messages held"),
          "more than 20"),
+    Case("postfix_greets_a_client_at_once_in_its_own_name", "old-mx", "old-mx-1",
+         postconf("old-mx-1", "smtpd_banner", "mail.example.com ESMTP"),
+         "greeting '220 mail.example.com ESMTP' does not name old-mx-1.lab.test"),
     # Inbound MX
     Case("mail_for_the_local_domains_users_and_postmaster_is_accepted", "new-mx", "new-mx-in-2",
          edit("new-mx-in-2", "/etc/postfix/relay_recipients", "/^alice@alpha.test/d",
@@ -89,6 +93,9 @@ CASES = [
     Case("a_clean_message_reaches_the_mailstore_scanned_and_stamped_by_the_router", "new-mx", "new-mx-in-1",
          postconf("new-mx-in-1", "smtpd_milters", "inet:127.0.0.1:11332"),
          "arrived without: X-Virus-Status: Clean"),
+    Case("with_the_virus_scanner_down_senders_are_told_to_try_again_later", "new-mx", "new-mx-in-1",
+         postconf("new-mx-in-1", "milter_default_action", "accept"),
+         "expected the message to be refused with 4, got 250", ("--mx-disruptive",)),
     # SMTP router
     Case("the_inhouse_milter_runs_starts_at_boot_and_starts_before_postfix", "old-mx", "old-mx-1",
          Fault("old-mx-1", "mv /etc/rc2.d/S01lab-milter /etc/rc2.d/S09lab-milter",
@@ -111,6 +118,9 @@ CASES = [
     Case("routed_mail_carries_the_milters_stamp", "old-mx", "old-mx-1",
          postconf("old-mx-1", "smtpd_milters", "inet:127.0.0.1:7357, unix:/spamass/spamass.sock, inet:127.0.0.1:8891"),
          "arrived without: X-Lab-Routed-By: old-mx-1.lab.test"),
+    Case("with_the_milter_down_mail_is_held_back_with_a_temporary_failure", "old-mx", "old-mx-1",
+         postconf("old-mx-1", "milter_default_action", "accept"),
+         "expected the message to be refused with 451 4.7.1, got 250", ("--mx-disruptive",)),
     # Outbound MX
     Case("clients_outside_the_estate_cannot_relay", "new-mx", "new-out-1",
          postconf("new-out-1", "mynetworks", OPEN_RELAY), "expected 554 5.7.1, got 250"),
@@ -145,7 +155,7 @@ CASES = [
 
 def run_scenario(case: Case):
     return run_mxspec_pytest(f"--hosts={case.estate}", f"features/test_features.py::test_{case.scenario}[{case.target}]",
-                             "-p", "no:cacheprovider")
+                             "-p", "no:cacheprovider", *case.args)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

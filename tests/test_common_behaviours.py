@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import output, run_mxspec_pytest
+from conftest import PROJECT, output, run_mxspec_pytest
 from faults import injected, postfix_not_enabled_at_boot
 
 OLD_HOSTS = ["old-mx-1"]
@@ -29,9 +29,11 @@ def test_dash_k_selects_a_host():
 
 @pytest.mark.parametrize("estate, hosts", [("old-mx", OLD_HOSTS), ("new-mx", NEW_HOSTS)])
 def test_both_estates_pass_the_common_behaviours(lab, estate, hosts):
-    result = run_mxspec_pytest(f"--hosts={estate}", "-q")
+    result = run_mxspec_pytest(f"--hosts={estate}", "-q",
+                               "-m", "not (inbound_mx or smtp_router or outbound_mx or estate)")
     assert result.returncode == 0, output(result)
-    assert f"{6 * len(hosts)} passed" in result.stdout
+    scenarios = (PROJECT / "features/common.feature").read_text().count("Scenario:")
+    assert f"{scenarios * len(hosts)} passed" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("host, estate, init", [("old-mx-1", "old-mx", "sysv"), ("new-router-2", "new-mx", "systemd")])

@@ -25,3 +25,9 @@ def test_step_vocabulary_lists_every_phrase_with_a_description():
     phrases = [line for line in lines if line.startswith(("Given", "When", "Then"))]
     descriptions = [line for line in lines if line.startswith("      ")]
     assert len(phrases) >= 6 and len(descriptions) == len(phrases)
+
+
+def test_readme_lists_the_current_vocabulary():
+    readme = (PROJECT / "README.md").read_text()
+    block = readme.split("<!-- vocabulary: the output of `mxspec steps` -->\n```\n", 1)[1].split("```", 1)[0]
+    assert block == run_mxspec("steps").stdout, "README's step vocabulary is out of date: paste `mxspec steps`"

@@ -1,0 +1,87 @@
+"""Pytest plugin part that gathers scenario results, shows progress per host and writes the report."""
+
+import datetime
+from pathlib import Path
+
+from mxspec.errors import MxspecError
+from mxspec.report import readiness, render
+from mxspec.report.results import Result, Results
+
+
+def result_properties(target, tags: set[str], feature: str, scenario: str, example: str) -> list[tuple]:
+    """What a scenario's report carries so that results survive pytest-xdist."""
+    if target.host is None:
+        speaks_for = ["estate"]
+    else:
+        tagged = [role for role in target.host.roles if role.replace("-", "_") in tags]
+        speaks_for = tagged or list(target.host.roles)
+    return [("mx_estate", target.estate.name), ("mx_target", target.name), ("mx_roles", speaks_for),
+            ("mx_feature", feature), ("mx_scenario", scenario), ("mx_example", example)]
+
+
+class ResultsCollector:
+    def __init__(self, config, estates, results_path: Path | None, report_dir: Path | None, waivers_path):
+        self.config = config
+        self.results_path = results_path
+        self.report_dir = report_dir
+        self.waivers = readiness.load_waivers(waivers_path) if waivers_path else []
+        self.results = Results(
+            {e.name: sorted({r for h in e.hosts.values() for r in h.roles}) for e in estates},
+            {e.name: {h.name: list(h.roles) for h in e.hosts.values()} for e in estates})
+        self.planned: dict[str, int] = {}
+        self.done: dict[str, list[str]] = {}
+        self.readiness = None
+
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            target = dict(item.user_properties).get("mx_target")
+            if target:
+                self.planned[target] = self.planned.get(target, 0) + 1
+
+    def pytest_runtest_logreport(self, report):
+        props = dict(report.user_properties)
+        if "mx_target" not in props:
+            return
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            outcome = "failed" if report.failed else report.outcome
+            message = report.longreprtext[-3000:] if report.failed else (
+                str(report.longrepr[2]) if report.skipped and isinstance(report.longrepr, tuple) else "")
+            self.results.results.append(Result(
+                props["mx_estate"], props["mx_target"], list(props["mx_roles"]), props["mx_feature"],
+                props["mx_scenario"], props["mx_example"], outcome, message, props.get("evidence", ""),
+                round(report.duration, 3)))
+            self._progress(props["mx_target"], outcome)
+
+    def _progress(self, target: str, outcome: str) -> None:
+        done = self.done.setdefault(target, [])
+        done.append(outcome)
+        if len(done) == self.planned.get(target, -1):
+            failed = done.count("failed")
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter:
+                reporter.write_line(f"[mxspec] {target}: {len(done)} scenarios done, {failed} failed")
+
+    def pytest_sessionfinish(self, session):
+        if self.results_path:
+            self.results.write(self.results_path)
+        if self.report_dir:
+            self.results.write(self.report_dir / "results.json")
+            names = list(self.results.estates)
+            if len(names) < 2:
+                raise MxspecError("--mx-report compares two estates: give --hosts=OLD,NEW")
+            self.readiness = readiness.compare(self.results, names[0], names[1], self.waivers, datetime.date.today())
+            render.write_all(self.readiness, self.results, self.report_dir)
+            session.exitstatus = 0 if self.readiness.go else 1
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.readiness is not None:
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(self.readiness.counts().items()))
+            terminalreporter.write_sep("=", f"migration readiness {self.readiness.old} -> {self.readiness.new}: "
+                                            f"{self.readiness.verdict} ({counts})", bold=True,
+                                       red=not self.readiness.go, green=self.readiness.go)
+            for item in self.readiness.items:
+                if item.blocks:
+                    terminalreporter.write_line(f"  BLOCKS  {item.role}: {item.scenario}"
+                                                f"{' [' + item.example + ']' if item.example else ''}: "
+                                                f"{item.status} ({item.note})")
+            terminalreporter.write_line(f"  report: {self.report_dir}/readiness.html (.md, .json)")
