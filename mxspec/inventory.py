@@ -24,7 +24,9 @@ class Host:
     estate: str
     where: str  # file:line of the host's first mention
     roles: list[str] = field(default_factory=list)
-    vars: dict = field(default_factory=dict)
+    vars: dict = field(default_factory=dict)  # what steps see: group vars, then the host's own
+    group_vars: dict = field(default_factory=dict, repr=False)
+    own_vars: dict = field(default_factory=dict, repr=False)
 
     @property
     def target(self) -> str:
@@ -108,8 +110,8 @@ def _walk(path, estate, group: LineDict, group_roles, inherited_vars, hosts, lin
             raise MxspecError(f"{where}: variables of host '{host_name}' must be a mapping")
         host = hosts.setdefault(host_name, Host(str(host_name), estate, where))
         # Group variables never override the host's own, whichever group mentions it last.
-        host.group_vars = {**getattr(host, "group_vars", {}), **inherited_vars}
-        host.own_vars = {**getattr(host, "own_vars", {}), **(host_vars or {})}
+        host.group_vars = {**host.group_vars, **inherited_vars}
+        host.own_vars = {**host.own_vars, **(host_vars or {})}
         host.vars = {**host.group_vars, **host.own_vars}
         host.roles += [role for role in group_roles if role not in host.roles]
     for child_name, child in (group.get("children") or {}).items():

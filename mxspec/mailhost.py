@@ -31,8 +31,7 @@ class Subject:
         spec = self.value("{{ " + variable + " }}")
         if not isinstance(spec, dict) or TARGET not in spec:
             raise MxspecError(f"inventory variable '{variable}' of {self.name} must be a mapping with {TARGET}")
-        host = Host(f"{self.name}:{variable}", self.target.estate.name, self.target.where, [], dict(spec))
-        host.name = spec.get("name", spec[TARGET])
+        host = Host(str(spec[TARGET]), self.target.estate.name, self.target.where, [], dict(spec))
         return MailHost(Target(self.target.estate, host), self.pool.get(host), self.pool, self.timeout, self.evidence)
 
 

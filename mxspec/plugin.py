@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from mxspec import roles, vocabulary
+from mxspec import preflight, roles, vocabulary
 from mxspec.connection import SPEC, CommandTimeout, ConnectionPool, HostUnreachable
 from mxspec.errors import MxspecError
 from mxspec.inventory import TARGET, Estate, Host, load_estates
@@ -135,7 +135,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("mx_target", targets, ids=[t.name for t in targets], scope="function")
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: check only what will run
 def pytest_collection_modifyitems(session, config, items):
     scenario_items = [item for item in items if _is_scenario(item)]
     if not scenario_items:
@@ -151,6 +151,10 @@ def pytest_collection_modifyitems(session, config, items):
                                 + "\n  ".join(problems))
     # Scenarios with no host of their role in the selected estates are not collected at all.
     items[:] = [item for item in items if not _is_scenario(item) or _target(item) is not None]
+    unset = preflight.missing_variables(items, _target)
+    if unset:
+        raise pytest.UsageError("the inventory lacks values the features use (no host was contacted):\n  "
+                                + "\n  ".join(unset))
     for item in items:
         target = _target(item)
         if target is None:
@@ -219,11 +223,7 @@ def pytest_runtest_makereport(item, call):
         return report
     transcript = item.stash.get(TRANSCRIPT, [])
     lines = [_format_command(c) for c in transcript] + item.stash.get(EVIDENCE, [])
-    if lines:
-        text = "\n".join(lines)
-        report.sections.append(("mxspec evidence", text))
-        if report.failed:
-            report.user_properties.append(("evidence", text))
+    text = "\n".join(lines)
     if report.failed and call.excinfo is not None:
         error = call.excinfo.value
         if isinstance(error, RuntimeError) and error.args and hasattr(error.args[0], "stderr"):
@@ -232,6 +232,12 @@ def pytest_runtest_makereport(item, call):
         if isinstance(error, PLAIN_FAILURES + (MissingVariable,)):
             step = item.stash.get(FAILED_STEP, "")
             report.longrepr = f"{step}\n{error}" if step else str(error)
+            if text:  # in the failure itself, so JUnit XML and other reports carry it
+                report.longrepr += f"\n{' mxspec evidence '.center(60, '-')}\n{text}"
+    if text:
+        report.user_properties.append(("evidence", text))
+        if not (report.failed and isinstance(report.longrepr, str)):
+            report.sections.append(("mxspec evidence", text))
     return report
 
 

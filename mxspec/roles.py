@@ -2,6 +2,8 @@
 
 import difflib
 
+from mxspec.errors import MxspecError
+
 ROLES = {
     "inbound-mx": "receives mail from the Internet for the local domains",
     "smtp-router": "routes mail through the in-house milter to its next hop",
@@ -29,10 +31,4 @@ def check_role(role: str, where: str) -> None:
     if role not in ROLES:
         close = difflib.get_close_matches(role, list(ROLES), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise_unknown("role", role, where, hint, ROLES)
-
-
-def raise_unknown(kind: str, value: str, where: str, hint: str, known) -> None:
-    from mxspec.errors import MxspecError
-
-    raise MxspecError(f"{where}: unknown {kind} '{value}'{hint}; known: {', '.join(sorted(known))}")
+        raise MxspecError(f"{where}: unknown role '{role}'{hint}; known: {', '.join(sorted(ROLES))}")

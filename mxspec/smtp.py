@@ -5,6 +5,7 @@ exchange is recorded as `C:`/`S:` lines; AUTH arguments are never written down.
 """
 
 import asyncio
+import base64
 import ssl
 import warnings
 from dataclasses import dataclass, field
@@ -54,10 +55,12 @@ class Session:
         return self._got(banner)
 
     def _got(self, response) -> Reply:
-        reply = Reply(response.code, " ".join(response.message.split()))
-        for line in response.message.splitlines() or [""]:
-            self.transcript.append(f"S: {response.code} {line}")
-        return reply
+        return self._reply(response.code, response.message)
+
+    def _reply(self, code: int, message: str) -> Reply:
+        for line in message.splitlines() or [""]:
+            self.transcript.append(f"S: {code} {line}")
+        return Reply(code, " ".join(message.split()))
 
     async def command(self, *words: str, shown: str | None = None) -> Reply:
         self.transcript.append("C: " + (shown or " ".join(words)))
@@ -79,8 +82,6 @@ class Session:
         return reply
 
     async def auth_plain(self, user: str, password: str) -> Reply:
-        import base64
-
         token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
         return await self.command("AUTH", "PLAIN", token, shown="AUTH PLAIN [redacted]")
 
@@ -89,7 +90,7 @@ class Session:
         try:
             response = await self.smtp.data(message)
         except aiosmtplib.SMTPDataError as error:
-            return self._got(type("R", (), {"code": error.code, "message": error.message})())
+            return self._reply(error.code, error.message)
         return self._got(response)
 
     async def close(self) -> None:

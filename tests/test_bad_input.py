@@ -124,3 +124,16 @@ def test_bad_option_values(option, fragment):
 
 def test_features_without_estate_say_how_to_choose():
     assert_clean_error(run_mxspec_pytest(), "no estate selected: run with --hosts=ESTATE")
+
+
+def test_inventory_value_a_feature_needs_is_missing(tmp_path):
+    inv = write_inventory(tmp_path, "est", f"""\
+        all:
+          children:
+            smtp-router:
+              hosts:
+                mx1: {{{GOOD_HOST}}}
+        """)
+    result = run_mxspec_pytest("--hosts=est", f"--inventories={inv}", "-k", "queue_is_short")
+    assert_clean_error(result, "the inventory lacks values the features use (no host was contacted)",
+                       "features/common.feature:", "inventory variable 'queue_limit' is not set for mx1")

@@ -81,9 +81,6 @@ class Readiness:
             result[item.status] = result.get(item.status, 0) + 1
         return result
 
-    def hosts(self, estate_results: Results, estate: str) -> list[str]:
-        return list(estate_results.hosts.get(estate, {}))
-
 
 def _side_status(results: list[Result]) -> str:
     ran = [r for r in results if r.outcome != "skipped"]
