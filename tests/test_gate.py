@@ -5,7 +5,7 @@ import json
 from conftest import output, run_mxspec, run_mxspec_pytest
 from faults import edit, injected
 
-REGRESSION = edit("new-mx-in-2", "/etc/postfix/relay_recipients", "/^alice@alpha.test/d",
+REGRESSION = edit("new-mx-in-2", "/etc/postfix/relay_recipients", "/^bob@beta.test/d",
                   "postmap /etc/postfix/relay_recipients")
 SCENARIO = "Mail for the local domains' users and postmaster is accepted"
 
@@ -14,7 +14,7 @@ def waivers(path, expires):
     path.write_text("waivers:\n"
                     f"  - scenario: \"{SCENARIO}\"\n"
                     "    host: new-mx-in-2\n"
-                    "    reason: alice's mailbox moves to the new store in the next change\n"
+                    "    reason: bob moves to the new store in the next change\n"
                     "    owner: mail-team\n"
                     f"    expires: {expires}\n")
     return path
@@ -35,7 +35,7 @@ def test_regression_on_one_new_host_is_a_no_go_until_waived(lab, tmp_path):
     blocking = [b for b in verdict["behaviours"] if b["blocks"]]
     assert [(b["scenario"], b["status"]) for b in blocking] == [(SCENARIO, "regression")]
     assert blocking[0]["new"] == {"new-mx-in-1": "passed", "new-mx-in-2": "failed"}
-    assert "alice@alpha.test: expected 250, got 550 5.1.1" in blocking[0]["failures"]["new-mx-in-2"]
+    assert "bob@beta.test: expected 250, got 550 5.1.1" in blocking[0]["failures"]["new-mx-in-2"]
     others = [b for b in verdict["behaviours"] if b["scenario"] != SCENARIO]
     assert others and all(b["status"] in ("ready", "new only", "not run") for b in others)
     assert "regression" in (report / "readiness.md").read_text()
