@@ -19,7 +19,7 @@ Feature: Outbound MX
   Scenario: Passwords are asked for only over TLS, and a wrong one is refused
     Given the estate offers submission with authentication
     Then on the submission port, AUTH is offered only after STARTTLS
-    And on the submission port, a wrong password for "{{ submission_user }}" is refused with "535"
+    And on the submission port, a wrong password for the submission user is refused with "535"
 
   @sends_mail
   Scenario: Mail leaving the estate is signed with DKIM

@@ -145,16 +145,19 @@ def pytest_collection_modifyitems(session, config, items):
         raise pytest.UsageError(
             "no estate selected: run with --hosts=ESTATE[,ESTATE] (inventories in "
             f"{config.option.inventories or 'inventories/'})")
-    problems = vocabulary.undefined_steps(scenario_items)
-    if problems:
-        raise pytest.UsageError("features use undefined steps (no host was contacted):\n  "
-                                + "\n  ".join(problems))
     # Scenarios with no host of their role in the selected estates are not collected at all.
     items[:] = [item for item in items if not _is_scenario(item) or _target(item) is not None]
-    unset = preflight.missing_variables(items, _target)
-    if unset:
-        raise pytest.UsageError("the inventory lacks values the features use (no host was contacted):\n  "
-                                + "\n  ".join(unset))
+    # Stop before any host is contacted. (xdist workers can't stop the run cleanly; there the same
+    # problems fail their scenarios with the same messages instead.)
+    if not hasattr(config, "workerinput"):
+        problems = vocabulary.undefined_steps(scenario_items)
+        if problems:
+            raise pytest.UsageError("features use undefined steps (no host was contacted):\n  "
+                                    + "\n  ".join(problems))
+        unset = preflight.missing_variables(items, _target)
+        if unset:
+            raise pytest.UsageError("the inventory lacks values the features use (no host was contacted):\n  "
+                                    + "\n  ".join(unset))
     for item in items:
         target = _target(item)
         if target is None:

@@ -27,10 +27,11 @@ def auth_only_after_starttls(mailhost):
         raise AssertionError(f"host {mailhost.name}: port {port} offers no AUTH after STARTTLS")
 
 
-@then(parsers.parse("on the submission port, a wrong password for {user:Quoted} is refused with {reply:Quoted}",
+@then(parsers.parse("on the submission port, a wrong password for the submission user is refused with {reply:Quoted}",
                     extra_types=TYPES))
-def wrong_password_refused(mailhost, user, reply):
-    """AUTH PLAIN after STARTTLS with a wrong password gets the reply (e.g. "535")."""
+def wrong_password_refused(mailhost, reply):
+    """AUTH PLAIN after STARTTLS as `submission_user` with a wrong password gets the reply (e.g. "535")."""
+    user = "{{ submission_user }}"
     port = int(mailhost.value("{{ submission_port }}"))
     context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
 

@@ -122,3 +122,18 @@ def test_markdown_lists_blocking_items_first():
     text = render.to_markdown(readiness.compare(data, "old-mx", "new-mx", [], TODAY))
     rows = [line for line in text.splitlines() if line.startswith("| inbound-mx")]
     assert rows[0].startswith("| inbound-mx | b | 🛑 regression") and "improvement" in rows[1]
+
+
+def test_report_from_a_distributed_run_matches_a_serial_one(lab, tmp_path):
+    """Results ride in user_properties, which pytest-xdist carries back from its workers."""
+    from conftest import run_mxspec_pytest
+
+    verdicts = {}
+    for name, extra in (("serial", ()), ("xdist", ("-n", "2"))):
+        result = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-report={tmp_path / name}", "-m", "estate",
+                                   "-p", "no:cacheprovider", *extra)
+        assert result.returncode == 0, output(result)
+        data = json.loads((tmp_path / name / "readiness.json").read_text())
+        verdicts[name] = (data["verdict"], data["counts"], sorted((b["scenario"], b["status"]) for b in data["behaviours"]))
+    assert verdicts["serial"] == verdicts["xdist"]
+    assert verdicts["serial"][1] == {"ready": 5}
