@@ -72,6 +72,8 @@ def pytest_configure(config):
     try:
         config.stash[RUN] = _make_run(config)
         option = config.option
+        if option.mx_report and len(config.stash[RUN].estates) != 2:
+            raise MxspecError("--mx-report compares two estates: give --hosts=OLD,NEW (old first)")
         if (option.mx_results or option.mx_report) and not hasattr(config, "workerinput"):
             # Only the controller writes results: xdist workers hand theirs back in their reports.
             config.pluginmanager.register(ResultsCollector(

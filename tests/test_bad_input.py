@@ -137,3 +137,15 @@ def test_inventory_value_a_feature_needs_is_missing(tmp_path):
     result = run_mxspec_pytest("--hosts=est", f"--inventories={inv}", "-k", "queue_is_short")
     assert_clean_error(result, "the inventory lacks values the features use (no host was contacted)",
                        "features/common.feature:", "inventory variable 'queue_limit' is not set for mx1")
+
+
+def test_report_needs_two_estates():
+    assert_clean_error(run_mxspec_pytest("--hosts=new-mx", "--mx-report=/tmp/nowhere"),
+                       "--mx-report compares two estates: give --hosts=OLD,NEW")
+
+
+def test_waivers_file_errors_name_the_file(tmp_path):
+    waivers = tmp_path / "w.yml"
+    waivers.write_text("waivers:\n  - {scenario: s, reason: r, owner: o}\n")
+    result = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-report={tmp_path}/r", f"--mx-waivers={waivers}")
+    assert_clean_error(result, f"{waivers}:2: waiver 1 lacks expires")
