@@ -72,6 +72,8 @@ class BoundedLocalBackend(BoundedRunMixin, LocalBackend):
 
 def _backend_for(host: Host, control_path: str, connect_timeout: float):
     transport = host.vars.get(TRANSPORT, "ssh")
+    if host.vars.get("ansible_connection") == "local":  # Ansible's way to say "this machine itself"
+        return BoundedLocalBackend()
     if SPEC in host.vars and not host.vars[SPEC].startswith("ssh://"):
         spec = host.vars[SPEC]
         if spec.startswith("local://"):

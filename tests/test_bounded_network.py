@@ -1,0 +1,65 @@
+"""A server that accepts the connection and then says nothing fails the step within the bound."""
+
+import socket
+import textwrap
+import threading
+import time
+
+import pytest
+
+from conftest import output, run_mxspec_pytest
+
+SILENT = "127.0.0.2"  # a loopback address of its own, so port 25 is free for the silent server
+
+
+@pytest.fixture
+def silent_smtp_server():
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        server.bind((SILENT, 25))
+    except OSError as error:
+        pytest.fail(f"cannot listen on {SILENT}:25 for the silent server: {error}")
+    server.listen(8)
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_silent_smtp_server_fails_the_step_within_the_bound(tmp_path, silent_smtp_server):
+    (tmp_path / "silent.yml").write_text(textwrap.dedent(f"""\
+        all:
+          children:
+            inbound-mx:
+              hosts:
+                silent-mx:
+                  ansible_host: localhost
+                  ansible_connection: local
+                  smtp_address: {SILENT}
+                  smtp_name: silent-mx.example
+                  greeting_seconds: 2
+        """))
+    started = time.monotonic()
+    result = run_mxspec_pytest("--hosts=silent", f"--inventories={tmp_path}", "--mx-timeout=2", "-k", "greets")
+    elapsed = time.monotonic() - started
+    text = output(result)
+    assert result.returncode == 1, text
+    assert "features/common.feature:" in text and "Then the SMTP greeting arrives within" in text
+    assert f"host silent-mx: SMTP greeting: {SILENT}:25 did not answer within 2 s" in text
+    assert "Traceback" not in text
+    assert elapsed < 20, f"took {elapsed:.0f} s"
