@@ -84,6 +84,13 @@ CASES = [
                "postconf -e smtpd_tls_cert_file=/etc/ssl/lab/host.crt smtpd_tls_key_file=/etc/ssl/lab/host.key && "
                "rm -f /root/other.* && postfix reload", "a self-signed certificate for another name"),
          "certificate verify failed: self-signed certificate"),
+    Case("outdated_tls_versions_are_refused_where_the_estate_requires_tls_12", "new-mx", "new-mx-in-2",
+         # No OpenSSL baseline (Debian's says TLS 1.2 at least) and every protocol allowed.
+         Fault("new-mx-in-2", "postconf -e tls_config_file=none 'smtpd_tls_protocols=>=TLSv1' "
+               "'smtpd_tls_mandatory_protocols=>=TLSv1' 'tls_medium_cipherlist=DEFAULT:@SECLEVEL=0' && postfix reload",
+               "postconf -X tls_config_file tls_medium_cipherlist && postconf -e 'smtpd_tls_protocols=>=TLSv1.2' "
+               "'smtpd_tls_mandatory_protocols=>=TLSv1.2' && postfix reload", "TLS 1.0 and 1.1 allowed"),
+         "accepted a client limited to TLSv1_1"),
     Case("a_virus_is_refused_at_the_door", "new-mx", "new-mx-in-2",
          postconf("new-mx-in-2", "smtpd_milters", "inet:127.0.0.1:11332"),
          'expected the message to be refused with 5, got 250'),
@@ -175,6 +182,6 @@ def test_every_scenario_has_a_fault():
     result = run_mxspec_pytest("--hosts=old-mx,new-mx", "--collect-only", "-q")
     names = {line.split("::")[1].split("[")[0][len("test_"):] for line in result.stdout.splitlines() if "::" in line}
     covered = {case.scenario for case in CASES}
-    uncovered = sorted(names - covered - {"outdated_tls_versions_are_refused_where_the_estate_requires_tls_12",
-                                          "the_mail_services_run_now_and_start_again_at_boot"})
+    # The boot behaviour's fault cases live in test_common_behaviours.py.
+    uncovered = sorted(names - covered - {"the_mail_services_run_now_and_start_again_at_boot"})
     assert not uncovered, f"scenarios without a fault case: {uncovered}"

@@ -16,6 +16,8 @@ def lab_leftovers() -> list[str]:
         left.append(f"systemd-nspawn processes {nspawn}")
     if subprocess.run(["ip", "link", "show", "mxlab0"], capture_output=True).returncode == 0:
         left.append("bridge mxlab0")
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    left += [f"interface {word}" for word in links.split() if word.startswith("vb-")]
     mounts = [line for line in Path("/proc/mounts").read_text().splitlines() if str(STATE) in line]
     left += [f"mount {line.split()[1]}" for line in mounts]
     for path in (STATE / "run", STATE / "hosts"):

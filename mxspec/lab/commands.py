@@ -77,6 +77,7 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
                 continue
             if record:
                 _stop_host(lab, host.name, record.get("pid"))
+            network.remove_stale_veth(host.name)
             machines.prepare(lab, host, image_roots[host.image.name], _host_files(lab, host))
             pid = machines.boot(lab, host, run_dir(lab) / "console" / f"{host.name}.log")
             state["hosts"][host.name] = {"pid": pid, "config": config, "address": host.address,
@@ -156,8 +157,9 @@ def down(root: Path, quiet: bool = False) -> None:
         machines.request_stop(name, record.get("pid"))
     for name, record in records.items():
         _stop_host(lab, name, record.get("pid"), requested=True)
-    for host in lab.hosts.values():  # layers of hosts the state file may not know (interrupted up)
+    for host in lab.hosts.values():  # what the state file may not know of (an interrupted up)
         machines.discard(lab, host)
+        network.remove_stale_veth(host.name)
     network.delete_bridge(lab)
     shutil.rmtree(run_dir(lab), ignore_errors=True)
     shutil.rmtree(lab.state_dir / "hosts", ignore_errors=True)

@@ -78,3 +78,10 @@ def create_bridge(lab: Lab) -> None:
 def delete_bridge(lab: Lab) -> None:
     if bridge_exists(lab.bridge):
         run(["ip", "link", "del", lab.bridge], f"removing lab bridge {lab.bridge}")
+
+
+def remove_stale_veth(host_name: str) -> None:
+    """A container killed hard can leave its host-side veth behind; nspawn then cannot boot it."""
+    name = f"vb-{host_name}"[:15]
+    if subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0:
+        run(["ip", "link", "del", name], f"removing stale interface {name}")
