@@ -122,3 +122,21 @@ def test_missing_tools_without_apt_are_named(tmp_path):
     assert result.returncode == 2, output(result)
     assert ("the lab needs these Debian packages: mmdebstrap, systemd-container "
             "(install them with apt-get; this machine has no apt-get)") in result.stderr
+
+
+def test_machine_without_bridge_support_is_named(monkeypatch):
+    """`ip link add ... type bridge` failing (no kernel support, no CAP_NET_ADMIN) gets a clear error."""
+    from mxspec.errors import MxspecError
+    from mxspec.lab import network
+    from mxspec.lab.spec import load_lab
+
+    def refuse(args, what, **kwargs):
+        raise MxspecError(f"{what}: `{' '.join(args[:4])}...` exited 2:\nError: Unknown device type.")
+
+    monkeypatch.setattr(network, "bridge_exists", lambda name: False)
+    monkeypatch.setattr(network, "run", refuse)
+    lab = load_lab(PROJECT / "lab")
+    with pytest.raises(MxspecError) as error:
+        network.create_bridge(lab)
+    assert "this machine cannot make Linux bridges (kernel without bridge support, or no CAP_NET_ADMIN)" \
+        in str(error.value)
