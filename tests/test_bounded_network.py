@@ -1,44 +1,23 @@
 """A server that accepts the connection and then says nothing fails the step within the bound."""
 
-import socket
 import textwrap
-import threading
 import time
 
 import pytest
 
 from conftest import output, run_mxspec_pytest
+from silent import silent_server
 
 SILENT = "127.0.0.2"  # a loopback address of its own, so port 25 is free for the silent server
 
 
 @pytest.fixture
 def silent_smtp_server():
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        server.bind((SILENT, 25))
+        with silent_server(SILENT, 25):
+            yield
     except OSError as error:
         pytest.fail(f"cannot listen on {SILENT}:25 for the silent server: {error}")
-    server.listen(8)
-    held, stop = [], threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 def test_silent_smtp_server_fails_the_step_within_the_bound(tmp_path, silent_smtp_server):

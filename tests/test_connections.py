@@ -1,40 +1,20 @@
 """Unreachable and hung hosts: tried once within a bound, their scenarios fail at once, others carry on."""
 
 import socket
-import threading
-import time
 import textwrap
+import time
 
 import pytest
 
 from conftest import LAB_SSH_CONFIG, output, run_mxspec_pytest
+from silent import silent_server
 
 
 @pytest.fixture
-def silent_server():
-    """A TCP server on loopback that accepts connections and never says a word (a hung sshd)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+def silent_port():
+    """A hung sshd on loopback."""
+    with silent_server() as port:
+        yield port
 
 
 def closed_port() -> int:
@@ -45,7 +25,7 @@ def closed_port() -> int:
     return port
 
 
-def test_unreachable_and_hung_hosts_fail_fast_while_a_good_host_passes(lab, tmp_path, silent_server):
+def test_unreachable_and_hung_hosts_fail_fast_while_a_good_host_passes(lab, tmp_path, silent_port):
     (tmp_path / "mixed.yml").write_text(textwrap.dedent(f"""\
         all:
           vars: {{ansible_user: root, queue_limit: 50}}
@@ -54,7 +34,7 @@ def test_unreachable_and_hung_hosts_fail_fast_while_a_good_host_passes(lab, tmp_
               hosts:
                 good-router: {{ansible_host: new-router-1, mxspec_ssh_config: {LAB_SSH_CONFIG}}}
                 refused-router: {{ansible_host: 127.0.0.1, ansible_port: {closed_port()}}}
-                hung-router: {{ansible_host: 127.0.0.1, ansible_port: {silent_server}}}
+                hung-router: {{ansible_host: 127.0.0.1, ansible_port: {silent_port}}}
         """))
     started = time.monotonic()
     result = run_mxspec_pytest("--hosts=mixed", f"--inventories={tmp_path}", "--mx-connect-timeout=2",
