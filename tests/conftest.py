@@ -15,7 +15,7 @@ def run_mxspec_pytest(*args: str, cwd=PROJECT, timeout: float = 600) -> subproce
     """`pytest ARGS` in a fresh process, as an operator types it; output combined."""
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "100"})
 
 
 def run_mxspec(*args: str, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
