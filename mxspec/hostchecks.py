@@ -8,8 +8,8 @@ import shlex
 import time
 
 from mxspec.mailhost import MailHost
+from mxspec.maillog import JOURNAL
 
-JOURNAL = "journal"
 POSTFIX_UNIT = "postfix@-.service"  # Debian's unit that runs the Postfix master under systemd
 
 

@@ -12,6 +12,7 @@ from mxspec.smtp import Reply, Session, client_context, converse
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 ID_HEADER = "X-Mxspec-Id"
+PROBE_DOMAIN = "mxspec.probe"  # right-hand side of every probe's Message-ID
 
 
 @dataclass
@@ -28,6 +29,11 @@ class SentMessage:
     sender: str
     recipient: str
     reply: Reply
+
+    @property
+    def message_id(self) -> str:
+        """The Message-ID header's value, without angle brackets (see build_message)."""
+        return f"{self.id}@{PROBE_DOMAIN}"
 
 
 def session(host: MailHost, client: Client, port: int = 25) -> Session:
@@ -146,7 +152,7 @@ def build_message(kind: str, sender: str, recipient: str) -> tuple[str, bytes]:
     message["From"], message["To"] = sender, recipient
     message["Subject"] = f"mxspec probe {probe_id}"
     message[ID_HEADER] = probe_id
-    message["Message-ID"] = f"<{probe_id}@mxspec.probe>"
+    message["Message-ID"] = f"<{probe_id}@{PROBE_DOMAIN}>"
     if kind == "spam":
         message.set_content(f"This message carries the GTUBE spam test pattern.\n\n{GTUBE}\n")
     else:

@@ -5,7 +5,7 @@ import ssl
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from mxspec import hostchecks, smtpchecks
+from mxspec import hostchecks, maillog, smtpchecks
 from mxspec.phrases import TYPES
 from mxspec.smtpchecks import Client
 
@@ -170,3 +170,13 @@ def service_stopped(mailhost, request, service):
     result = mailhost.run(f"service {name} stop")
     if result.rc != 0:
         raise AssertionError(f"host {mailhost.name}: could not stop {name}: {result.stderr.strip()}")
+
+
+@then(parsers.parse("the mail log shows it relayed to {relay:Quoted} with status=sent within {seconds:Count} seconds",
+                    extra_types=TYPES))
+def relayed_in_log(mailhost, sent, relay, seconds):
+    """The host's own log (`mail_log`: journal or a file) has the message's `to=` line with
+    `relay=RELAY` and `status=sent`, found by its Message-ID."""
+    if sent.reply.code != 250:
+        raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
+    maillog.wait_relayed(mailhost, sent.message_id, mailhost.value(relay), float(mailhost.value(seconds)))
