@@ -36,11 +36,17 @@ Feature: SMTP router
       | {{ internal_sender }} | someone@elsewhere.example | 250   |
 
   @sends_mail
-  Scenario: Routed mail is handed to its next hop, stamped by the milter
+  Scenario: Mail for each local domain is handed to its next hop
+    Given an SMTP client on an authorised network
+    Then a clean message to each recipient is relayed as the mail log shows:
+      | recipient             | relayed to            |
+      | {{ test_recipients }} | {{ mailstore_relay }} |
+
+  @sends_mail
+  Scenario: Routed mail carries the milter's stamp
     Given an SMTP client on an authorised network
     When a clean message is sent to "{{ test_recipient }}"
     Then the message is accepted
-    And the mail log shows it relayed to "{{ mailstore_relay }}" with status=sent within {{ delivery_seconds }} seconds
     And it arrives in the mailstore within {{ delivery_seconds }} seconds with these headers:
       | header                                |
       | {{ milter_header }}: {{ smtp_name }}  |
