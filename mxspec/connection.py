@@ -130,8 +130,10 @@ class CountingHost(testinfra.host.Host):
 class Connection:
     """The connection to one inventory host, opened once and checked before first use."""
 
-    def __init__(self, host: Host, control_dir: str, connect_timeout: float, command_timeout: float):
+    def __init__(self, host: Host, control_dir: str, connect_timeout: float, command_timeout: float,
+                 on_contact=None):
         self.name = host.name
+        self.on_contact = on_contact  # called once, right after the host first answers
         self.control_path = os.path.join(control_dir, f"{host.name}.sock")
         try:
             self.backend = _backend_for(host, self.control_path, connect_timeout)
@@ -156,6 +158,8 @@ class Connection:
                 self._unreachable = _ssh_reason(error)
             except Exception as error:  # paramiko and other transports raise their own errors
                 self._unreachable = f"{type(error).__name__}: {error}"
+            if not self._unreachable and self.on_contact:
+                self.on_contact(self)
         if self._unreachable:
             raise HostUnreachable(f"host {self.name} unreachable: {self._unreachable}")
 
@@ -188,8 +192,9 @@ def _last_line(text: str) -> str:
 class ConnectionPool:
     """Connections to every host of the run, made on first use and closed at the end."""
 
-    def __init__(self, connect_timeout: float = 10, command_timeout: float = 60):
+    def __init__(self, connect_timeout: float = 10, command_timeout: float = 60, on_contact=None):
         self.control_dir = tempfile.mkdtemp(prefix="mxspec-ssh-")
+        self.on_contact = on_contact
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.connections: dict[str, Connection] = {}
@@ -197,7 +202,7 @@ class ConnectionPool:
     def get(self, host: Host) -> Connection:
         if host.name not in self.connections:
             self.connections[host.name] = Connection(
-                host, self.control_dir, self.connect_timeout, self.command_timeout)
+                host, self.control_dir, self.connect_timeout, self.command_timeout, self.on_contact)
         return self.connections[host.name]
 
     def stats(self) -> tuple[int, float]:

@@ -7,6 +7,7 @@ import json
 import shlex
 import time
 
+from mxspec import services
 from mxspec.mailhost import MailHost
 from mxspec.maillog import JOURNAL
 
@@ -37,6 +38,11 @@ def services_running_and_enabled(mailhost: MailHost, names: list[str]) -> None:
     _fail_if(problems, f"host {mailhost.name}: services not as expected")
 
 
+def service_running(mailhost: MailHost, name: str) -> None:
+    if not services.is_running(mailhost, name):
+        raise AssertionError(f"host {mailhost.name}: {name} is not running")
+
+
 def command_is_silent(mailhost: MailHost, command: str) -> None:
     result = mailhost.run(command)
     output = (result.stdout + result.stderr).strip()
@@ -50,6 +56,13 @@ def listening(mailhost: MailHost, sockets: list[str]) -> None:
     if missing:
         seen = ", ".join(mailhost.testinfra.socket.get_listening_sockets())
         raise AssertionError(f"host {mailhost.name}: not listening on {', '.join(missing)}; listening: {seen}")
+
+
+def not_listening(mailhost: MailHost, sockets: list[str]) -> None:
+    found = [spec for spec in sockets if mailhost.testinfra.socket(spec).is_listening]
+    if found:
+        seen = ", ".join(mailhost.testinfra.socket.get_listening_sockets())
+        raise AssertionError(f"host {mailhost.name}: listening on {', '.join(found)}; listening: {seen}")
 
 
 def no_log_lines_since_start(mailhost: MailHost, patterns: list[str]) -> None:

@@ -4,14 +4,17 @@
 (classic syslog). Only recent lines are read, so a long log does not slow a check down.
 """
 
+import json
 import re
 import shlex
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from mxspec.mailhost import MailHost
 
 JOURNAL = "journal"
+MAIL_FACILITY = "2"  # syslog facility "mail"
 RECENT_LINES = 20000
 # `postfix/smtp[123]: 4F1A2B3C: to=<a@b>, relay=host[10.0.0.5]:25, ..., status=sent (...)`
 DELIVERY = re.compile(r": (?P<queue_id>\w+): to=<(?P<recipient>[^>]*)>.*?relay=(?P<relay>[^\s,\[]+)"
@@ -75,3 +78,41 @@ def wait_relayed(mailhost: MailHost, message_id: str, relay: str, seconds: float
             raise AssertionError(f"host {mailhost.name}: message <{message_id}> was not relayed to {relay} "
                                  f"with status=sent{waited}; the mail log shows:\n  {shown}")
         time.sleep(1)
+
+
+def mark(mailhost: MailHost) -> str:
+    """Where the mail log ends now: a journal cursor, or a file's size in bytes."""
+    log = mailhost.value("{{ mail_log }}")
+    if log == JOURNAL:
+        result = mailhost.run("journalctl -n 0 --show-cursor -q")
+        return result.stdout.strip().removeprefix("-- cursor: ")
+    return mailhost.run(f"stat -c %s {shlex.quote(log)} 2>/dev/null || echo 0").stdout.strip() or "0"
+
+
+def lines_since(mailhost: MailHost, since: str) -> list[str]:
+    """Mail log lines written after `mark()` returned `since`."""
+    log = mailhost.value("{{ mail_log }}")
+    if log == JOURNAL:
+        # Filtered here, not by a journalctl match: with a match, --after-cursor finds nothing
+        # when the cursor's own entry does not match.
+        command = f"journalctl --no-pager -q -o json --after-cursor={shlex.quote(since)}"
+    else:
+        command = f"tail -c +{int(since) + 1} {shlex.quote(log)} | head -n {RECENT_LINES}"
+    result = mailhost.run(command)
+    if result.rc != 0:
+        raise AssertionError(f"host {mailhost.name}: cannot read the mail log ({log}): {result.stderr.strip()}")
+    if log != JOURNAL:
+        return [line for line in result.stdout.splitlines() if line.strip()]
+    return [_journal_line(entry) for entry in map(json.loads, result.stdout.splitlines())
+            if entry.get("SYSLOG_FACILITY") == MAIL_FACILITY]
+
+
+def _journal_line(entry: dict) -> str:
+    """As `journalctl -o short-iso` shows it."""
+    when = datetime.fromtimestamp(int(entry["__REALTIME_TIMESTAMP"]) / 1e6, timezone.utc)
+    message = entry.get("MESSAGE", "")
+    if isinstance(message, list):  # not valid UTF-8: journalctl gives the bytes
+        message = bytes(message).decode(errors="replace")
+    pid = f"[{entry['_PID']}]" if entry.get("_PID") else ""
+    return f"{when.isoformat(timespec='seconds')} {entry.get('_HOSTNAME', '')} " \
+           f"{entry.get('SYSLOG_IDENTIFIER', '')}{pid}: {message}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from mxspec import preflight, roles, vocabulary
+from mxspec import changes, preflight, roles, vocabulary
 from mxspec.connection import SPEC, CommandTimeout, ConnectionPool, HostUnreachable
 from mxspec.errors import MxspecError
 from mxspec.inventory import TARGET, Estate, Host, load_estates
@@ -39,6 +39,7 @@ class Run:
         self.estates = estates
         self.pool = pool
         self.timeout = timeout
+        self.notices: list[str] = []  # what the run found and did on first reaching each host
 
 
 def pytest_addoption(parser):
@@ -97,8 +98,31 @@ def _make_run(config) -> Run:
         estates.append(_raw_estate(raw, config.option.roles))
     elif config.option.roles:
         raise MxspecError("--roles applies to hosts given as raw specs (ssh://..., local://) in --hosts")
-    return Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout),
-               config.option.mx_timeout)
+    run = Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout),
+              config.option.mx_timeout)
+    run.pool.on_contact = lambda connection: _restore_left_over(config, run, connection)
+    return run
+
+
+def _restore_left_over(config, run: Run, connection) -> None:
+    """First thing on every host: undo what an interrupted run left changed there, and say so."""
+    try:
+        notices = changes.restore_left_over(connection)
+    except CommandTimeout as error:
+        notices = [f"host {connection.name}: could not look for changes left by an interrupted run: {error}"]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for notice in notices:
+        run.notices.append(notice)
+        if reporter:
+            reporter.write_line(f"mxspec: {notice}", yellow=True)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    run = config.stash.get(RUN, None)
+    if run and run.notices:
+        terminalreporter.section("mxspec: hosts restored before testing", yellow=True)
+        for notice in run.notices:
+            terminalreporter.write_line(notice)
 
 
 def _raw_estate(specs: list[str], role_option: str | None) -> Estate:
@@ -149,17 +173,6 @@ def pytest_collection_modifyitems(session, config, items):
             f"{config.option.inventories or 'inventories/'})")
     # Scenarios with no host of their role in the selected estates are not collected at all.
     items[:] = [item for item in items if not _is_scenario(item) or _target(item) is not None]
-    # Stop before any host is contacted. (xdist workers can't stop the run cleanly; there the same
-    # problems fail their scenarios with the same messages instead.)
-    if not hasattr(config, "workerinput"):
-        problems = vocabulary.undefined_steps(scenario_items)
-        if problems:
-            raise pytest.UsageError("features use undefined steps (no host was contacted):\n  "
-                                    + "\n  ".join(problems))
-        unset = preflight.missing_variables(items, _target)
-        if unset:
-            raise pytest.UsageError("the inventory lacks values the features use (no host was contacted):\n  "
-                                    + "\n  ".join(unset))
     for item in items:
         target = _target(item)
         if target is None:
@@ -172,6 +185,18 @@ def pytest_collection_modifyitems(session, config, items):
         for tag, (option, reason) in OPT_IN.items():
             if item.get_closest_marker(tag) and not getattr(config.option, option):
                 item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))
+    # Stop before any host is contacted. (xdist workers can't stop the run cleanly; there the same
+    # problems fail their scenarios with the same messages instead.)
+    if not hasattr(config, "workerinput"):
+        problems = vocabulary.undefined_steps(scenario_items)
+        if problems:
+            raise pytest.UsageError("features use undefined steps (no host was contacted):\n  "
+                                    + "\n  ".join(problems))
+        # Opt-in scenarios left out of this run need no inventory values.
+        unset = preflight.missing_variables([i for i in items if not i.get_closest_marker("skip")], _target)
+        if unset:
+            raise pytest.UsageError("the inventory lacks values the features use (no host was contacted):\n  "
+                                    + "\n  ".join(unset))
 
 
 def _is_scenario(item) -> bool:
@@ -227,7 +252,7 @@ def pytest_runtest_makereport(item, call):
     if call.when != "call" or not _is_scenario(item):
         return report
     transcript = item.stash.get(TRANSCRIPT, [])
-    lines = [_format_command(c) for c in transcript] + item.stash.get(EVIDENCE, [])
+    lines = _format_transcript(transcript) + item.stash.get(EVIDENCE, [])
     text = "\n".join(lines)
     if report.failed and call.excinfo is not None:
         error = call.excinfo.value
@@ -244,6 +269,23 @@ def pytest_runtest_makereport(item, call):
         if not (report.failed and isinstance(report.longrepr, str)):
             report.sections.append(("mxspec evidence", text))
     return report
+
+
+def _format_transcript(transcript) -> list[str]:
+    """Each command with its output; a check polled until a bound shows its repeats once."""
+    lines, previous, repeats = [], None, 0
+    for command in transcript:
+        same = previous is not None and (command.command, command.rc, command.stdout) == previous
+        if same:
+            repeats += 1
+            continue
+        if repeats:
+            lines.append(f"  (the same {repeats} more time{'s' if repeats > 1 else ''})")
+        lines.append(_format_command(command))
+        previous, repeats = (command.command, command.rc, command.stdout), 0
+    if repeats:
+        lines.append(f"  (the same {repeats} more time{'s' if repeats > 1 else ''})")
+    return lines
 
 
 def _format_command(command) -> str:

@@ -1,4 +1,4 @@
 postmap /etc/postfix/transport
 newaliases
 lab-service enable postfix
-lab-service enable lab-postmap.path
+lab-service enable lab-apply.path
