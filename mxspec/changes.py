@@ -2,7 +2,9 @@
 
 Before anything is changed, the journal (a directory under JOURNALS on the host) gets a copy of
 each file (content, mode, owner, times; or a note that it did not exist) and the state of the
-service the change concerns, and a `restore.sh` that puts all of it back. The host can thus be
+service the change concerns, and a `restore.sh` that puts all of it back: the files, then the
+estate's own apply step (`config_apply_command`, if the inventory names one, so the host's
+pick-up has nothing left to do), then each service restarted if it ran, stopped if it did not. The host can thus be
 restored without mxspec's process: at the end of the scenario (passed, failed, timed out or
 interrupted), or, when the connection dropped, by the next run that reaches the host.
 
@@ -17,7 +19,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
-from mxspec.connection import Connection
+from mxspec.connection import CommandTimeout, Connection, HostUnreachable
 from mxspec.errors import MxspecError
 from mxspec import services
 from mxspec.mailhost import MailHost
@@ -27,11 +29,18 @@ BUSY = 75  # flock's exit status when another holder has the lock
 # Compiled forms of a Postfix lookup table: recorded with their source, so a restore needs no postmap.
 COMPILED_SUFFIXES = (".db", ".lmdb", ".cdb")
 
-RESTORE_SCRIPT = f"""#!/bin/sh
+APPLY_COMMAND = "config_apply_command"  # inventory: the estate's own way to apply its configuration
+
+
+def restore_script(apply_command: str | None) -> str:
+    """restore.sh: files back, the estate's apply step (if any), then each service as it was."""
+    apply = (f'{apply_command} || {{ echo "{apply_command} failed after the restore" >&2; exit 1; }}'
+             if apply_command else "# (no config_apply_command in the inventory)")
+    return f"""#!/bin/sh
 # Written by mxspec before it changed this host: puts back what it changed. Safe to run again.
 j=$(cd "$(dirname "$0")" && pwd)
 sh -e "$j/files.sh" || {{ echo "could not put the files back (journal $j)" >&2; exit 1; }}
-sleep 2  # let the host's own pick-up of the restored files run first
+{apply}
 sh "$j/services.sh" || {{ echo "could not bring the services back (journal $j)" >&2; exit 1; }}
 rm -rf "$j"
 rmdir {JOURNALS} /var/lib/mxspec 2>/dev/null
@@ -49,6 +58,7 @@ class ChangeJournal:
         self.recorded: set[str] = set()
         self.services: dict[str, str] = {}  # service -> main process id when first recorded
         self.guard: subprocess.Popen | None = None
+        self.apply_command = mailhost.vars.get(APPLY_COMMAND)
 
     def _run(self, command: str, what: str):
         result = self.mailhost.run(command)
@@ -65,7 +75,7 @@ class ChangeJournal:
             f"umask 077 && mkdir -p {JOURNALS} && j=$(mktemp -d {JOURNALS}/XXXXXXXX) && cd \"$j\" && "
             f"mkdir files && : > files.sh && : > services.sh && : > recorded && "
             f"printf '%s\\n' {shlex.quote(about)} > about && "
-            f"printf '%s' {shlex.quote(RESTORE_SCRIPT)} > restore.sh && echo \"$j\"",
+            f"printf '%s' {shlex.quote(restore_script(self.apply_command))} > restore.sh && echo \"$j\"",
             "cannot start a change journal")
         self.path = result.stdout.strip()
         self.guard = _hold_lock(self.mailhost.connection, f"{self.path}/lock")
@@ -110,13 +120,17 @@ class ChangeJournal:
             return
         _release(self.guard)
         self.guard = None
-        result = self.mailhost.run(f"flock -w 30 -E {BUSY} {shlex.quote(self.path)}/lock "
-                                   f"sh {shlex.quote(self.path)}/restore.sh")
-        if result.rc != 0:
+        try:
+            result = self.mailhost.run(f"flock -w 30 -E {BUSY} {shlex.quote(self.path)}/lock "
+                                       f"sh {shlex.quote(self.path)}/restore.sh")
+            problem = "" if result.rc == 0 else result.stderr.strip() or f"exit {result.rc}"
+        except (HostUnreachable, CommandTimeout) as error:
+            problem = str(error)
+        if problem:
             raise AssertionError(
-                f"host {self.mailhost.name}: could not restore what this scenario changed: "
-                f"{result.stderr.strip() or f'exit {result.rc}'}; the journal {self.path} stays on the host, "
-                f"and the next run that reaches it restores it first")
+                f"host {self.mailhost.name}: could not restore what this scenario changed ({problem}); "
+                f"its journal {self.path} stays on the host, and the next run that reaches the host "
+                f"restores it first")
         self.path = None
 
 

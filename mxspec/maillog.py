@@ -95,7 +95,8 @@ def lines_since(mailhost: MailHost, since: str) -> list[str]:
     if log == JOURNAL:
         # Filtered here, not by a journalctl match: with a match, --after-cursor finds nothing
         # when the cursor's own entry does not match.
-        command = f"journalctl --no-pager -q -o json --after-cursor={shlex.quote(since)}"
+        command = (f"journalctl --no-pager -q -o json --after-cursor={shlex.quote(since)} "
+                   f"| grep -F '\"SYSLOG_FACILITY\":\"{MAIL_FACILITY}\"' || true")
     else:
         command = f"tail -c +{int(since) + 1} {shlex.quote(log)} | head -n {RECENT_LINES}"
     result = mailhost.run(command)

@@ -70,6 +70,7 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{roles.role_tag(role)}: hosts with role {role}: {description}")
     for tag, description in roles.SCOPE_TAGS.items():
         config.addinivalue_line("markers", f"{tag}: {description}")
+    config.addinivalue_line("markers", "xdist_group(name): scenarios run on one pytest-xdist worker")
     try:
         config.stash[RUN] = _make_run(config)
         option = config.option
@@ -158,7 +159,10 @@ def pytest_generate_tests(metafunc):
     tags = {mark.name for mark in metafunc.definition.iter_markers()}
     targets = targets_for(tags, run.estates)
     if targets:
-        metafunc.parametrize("mx_target", targets, ids=[t.name for t in targets], scope="function")
+        # xdist_group: with pytest-xdist's --dist loadgroup, one host's scenarios stay on one
+        # worker, one after another (its own hook reads the mark before later hooks could add it).
+        metafunc.parametrize("mx_target", [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name))
+                                           for t in targets], scope="function")
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: check only what will run
@@ -249,7 +253,13 @@ def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if call.when != "call" or not _is_scenario(item):
+    if not _is_scenario(item):
+        return report
+    if call.when == "teardown":  # e.g. a change that could not be restored: said plainly
+        if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, PLAIN_FAILURES):
+            report.longrepr = str(call.excinfo.value)
+        return report
+    if call.when != "call":
         return report
     transcript = item.stash.get(TRANSCRIPT, [])
     lines = _format_transcript(transcript) + item.stash.get(EVIDENCE, [])
