@@ -101,21 +101,17 @@ def _make_run(config) -> Run:
         raise MxspecError("--roles applies to hosts given as raw specs (ssh://..., local://) in --hosts")
     run = Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout),
               config.option.mx_timeout)
-    run.pool.on_contact = lambda connection: _restore_left_over(config, run, connection)
+    run.pool.on_contact = lambda connection: _restore_left_over(run, connection)
     return run
 
 
-def _restore_left_over(config, run: Run, connection) -> None:
+def _restore_left_over(run: Run, connection) -> None:
     """First thing on every host: undo what an interrupted run left changed there, and say so."""
     try:
         notices = changes.restore_left_over(connection)
     except CommandTimeout as error:
         notices = [f"host {connection.name}: could not look for changes left by an interrupted run: {error}"]
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    for notice in notices:
-        run.notices.append(notice)
-        if reporter:
-            reporter.write_line(f"mxspec: {notice}", yellow=True)
+    run.notices += notices  # shown in the terminal summary (output during a test is captured)
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -283,18 +279,18 @@ def pytest_runtest_makereport(item, call):
 
 def _format_transcript(transcript) -> list[str]:
     """Each command with its output; a check polled until a bound shows its repeats once."""
-    lines, previous, repeats = [], None, 0
+    lines, recent, repeats = [], [], 0
     for command in transcript:
-        same = previous is not None and (command.command, command.rc, command.stdout) == previous
-        if same:
+        key = (command.command, command.rc, command.stdout)
+        if key in recent:  # a poll going round: the same few commands, the same answers
             repeats += 1
             continue
         if repeats:
-            lines.append(f"  (the same {repeats} more time{'s' if repeats > 1 else ''})")
+            lines.append(f"  ({repeats} more runs of the commands above, with the same output)")
         lines.append(_format_command(command))
-        previous, repeats = (command.command, command.rc, command.stdout), 0
+        recent, repeats = (recent + [key])[-3:], 0
     if repeats:
-        lines.append(f"  (the same {repeats} more time{'s' if repeats > 1 else ''})")
+        lines.append(f"  ({repeats} more runs of the commands above, with the same output)")
     return lines
 
 

@@ -17,6 +17,7 @@ class Relay:
         self.port = self.server.getsockname()[1]
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.is_cut = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -28,6 +29,10 @@ class Relay:
                 return
             upstream.settimeout(None)
             with self.lock:
+                if self.is_cut:  # accepted just as the relay was cut
+                    client.close()
+                    upstream.close()
+                    return
                 self.sockets += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -45,6 +50,11 @@ class Relay:
                     end.shutdown(socket.SHUT_RDWR)
 
     def cut(self):
+        with self.lock:
+            self.is_cut = True
+        # shutdown() first: close() alone leaves a thread blocked in accept() still accepting.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
         with self.lock:
             for end in self.sockets:

@@ -95,7 +95,7 @@ def test_a_dropped_connection_leaves_a_journal_the_next_run_restores_first(lab, 
             """))
         for group in inventory["all"]["children"].values():
             if (group.get("hosts") or {}).get("old-mx-1"):
-                group["hosts"]["old-mx-1"].update(ansible_host="old-mx-1-via-relay",
+                group["hosts"]["old-mx-1"].update(ansible_host="old-mx-1-via-relay", smtp_address="10.213.0.10",
                                                   mxspec_ssh_config=str(tmp_path / "relay_ssh_config"))
         (tmp_path / "old-mx.yml").write_text(yaml.safe_dump(inventory))
         _away_from_the_minute()
@@ -103,6 +103,9 @@ def test_a_dropped_connection_leaves_a_journal_the_next_run_restores_first(lab, 
         _wait_until_changed(process, "old-mx-1")
         cut_off.cut()
         text, _ = process.communicate(timeout=180)
+        # Nothing reaches the host through the relay any more.
+        assert subprocess.run(["ssh", "-F", str(tmp_path / "relay_ssh_config"), "-o", "ConnectTimeout=5",
+                               "old-mx-1-via-relay", "true"], capture_output=True, timeout=30).returncode != 0
     assert process.returncode == 1, text
     assert "Traceback" not in text
     assert "could not restore what this scenario changed" in text and "restores it first" in text, text
