@@ -51,18 +51,13 @@ def command_is_silent(mailhost: MailHost, command: str) -> None:
                              + (f" and printed:\n{output}" if output else ""))
 
 
-def listening(mailhost: MailHost, sockets: list[str]) -> None:
-    missing = [spec for spec in sockets if not mailhost.testinfra.socket(spec).is_listening]
-    if missing:
+def listening(mailhost: MailHost, sockets: list[str], wanted: bool = True) -> None:
+    """Each socket spec (e.g. tcp://0.0.0.0:25) is listening, or with wanted=False, is not."""
+    wrong = [spec for spec in sockets if mailhost.testinfra.socket(spec).is_listening != wanted]
+    if wrong:
         seen = ", ".join(mailhost.testinfra.socket.get_listening_sockets())
-        raise AssertionError(f"host {mailhost.name}: not listening on {', '.join(missing)}; listening: {seen}")
-
-
-def not_listening(mailhost: MailHost, sockets: list[str]) -> None:
-    found = [spec for spec in sockets if mailhost.testinfra.socket(spec).is_listening]
-    if found:
-        seen = ", ".join(mailhost.testinfra.socket.get_listening_sockets())
-        raise AssertionError(f"host {mailhost.name}: listening on {', '.join(found)}; listening: {seen}")
+        state = "not listening" if wanted else "listening"
+        raise AssertionError(f"host {mailhost.name}: {state} on {', '.join(wrong)}; listening: {seen}")
 
 
 def no_log_lines_since_start(mailhost: MailHost, patterns: list[str]) -> None:

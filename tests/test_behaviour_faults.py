@@ -33,6 +33,11 @@ class Case:
         return f"{self.scenario}[{self.target}]"
 
 
+def change_case(scenario: str, fault: Fault, expected: str) -> Case:
+    """A change scenario (opt-in) on the new router the fault breaks."""
+    return Case(scenario, "new-mx", fault.host, fault, expected, ("--mx-change",))
+
+
 CASES = [
     # Every mail host
     Case("the_mail_software_is_installed", "new-mx", "new-router-1",
@@ -148,21 +153,18 @@ CASES = [
     Case("mail_leaving_the_estate_is_signed_with_dkim", "new-mx", "new-out-1",
          service_stopped("new-out-1", "opendkim"), "the message arrived without a DKIM-Signature header"),
     # Configuration changes (opt-in): the router's pick-up mechanism, lab-apply, broken one way each
-    Case("a_new_route_in_the_transport_map_is_used_without_anyone_running_a_command", "new-mx", "new-router-2",
-         Fault("new-router-2", "systemctl stop lab-apply.path", "systemctl start lab-apply.path", "no pick-up"),
-         'changes.test: no entry, expected smtp:[lab-store.lab.test]', ("--mx-change",)),
-    Case("a_setting_postfix_can_reload_is_reloaded_and_in_effect_on_the_wire", "new-mx", "new-router-1",
-         edit("new-router-1", APPLY, "s/postfix reload >/true >/"),
-         "has not reloaded since the change", ("--mx-change",)),
-    Case("a_change_of_listening_addresses_restarts_postfix_which_then_listens_as_configured", "new-mx", "new-router-2",
-         edit("new-router-2", APPLY, 's/^RESTART_SETTINGS=.*/RESTART_SETTINGS=""/'),
-         "postfix has not restarted", ("--mx-change",)),
-    Case("a_change_to_the_milters_settings_restarts_the_milter_which_applies_it", "new-mx", "new-router-1",
-         edit("new-router-1", APPLY, "s/service lab-milter restart/true/"),
-         "lab-milter has not restarted", ("--mx-change",)),
-    Case("broken_milter_settings_are_refused_and_the_running_milter_keeps_stamping_mail", "new-mx", "new-router-2",
-         edit("new-router-2", APPLY, "s/if ! problem=$(python3 .*lab-milter --check 2>&1)/if false/"),
-         "no mail log line with 'refused /etc/lab-milter.conf' since the change", ("--mx-change",)),
+    change_case("a_new_route_in_the_transport_map_is_used_without_anyone_running_a_command",
+                Fault("new-router-2", "systemctl stop lab-apply.path", "systemctl start lab-apply.path", "no pick-up"),
+                "changes.test: no entry, expected smtp:[lab-store.lab.test]"),
+    change_case("a_setting_postfix_can_reload_is_reloaded_and_in_effect_on_the_wire",
+                edit("new-router-1", APPLY, "s/postfix reload >/true >/"), "has not reloaded since the change"),
+    change_case("a_change_of_listening_addresses_restarts_postfix_which_then_listens_as_configured",
+                edit("new-router-2", APPLY, 's/^RESTART_SETTINGS=.*/RESTART_SETTINGS=""/'), "postfix has not restarted"),
+    change_case("a_change_to_the_milters_settings_restarts_the_milter_which_applies_it",
+                edit("new-router-1", APPLY, "s/service lab-milter restart/true/"), "lab-milter has not restarted"),
+    change_case("broken_milter_settings_are_refused_and_the_running_milter_keeps_stamping_mail",
+                edit("new-router-2", APPLY, "s/if ! problem=$(python3 .*lab-milter --check 2>&1)/if false/"),
+                "no mail log line with 'refused /etc/lab-milter.conf' since the change"),
     # DNS, once per estate
     Case("mail_for_each_local_domain_goes_to_the_estates_inbound_mxs", "new-mx", "new-mx",
          edit("lab-dns", DNS_CONF, f"{AFTER_VIEW}{{/MX 20 new-mx-in-2/d}}", RESTART_DNS),
