@@ -50,6 +50,16 @@ def test_regression_names_the_failing_host():
     assert item.note == "fails on new-2"
 
 
+def test_a_side_that_did_not_run_says_why():
+    data = results({("s", "old-1"): "skipped"}, {("s", "new-1"): "skipped", ("s", "new-2"): "skipped"})
+    for result in data.results:
+        result.message = "Skipped: not run: disrupts a service; run with --mx-disruptive"
+    item = status_of(readiness.compare(data, "old-mx", "new-mx", [], TODAY), "s")
+    assert item.note == "skipped on both sides (disrupts a service; run with --mx-disruptive)"
+    assert "title='disrupts a service; run with --mx-disruptive'" in render.to_html(
+        readiness.compare(data, "old-mx", "new-mx", [], TODAY), data)
+
+
 def test_role_of_the_old_estate_missing_in_the_new_blocks():
     data = results({("s", "old-1"): "passed"}, {("s", "new-1"): "passed"}, new_roles=("smtp-router",))
     verdict = readiness.compare(data, "old-mx", "new-mx", [], TODAY)

@@ -89,6 +89,12 @@ def _side_status(results: list[Result]) -> str:
     return "failed" if any(r.outcome == "failed" for r in ran) else "passed"
 
 
+def skip_reasons(results: list[Result]) -> str:
+    """Why a side did not run a behaviour, each distinct reason once (pytest's "Skipped: " and "not run: " dropped)."""
+    reasons = dict.fromkeys(r.message.removeprefix("Skipped: ").removeprefix("not run: ") for r in results if r.outcome == "skipped")
+    return "; ".join(reason for reason in reasons if reason)
+
+
 def classify(item: Item) -> None:
     old, new = _side_status(item.old), _side_status(item.new)
     table = {
@@ -103,6 +109,9 @@ def classify(item: Item) -> None:
         ("not run", "not run"): ("not run", "skipped on both sides"),
     }
     item.status, item.note = table[(old, new)]
+    why = skip_reasons((item.old if old == "not run" else []) + (item.new if new == "not run" else []))
+    if why:
+        item.note = f"{item.note} ({why})"
 
 
 def compare(results: Results, old: str, new: str, waivers: list[Waiver], today: datetime.date) -> Readiness:

@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from mxspec.report.readiness import Item, Readiness
+from mxspec.report.readiness import Item, Readiness, skip_reasons
 from mxspec.report.results import Results
 
 ESTATE_ROLE = "estate"
@@ -112,7 +112,9 @@ def _cell(side, host: str, separator: bool = False) -> str:
     if result is None:
         return f"<td class='cell absent{sep}'></td>"
     if result.outcome != "failed":
-        return f"<td class='cell {result.outcome}{sep}'>{SYMBOL.get(result.outcome, '?')}</td>"
+        why = html.escape(skip_reasons([result]), quote=True)
+        title = f" title='{why}'" if why else ""
+        return f"<td class='cell {result.outcome}{sep}'{title}>{SYMBOL.get(result.outcome, '?')}</td>"
     evidence = html.escape(f"{result.message}\n\n{result.evidence}".strip())
     return (f"<td class='cell failed{sep}'><details><summary>✗ evidence</summary><pre>{evidence}</pre>"
             f"</details></td>")
