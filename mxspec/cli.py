@@ -1,4 +1,4 @@
-"""The `mxspec` command: the lab's life cycle and the step vocabulary."""
+"""The `mxspec` command: the lab's life cycle, reports, and the step vocabulary."""
 
 import argparse
 import importlib
@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--waivers", help="accepted differences (YAML)")
     report.add_argument("--out", default="reports", help="folder for readiness.html/.md/.json (default: reports)")
 
+    comment = sub.add_parser("comment", help="post the Markdown report on the pull request of this CI job")
+    comment.add_argument("forge", choices=["github", "gitlab"], help="whose CI this runs in")
+    comment.add_argument("--report", default="reports/readiness.md", help="the Markdown report (default: reports/readiness.md)")
+
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default="steps", help="package of step modules (default: steps)")
     return parser
@@ -46,6 +50,10 @@ def main(argv=None) -> int:
             from mxspec.report.command import combine
 
             return combine(args.results, args.old, args.new, args.waivers, args.out)
+        if args.command == "comment":
+            from mxspec.report.comment import post
+
+            return post(args.forge, args.report)
         from mxspec.lab import commands
 
         root = Path(args.lab)

@@ -1,0 +1,67 @@
+"""`mxspec comment`: post the Markdown readiness report on the pull request a CI job runs for.
+
+Each forge's CI says where it runs through environment variables; this reads them, so the CI
+templates stay one line and the posting is tested here rather than in a forge.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from mxspec.errors import MxspecError
+
+NO_REPORT = ("## Migration readiness: no report\n\nThe mxspec gate ended before it wrote a report "
+             "(the lab did not come up, or bad input): see the job's log.\n")
+
+
+@dataclass
+class Target:
+    url: str
+    headers: dict
+
+
+def _env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if not value:
+        raise MxspecError(f"environment variable {name} is not set (is this running in the forge's CI job?)")
+    return value
+
+
+def _github() -> Target:
+    number = os.environ.get("MXSPEC_PULL_REQUEST")
+    if not number:
+        event_path = _env("GITHUB_EVENT_PATH")
+        try:
+            number = str(json.loads(Path(event_path).read_text())["pull_request"]["number"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise MxspecError(f"{event_path}: not a pull request event (the workflow must run on pull_request)")
+    api = _env("GITHUB_API_URL", "https://api.github.com").rstrip("/")
+    return Target(f"{api}/repos/{_env('GITHUB_REPOSITORY')}/issues/{number}/comments",
+                  {"Authorization": f"Bearer {_env('GITHUB_TOKEN')}", "Accept": "application/vnd.github+json"})
+
+
+def _gitlab() -> Target:
+    api = _env("CI_API_V4_URL").rstrip("/")
+    return Target(f"{api}/projects/{_env('CI_PROJECT_ID')}/merge_requests/{_env('CI_MERGE_REQUEST_IID')}/notes",
+                  {"PRIVATE-TOKEN": _env("MXSPEC_API_TOKEN")})
+
+
+FORGES = {"github": _github, "gitlab": _gitlab}
+
+
+def post(forge: str, report: str, timeout: float = 30) -> int:
+    target = FORGES[forge]()
+    path = Path(report)
+    body = path.read_text() if path.is_file() else NO_REPORT
+    try:
+        response = requests.post(target.url, json={"body": body}, headers=target.headers, timeout=timeout)
+    except requests.RequestException as error:
+        raise MxspecError(f"could not post the report to {target.url}: {error}")
+    if not response.ok:
+        raise MxspecError(f"posting the report to {target.url} got HTTP {response.status_code}: "
+                          f"{response.text[:300]}")
+    print(f"report posted: {target.url} (HTTP {response.status_code})")
+    return 0 if path.is_file() else 1
