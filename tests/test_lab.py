@@ -45,17 +45,32 @@ def test_mail_via_each_inbound_mx_reaches_the_mailstore_with_the_milter_header(l
     message.set_content("hello from the lab test\n")
     with smtplib.SMTP(ADDRESSES[mx], 25, timeout=30) as smtp:
         smtp.send_message(message)
+    stored = _take_from_bobs_mailbox(f"lab {token}", f"message {token} via {mx}")
+    assert f"X-Lab-Routed-By: {ROUTER[mx]}" in stored
+    assert "X-Virus-Status: Clean" in stored
+
+
+def test_the_remote_peer_sends_mail_in_through_the_mx_its_dns_names(lab):
+    """lab-remote's own Postfix looks the MX up in the lab's DNS (before the cut-over: old-mx-1)."""
+    subject = f"from remote {uuid.uuid4().hex}"
+    lab_ssh("lab-remote", f"printf 'From: peer@remote.test\\nTo: bob@beta.test\\nSubject: {subject}\\n\\nhello\\n'"
+                          " | /usr/sbin/sendmail -f peer@remote.test bob@beta.test")
+    stored = _take_from_bobs_mailbox(subject, f"a message from lab-remote ({subject})")
+    assert "X-Lab-Routed-By: old-mx-1.lab.test" in stored
+    assert "from lab-remote.lab.test" in stored
+
+
+def _take_from_bobs_mailbox(subject: str, what: str) -> str:
+    """Waits up to 60 s for the message in bob@beta.test's Maildir; returns it and deletes it."""
     found = ""
     for _ in range(60):
-        found = lab_ssh("lab-store", f"grep -rl 'lab {token}' /var/mail/vhosts/beta.test/bob/new || true").stdout.strip()
+        found = lab_ssh("lab-store", f"grep -rl '{subject}' /var/mail/vhosts/beta.test/bob/new || true").stdout.strip()
         if found:
             break
         time.sleep(1)
-    assert found, f"message {token} via {mx} did not reach the mailstore within 60 s"
+    assert found, f"{what} did not reach the mailstore within 60 s"
     try:
-        stored = lab_ssh("lab-store", f"cat {found}").stdout
-        assert f"X-Lab-Routed-By: {ROUTER[mx]}" in stored
-        assert "X-Virus-Status: Clean" in stored
+        return lab_ssh("lab-store", f"cat {found}").stdout
     finally:
         lab_ssh("lab-store", f"rm -f {found}")
 
