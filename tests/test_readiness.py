@@ -147,3 +147,22 @@ def test_report_from_a_distributed_run_matches_a_serial_one(lab, tmp_path):
         verdicts[name] = (data["verdict"], data["counts"], sorted((b["scenario"], b["status"]) for b in data["behaviours"]))
     assert verdicts["serial"] == verdicts["xdist"]
     assert verdicts["serial"][1] == {"ready": 5}
+
+
+def test_junit_and_cucumber_reports_keep_working_beside_the_readiness_report(lab, tmp_path):
+    import xml.etree.ElementTree as ElementTree
+
+    from conftest import run_mxspec_pytest
+
+    result = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-report={tmp_path / 'report'}", "-m", "estate",
+                               f"--junitxml={tmp_path / 'junit.xml'}", f"--cucumberjson={tmp_path / 'cucumber.json'}",
+                               "-p", "no:cacheprovider")
+    assert result.returncode == 0, output(result)
+    cases = ElementTree.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+    properties = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
+    assert len(properties) == 10
+    assert {(p["mx_estate"], p["mx_target"]) for p in properties} == {("old-mx", "old-mx"), ("new-mx", "new-mx")}
+    features = json.loads((tmp_path / "cucumber.json").read_text())
+    scenarios = [element for feature in features for element in feature["elements"]]
+    assert len(scenarios) == 10
+    assert all(step["result"]["status"] == "passed" for s in scenarios for step in s["steps"])
