@@ -114,6 +114,21 @@ def _restore_left_over(run: Run, connection) -> None:
     run.notices += notices  # shown in the terminal summary (output during a test is captured)
 
 
+def pytest_sessionfinish(session):
+    # Under pytest-xdist the restores happen in the workers; their notices travel back in
+    # workeroutput, which xdist hands to the controller when a worker ends.
+    run = session.config.stash.get(RUN, None)
+    if run and hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["mxspec_notices"] = run.notices
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    run = node.config.stash.get(RUN, None)
+    if run:
+        run.notices += getattr(node, "workeroutput", {}).get("mxspec_notices", [])
+
+
 def pytest_terminal_summary(terminalreporter, config):
     run = config.stash.get(RUN, None)
     if run and run.notices:

@@ -143,6 +143,7 @@ def test_report_from_a_distributed_run_matches_a_serial_one(lab, tmp_path):
         result = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-report={tmp_path / name}", "-m", "estate",
                                    "-p", "no:cacheprovider", *extra)
         assert result.returncode == 0, output(result)
+        assert "[mxspec] old-mx: 5 scenarios done, 0 failed" in output(result)  # progress per target
         data = json.loads((tmp_path / name / "readiness.json").read_text())
         verdicts[name] = (data["verdict"], data["counts"], sorted((b["scenario"], b["status"]) for b in data["behaviours"]))
     assert verdicts["serial"] == verdicts["xdist"]

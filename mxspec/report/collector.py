@@ -3,6 +3,8 @@
 import datetime
 from pathlib import Path
 
+import pytest
+
 from mxspec.report import readiness, render
 from mxspec.report.results import Result, Results
 
@@ -16,6 +18,12 @@ def result_properties(target, tags: set[str], feature: str, scenario: str, examp
         speaks_for = tagged or list(target.host.roles)
     return [("mx_estate", target.estate.name), ("mx_target", target.name), ("mx_roles", speaks_for),
             ("mx_feature", feature), ("mx_scenario", scenario), ("mx_example", example)]
+
+
+def target_in_id(nodeid: str, names: list[str]) -> str | None:
+    """The host or estate a test id names: its parameters start with the target (then example ids)."""
+    params = nodeid.rpartition("[")[2].rstrip("]") if nodeid.endswith("]") else ""
+    return next((name for name in names if params == name or params.startswith(name + "-")), None)
 
 
 class ResultsCollector:
@@ -36,6 +44,21 @@ class ResultsCollector:
             target = dict(item.user_properties).get("mx_target")
             if target:
                 self.planned[target] = self.planned.get(target, 0) + 1
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """Under pytest-xdist the controller collects nothing: it learns the plan from a worker's ids."""
+        if self.planned:
+            return
+        for nodeid in ids:
+            target = target_in_id(nodeid, self._target_names())
+            if target:
+                self.planned[target] = self.planned.get(target, 0) + 1
+
+    def _target_names(self) -> list[str]:
+        """Hosts and estates, longest first: "new-mx-in-1" must not be read as "new-mx"."""
+        names = set(self.results.estates) | {h for hosts in self.results.hosts.values() for h in hosts}
+        return sorted(names, key=len, reverse=True)
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties)
@@ -58,6 +81,8 @@ class ResultsCollector:
             failed = done.count("failed")
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             if reporter:
+                if self.config.pluginmanager.hasplugin("dsession"):
+                    reporter.write("\n")  # xdist's progress dots don't tell the reporter a line is open
                 reporter.write_line(f"[mxspec] {target}: {len(done)} scenarios done, {failed} failed")
 
     def pytest_sessionfinish(self, session):
