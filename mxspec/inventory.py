@@ -8,6 +8,8 @@ Ansible does: `all` vars, then group vars from the outermost group in, then host
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testinfra.backend import parse_hostspec
+
 from mxspec import roles
 from mxspec.errors import MxspecError
 from mxspec.yamlfile import LineDict, load
@@ -134,3 +136,16 @@ def load_estates(directory, names: list[str]) -> list[Estate]:
                 )
             seen[host.name] = host
     return estates
+
+
+def spec_variables(spec: str) -> dict:
+    """A raw `ssh://user@host:port?ssh_config=...&ssh_identity_file=...` spec as connection variables.
+
+    So a host given on the command line is reached the same bounded, shared way as an inventory's.
+    """
+    address, options = parse_hostspec(spec)
+    user, _, address = address.rpartition("@")
+    name, _, port = address.partition(":")
+    values = {TARGET: name, USER: user, PORT: port, SSH_CONFIG: options.get("ssh_config"),
+              IDENTITY: options.get("ssh_identity_file")}
+    return {key: value for key, value in values.items() if value}

@@ -12,7 +12,7 @@ from pytest_bdd.scenario import scenario_wrapper_template_registry
 from mxspec import changes, preflight, roles, vocabulary
 from mxspec.connection import SPEC, CommandTimeout, ConnectionPool, HostUnreachable
 from mxspec.errors import MxspecError
-from mxspec.inventory import TARGET, Estate, Host, load_estates
+from mxspec.inventory import TARGET, Estate, Host, load_estates, spec_variables
 from mxspec.mailhost import MailHost, Subject
 from mxspec.report.collector import ResultsCollector, result_properties
 from mxspec.selection import Target, targets_for
@@ -146,8 +146,8 @@ def _raw_estate(specs: list[str], role_option: str | None) -> Estate:
     hosts = {}
     for spec in specs:
         name = spec.split("://", 1)[1].split("?")[0] or spec.split("://")[0]
-        hosts[name] = Host(name, "command-line", f"--hosts={spec}", list(host_roles),
-                           {SPEC: spec, TARGET: name})
+        connection = spec_variables(spec) if spec.startswith("ssh://") else {TARGET: name}
+        hosts[name] = Host(name, "command-line", f"--hosts={spec}", list(host_roles), {SPEC: spec, **connection})
     return Estate("command-line", "--hosts", {}, hosts)
 
 

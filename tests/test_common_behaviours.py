@@ -49,3 +49,15 @@ def test_postfix_not_enabled_at_boot_fails_the_scenario_that_says_so(lab, host, 
     assert "not running" not in text  # it still runs: only the boot behaviour is missing
     restored = run_mxspec_pytest(*args)
     assert restored.returncode == 0 and "1 passed" in restored.stdout, output(restored)
+
+
+def test_a_raw_ssh_spec_is_reached_with_its_user_port_and_ssh_config(lab):
+    from mxspec.inventory import spec_variables
+
+    assert spec_variables("ssh://admin@mx1.example.org:2222?ssh_config=/etc/mx/ssh_config&ssh_identity_file=/k") == {
+        "ansible_host": "mx1.example.org", "ansible_user": "admin", "ansible_port": "2222",
+        "mxspec_ssh_config": "/etc/mx/ssh_config", "ansible_ssh_private_key_file": "/k"}
+    spec = "ssh://root@new-router-1?ssh_config=/var/lib/mxspec-lab/run/ssh_config"
+    result = run_mxspec_pytest(f"--hosts={spec}", "--roles=smtp-router", "-k", "configuration_is_valid", "-v")
+    assert result.returncode == 0, output(result)
+    assert "test_the_postfix_configuration_is_valid[root@new-router-1] PASSED" in result.stdout
