@@ -40,25 +40,22 @@ class ResultsCollector:
         self.readiness = None
 
     def pytest_collection_finish(self, session):
-        for item in session.items:
-            target = dict(item.user_properties).get("mx_target")
-            if target:
-                self.planned[target] = self.planned.get(target, 0) + 1
+        self._plan(dict(item.user_properties).get("mx_target") for item in session.items)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
         """Under pytest-xdist the controller collects nothing: it learns the plan from a worker's ids."""
-        if self.planned:
-            return
-        for nodeid in ids:
-            target = target_in_id(nodeid, self._target_names())
+        if not self.planned:  # every worker collects the same items
+            # Hosts and estates, longest first: "new-mx-in-1" must not be read as "new-mx".
+            names = sorted(set(self.results.estates) | {h for hosts in self.results.hosts.values() for h in hosts},
+                           key=len, reverse=True)
+            self._plan(target_in_id(nodeid, names) for nodeid in ids)
+
+    def _plan(self, targets) -> None:
+        """How many scenarios each host (or estate) will run, to say when it is done."""
+        for target in targets:
             if target:
                 self.planned[target] = self.planned.get(target, 0) + 1
-
-    def _target_names(self) -> list[str]:
-        """Hosts and estates, longest first: "new-mx-in-1" must not be read as "new-mx"."""
-        names = set(self.results.estates) | {h for hosts in self.results.hosts.values() for h in hosts}
-        return sorted(names, key=len, reverse=True)
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties)

@@ -31,13 +31,11 @@ def _env(name: str, default: str | None = None) -> str:
 
 
 def _github() -> Target:
-    number = os.environ.get("MXSPEC_PULL_REQUEST")
-    if not number:
-        event_path = _env("GITHUB_EVENT_PATH")
-        try:
-            number = str(json.loads(Path(event_path).read_text())["pull_request"]["number"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise MxspecError(f"{event_path}: not a pull request event (the workflow must run on pull_request)")
+    event_path = _env("GITHUB_EVENT_PATH")
+    try:
+        number = json.loads(Path(event_path).read_text())["pull_request"]["number"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise MxspecError(f"{event_path}: not a pull request event (the workflow must run on pull_request)")
     api = _env("GITHUB_API_URL", "https://api.github.com").rstrip("/")
     return Target(f"{api}/repos/{_env('GITHUB_REPOSITORY')}/issues/{number}/comments",
                   {"Authorization": f"Bearer {_env('GITHUB_TOKEN')}", "Accept": "application/vnd.github+json"})

@@ -91,7 +91,8 @@ def _side_status(results: list[Result]) -> str:
 
 def skip_reasons(results: list[Result]) -> str:
     """Why a side did not run a behaviour, each distinct reason once (pytest's "Skipped: " and "not run: " dropped)."""
-    reasons = dict.fromkeys(r.message.removeprefix("Skipped: ").removeprefix("not run: ") for r in results if r.outcome == "skipped")
+    reasons = dict.fromkeys(r.message.removeprefix("Skipped: ").removeprefix("not run: ")
+                            for r in results if r.outcome == "skipped")
     return "; ".join(reason for reason in reasons if reason)
 
 
