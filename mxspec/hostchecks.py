@@ -5,11 +5,11 @@ All items of a table are checked before failing, so one run shows every gap, not
 
 import json
 import shlex
-import time
 
 from mxspec import services
 from mxspec.mailhost import MailHost
 from mxspec.maillog import JOURNAL
+from mxspec.waiting import eventually
 
 POSTFIX_UNIT = "postfix@-.service"  # Debian's unit that runs the Postfix master under systemd
 
@@ -142,10 +142,6 @@ def map_lookups(mailhost: MailHost, table: str, rows: list[dict]) -> None:
 
 
 def start_and_wait(mailhost: MailHost, service: str, seconds: float = 60) -> None:
-    """Start a service again and wait until its init system reports it running."""
+    """Start a service again and wait until it runs."""
     mailhost.run(f"service {shlex.quote(service)} start")
-    deadline = time.monotonic() + seconds
-    while not mailhost.testinfra.service(service).is_running:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"host {mailhost.name}: {service} did not start again within {seconds:g} s")
-        time.sleep(0.5)
+    eventually(seconds, lambda: service_running(mailhost, service), interval=0.5)
