@@ -1,3 +1,3 @@
-"""The project's step definitions, visible to every feature (the machinery is the mxspec plugin)."""
+"""The project's own step definitions (steps/), beside mxspec's built-in ones, visible to every feature."""
 
 from steps import MODULES as pytest_plugins  # noqa: F401

@@ -23,9 +23,9 @@ from pytest_bdd.scenario import scenario_wrapper_template_registry
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from mxspec.connection import ConnectionPool  # noqa: E402
-from mxspec.inventory import load_estate  # noqa: E402
-from mxspec.plugin import RUN  # noqa: E402
+from mxspec.bdd.plugin import RUN  # noqa: E402
+from mxspec.estate.inventory import load_estate  # noqa: E402
+from mxspec.transport.connection import ConnectionPool  # noqa: E402
 
 
 class Counter:

@@ -5,7 +5,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -13,7 +13,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     lab = sub.add_parser("lab", help="the built-in lab: an old and a new estate in containers")
-    lab.add_argument("--lab", metavar="DIR", default="lab", help="folder holding lab.yml and roles/ (default: lab)")
+    lab.add_argument("--lab", metavar="DIR", default=None,
+                     help="folder holding lab.yml, roles/ and templates/ (default: the built-in lab)")
     lab_sub = lab.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = lab_sub.add_parser("up", help="build images (cached), boot every host, wait until ready")
     up.add_argument("--subnet", help="IPv4 subnet of the lab bridge (default from lab.yml)")
@@ -37,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     comment.add_argument("--report", default="reports/readiness.md", help="the Markdown report (default: reports/readiness.md)")
 
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
-    steps.add_argument("--modules", default="steps", help="package of step modules (default: steps)")
+    steps.add_argument("--modules", default=None,
+                       help="package of the project's own step modules, besides the built-in ones "
+                            "(default: steps, where the current folder has one)")
     return parser
 
 
@@ -54,11 +57,11 @@ def main(argv=None) -> int:
             from mxspec.report.comment import post
 
             return post(args.forge, args.report)
-        from mxspec.lab import commands
+        from mxspec.lab import BUILTIN, commands
 
-        root = Path(args.lab)
+        root = Path(args.lab) if args.lab else BUILTIN
         if not (root / "lab.yml").exists():
-            raise MxspecError(f"{root / 'lab.yml'}: no such file (run from the project's folder or pass --lab DIR)")
+            raise MxspecError(f"{root / 'lab.yml'}: no such file (pass --lab DIR: a folder holding lab.yml)")
         if args.action == "up":
             commands.up(root, args.subnet, args.timeout, args.keep_on_failure)
         elif args.action == "down":
@@ -76,12 +79,17 @@ def main(argv=None) -> int:
         return 130
 
 
-def _print_steps(package: str) -> int:
-    from mxspec import vocabulary
+def _print_steps(package: str | None) -> int:
+    from mxspec import steps
+    from mxspec.bdd import vocabulary
 
     sys.path.insert(0, str(Path.cwd()))
+    if package is None and (Path.cwd() / "steps" / "__init__.py").exists():
+        package = "steps"  # the project's own steps, beside the built-in ones
     try:
-        modules = importlib.import_module(package).MODULES
+        modules = list(steps.MODULES)
+        if package:
+            modules += importlib.import_module(package).MODULES
         for name in modules:
             importlib.import_module(name)
     except (ImportError, AttributeError) as error:

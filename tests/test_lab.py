@@ -10,7 +10,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import PROJECT, lab_ssh, output, run_mxspec
+from conftest import lab_ssh, output, run_mxspec
+
+from mxspec.lab import BUILTIN
 
 ADDRESSES = {"old-mx-1": "10.213.0.10", "new-mx-in-1": "10.213.0.21", "new-mx-in-2": "10.213.0.22"}
 ROUTER = {"old-mx-1": "old-mx-1.lab.test", "new-mx-in-1": "new-router-", "new-mx-in-2": "new-router-"}
@@ -113,7 +115,7 @@ def test_second_lab_on_the_same_bridge_is_refused(lab, tmp_path):
 
 def _lab_copy(tmp_path, bridge):
     copy = tmp_path / "lab"
-    shutil.copytree(PROJECT / "lab", copy)
+    shutil.copytree(BUILTIN, copy)
     text = (copy / "lab.yml").read_text().replace("bridge: mxlab0", f"bridge: {bridge}")
     (copy / "lab.yml").write_text(text)
     return copy
@@ -141,7 +143,7 @@ def test_missing_tools_without_apt_are_named(tmp_path):
 
 def test_machine_without_bridge_support_is_named(monkeypatch):
     """`ip link add ... type bridge` failing (no kernel support, no CAP_NET_ADMIN) gets a clear error."""
-    from mxspec.errors import MxspecError
+    from mxspec.core.errors import MxspecError
     from mxspec.lab import network
     from mxspec.lab.spec import load_lab
 
@@ -150,7 +152,7 @@ def test_machine_without_bridge_support_is_named(monkeypatch):
 
     monkeypatch.setattr(network, "bridge_exists", lambda name: False)
     monkeypatch.setattr(network, "run", refuse)
-    lab = load_lab(PROJECT / "lab")
+    lab = load_lab(BUILTIN)
     with pytest.raises(MxspecError) as error:
         network.create_bridge(lab)
     assert "this machine cannot make Linux bridges (kernel without bridge support, or no CAP_NET_ADMIN)" \

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
 from mxspec.lab import access, images, machines, network, readiness
 from mxspec.lab.spec import Lab, load_lab
 from mxspec.lab.system import ensure_tools, require_root

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
 from mxspec.lab.spec import Image, Lab
 
 # What every image needs besides its role packages: reachable over SSH, inspectable by testinfra.

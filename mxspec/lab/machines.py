@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
 from mxspec.lab.spec import Lab, LabHost, render
 from mxspec.lab.system import run
 

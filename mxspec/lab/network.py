@@ -9,7 +9,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
 from mxspec.lab.spec import Lab
 from mxspec.lab.system import run
 

@@ -4,7 +4,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
 from mxspec.lab.spec import Lab, LabHost
 
 

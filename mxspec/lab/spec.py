@@ -9,8 +9,8 @@ from pathlib import Path
 
 import jinja2
 
-from mxspec.errors import MxspecError
-from mxspec.yamlfile import load
+from mxspec.core.errors import MxspecError
+from mxspec.core.yamlfile import load
 
 DEFAULT_STATE_DIR = "/var/lib/mxspec-lab"
 

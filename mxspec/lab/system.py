@@ -4,7 +4,7 @@ import os
 import shutil
 import subprocess
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
 
 # Debian package that provides each tool the lab needs.
 TOOLS = {"mmdebstrap": "mmdebstrap", "systemd-nspawn": "systemd-container", "ip": "iproute2",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
 
 NO_REPORT = ("## Migration readiness: no report\n\nThe mxspec gate ended before it wrote a report "
              "(the lab did not come up, or bad input): see the job's log.\n")

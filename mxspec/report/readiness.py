@@ -17,9 +17,9 @@ reason, owner, expiry) turns a blocking item into "waived" until it expires.
 import datetime
 from dataclasses import dataclass, field
 
-from mxspec.errors import MxspecError
+from mxspec.core.errors import MxspecError
+from mxspec.core.yamlfile import load
 from mxspec.report.results import Result, Results
-from mxspec.yamlfile import load
 
 BLOCKING = {"regression", "broken in both", "not shown on new", "role missing"}
 

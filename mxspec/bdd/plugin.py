@@ -1,0 +1,324 @@
+"""The pytest plugin: estates from `--hosts`, scenarios meeting hosts by role, clear failures.
+
+Registered through the `pytest11` entry point, so installing mxspec is all it takes.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+from mxspec import steps
+from mxspec.bdd import preflight, vocabulary
+from mxspec.checks import changes
+from mxspec.checks.mailhost import MailHost, Subject
+from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
+from mxspec.estate import roles
+from mxspec.estate.inventory import TARGET, Estate, Host, load_estates, spec_variables
+from mxspec.estate.target import Target, targets_for
+from mxspec.estate.values import MissingVariable
+from mxspec.report.collector import ResultsCollector, result_properties
+from mxspec.transport.connection import SPEC, ConnectionPool
+
+RUN = pytest.StashKey["Run"]()
+FAILED_STEP = pytest.StashKey[str]()
+TRANSCRIPT = pytest.StashKey[list]()
+EVIDENCE = pytest.StashKey[list]()
+
+# Exceptions whose message says it all: reported without a traceback.
+PLAIN_FAILURES = (AssertionError, HostUnreachable, CommandTimeout, MxspecError)
+
+OPT_IN = {
+    "disruptive": ("mx_disruptive", "disrupts a service; run with --mx-disruptive"),
+    "changes_host": ("mx_change", "changes a host's configuration; run with --mx-change"),
+}
+
+
+class Run:
+    """What one pytest run works on: the selected estates and their connections."""
+
+    def __init__(self, estates: list[Estate], pool: ConnectionPool, timeout: float):
+        self.estates = estates
+        self.pool = pool
+        self.timeout = timeout
+        self.notices: list[str] = []  # what the run found and did on first reaching each host
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mxspec", "mxspec: estates and behaviours")
+    group.addoption("--inventories", metavar="DIR", default=None,
+                    help="directory holding <estate>.yml inventories (default: inventories/ in the rootdir)")
+    group.addoption("--roles", metavar="ROLE,ROLE", default=None,
+                    help="roles of hosts given in --hosts as raw testinfra specs (ssh://..., local://)")
+    group.addoption("--mx-connect-timeout", metavar="SECONDS", type=float, default=10,
+                    help="bound on reaching a host (default 10)")
+    group.addoption("--mx-timeout", metavar="SECONDS", type=float, default=30,
+                    help="bound on every remote command and network exchange (default 30)")
+    group.addoption("--mx-disruptive", action="store_true",
+                    help="also run scenarios tagged @disruptive (they stop services for a moment)")
+    group.addoption("--mx-change", action="store_true",
+                    help="also run scenarios tagged @changes_host (they change and restore hosts)")
+    group.addoption("--mx-results", metavar="FILE", default=None,
+                    help="write every scenario's result to FILE (JSON), for `mxspec report`")
+    group.addoption("--mx-report", metavar="DIR", default=None,
+                    help="compare the first estate of --hosts (old) with the second (new): write the readiness "
+                         "report (HTML, Markdown, JSON) to DIR; the exit code is 0 for GO, 1 for NO-GO")
+    group.addoption("--mx-waivers", metavar="FILE", default=None,
+                    help="accepted differences (scenario, host, reason, owner, expires) for the readiness report")
+
+
+def pytest_configure(config):
+    for name in steps.MODULES:  # the built-in phrases, for every feature of every project
+        config.pluginmanager.import_plugin(name)
+    for role, description in roles.ROLES.items():
+        config.addinivalue_line("markers", f"{roles.role_tag(role)}: hosts with role {role}: {description}")
+    for tag, description in roles.SCOPE_TAGS.items():
+        config.addinivalue_line("markers", f"{tag}: {description}")
+    config.addinivalue_line("markers", "xdist_group(name): scenarios run on one pytest-xdist worker")
+    try:
+        config.stash[RUN] = _make_run(config)
+        option = config.option
+        if option.mx_report and len(config.stash[RUN].estates) != 2:
+            raise MxspecError("--mx-report compares two estates: give --hosts=OLD,NEW (old first)")
+        if (option.mx_results or option.mx_report) and not hasattr(config, "workerinput"):
+            # Only the controller writes results: xdist workers hand theirs back in their reports.
+            config.pluginmanager.register(ResultsCollector(
+                config, config.stash[RUN].estates, Path(option.mx_results) if option.mx_results else None,
+                Path(option.mx_report) if option.mx_report else None, option.mx_waivers), "mxspec-results")
+        elif option.mx_waivers:
+            raise MxspecError("--mx-waivers goes with --mx-report")
+    except MxspecError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def _make_run(config) -> Run:
+    for name in ("mx_connect_timeout", "mx_timeout"):
+        if getattr(config.option, name) <= 0:
+            raise MxspecError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    directory = Path(config.option.inventories or Path(config.rootpath) / "inventories")
+    selected = [name.strip() for name in (config.getoption("hosts", None) or "").split(",") if name.strip()]
+    estates = load_estates(directory, [name for name in selected if "://" not in name])
+    raw = [spec for spec in selected if "://" in spec]
+    if raw:
+        estates.append(_raw_estate(raw, config.option.roles))
+    elif config.option.roles:
+        raise MxspecError("--roles applies to hosts given as raw specs (ssh://..., local://) in --hosts")
+    run = Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout),
+              config.option.mx_timeout)
+    run.pool.on_contact = lambda connection: _restore_left_over(run, connection)
+    return run
+
+
+def _restore_left_over(run: Run, connection) -> None:
+    """First thing on every host: undo what an interrupted run left changed there, and say so."""
+    try:
+        notices = changes.restore_left_over(connection)
+    except CommandTimeout as error:
+        notices = [f"host {connection.name}: could not look for changes left by an interrupted run: {error}"]
+    run.notices += notices  # shown in the terminal summary (output during a test is captured)
+
+
+def pytest_sessionfinish(session):
+    # Under pytest-xdist the restores happen in the workers; their notices travel back in
+    # workeroutput, which xdist hands to the controller when a worker ends.
+    run = session.config.stash.get(RUN, None)
+    if run and hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["mxspec_notices"] = run.notices
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    run = node.config.stash.get(RUN, None)
+    if run:
+        run.notices += getattr(node, "workeroutput", {}).get("mxspec_notices", [])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    run = config.stash.get(RUN, None)
+    if run and run.notices:
+        terminalreporter.section("mxspec: hosts restored before testing", yellow=True)
+        for notice in run.notices:
+            terminalreporter.write_line(notice)
+
+
+def _raw_estate(specs: list[str], role_option: str | None) -> Estate:
+    if not role_option:
+        raise MxspecError(f"--hosts={specs[0]} is a raw host spec: say its roles with --roles=ROLE,...")
+    host_roles = [role.strip() for role in role_option.split(",") if role.strip()]
+    for role in host_roles:
+        roles.check_role(role, "--roles")
+    hosts = {}
+    for spec in specs:
+        name = spec.split("://", 1)[1].split("?")[0] or spec.split("://")[0]
+        connection = spec_variables(spec) if spec.startswith("ssh://") else {TARGET: name}
+        hosts[name] = Host(name, "command-line", f"--hosts={spec}", list(host_roles), {SPEC: spec, **connection})
+    return Estate("command-line", "--hosts", {}, hosts)
+
+
+def pytest_unconfigure(config):
+    run = config.stash.get(RUN, None)
+    if run:
+        run.pool.close()
+
+
+@pytest.fixture(autouse=True)
+def mx_target(request):
+    """The host (or estate) this scenario runs against; parametrized per scenario by role."""
+    return getattr(request, "param", None)
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.function not in scenario_wrapper_template_registry:
+        return
+    run = metafunc.config.stash[RUN]
+    tags = {mark.name for mark in metafunc.definition.iter_markers()}
+    targets = targets_for(tags, run.estates)
+    if targets:
+        # xdist_group: with pytest-xdist's --dist loadgroup, one host's scenarios stay on one
+        # worker, one after another (its own hook reads the mark before later hooks could add it).
+        metafunc.parametrize("mx_target", [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name))
+                                           for t in targets], scope="function")
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: check only what will run
+def pytest_collection_modifyitems(session, config, items):
+    scenario_items = [item for item in items if _is_scenario(item)]
+    if not scenario_items:
+        return
+    run = config.stash[RUN]
+    if not run.estates:
+        raise pytest.UsageError(
+            "no estate selected: run with --hosts=ESTATE[,ESTATE] (inventories in "
+            f"{config.option.inventories or 'inventories/'})")
+    # Scenarios with no host of their role in the selected estates are not collected at all.
+    items[:] = [item for item in items if not _is_scenario(item) or _target(item) is not None]
+    for item in items:
+        target = _target(item)
+        if target is None:
+            continue
+        template = scenario_wrapper_template_registry[item.obj]
+        example = item.callspec.params.get("_pytest_bdd_example") or {}
+        tags = {mark.name for mark in item.iter_markers()}
+        item.user_properties += result_properties(target, tags, template.feature.name, template.name,
+                                                  ", ".join(f"{k}={v}" for k, v in example.items()))
+        for tag, (option, reason) in OPT_IN.items():
+            if item.get_closest_marker(tag) and not getattr(config.option, option):
+                item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))
+    # Stop before any host is contacted. (xdist workers can't stop the run cleanly; there the same
+    # problems fail their scenarios with the same messages instead.)
+    if not hasattr(config, "workerinput"):
+        problems = vocabulary.undefined_steps(scenario_items)
+        if problems:
+            raise pytest.UsageError("features use undefined steps (no host was contacted):\n  "
+                                    + "\n  ".join(problems))
+        # Opt-in scenarios left out of this run need no inventory values.
+        unset = preflight.missing_variables([i for i in items if not i.get_closest_marker("skip")], _target)
+        if unset:
+            raise pytest.UsageError("the inventory lacks values the features use (no host was contacted):\n  "
+                                    + "\n  ".join(unset))
+
+
+def _is_scenario(item) -> bool:
+    return getattr(item, "obj", None) in scenario_wrapper_template_registry
+
+
+def _target(item) -> Target | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("mx_target") if callspec else None
+
+
+@pytest.fixture
+def mailhost(request, mx_target) -> MailHost:
+    """The host under test, over the run's one connection to it."""
+    if mx_target is None or mx_target.host is None:
+        raise MxspecError("this step needs a host; the scenario runs once per estate (@estate)")
+    run = request.config.stash[RUN]
+    connection = run.pool.get(mx_target.host)
+    transcript = request.node.stash.setdefault(TRANSCRIPT, [])
+    connection.testinfra.transcript = transcript
+    yield MailHost(mx_target, connection, run.pool, run.timeout, request.getfixturevalue("evidence"), transcript)
+    connection.testinfra.transcript = None
+
+
+@pytest.fixture
+def evidence(request) -> list[str]:
+    """Lines the steps saw (SMTP transcripts, DNS answers), attached to the scenario's report."""
+    return request.node.stash.setdefault(EVIDENCE, [])
+
+
+@pytest.fixture
+def estate(request, mx_target, evidence) -> Subject:
+    """The estate as a whole, for scenarios tagged @estate (its `all` variables)."""
+    run = request.config.stash[RUN]
+    return Subject(mx_target, run.pool, run.timeout, evidence)
+
+
+def pytest_bdd_before_scenario(request, feature, scenario):
+    """An unreachable host fails its scenarios at once, before any step."""
+    target = request.getfixturevalue("mx_target")
+    if target is not None and target.host is not None:
+        request.config.stash[RUN].pool.get(target.host).check()
+
+
+def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception):
+    where = os.path.relpath(feature.filename, request.config.rootpath)
+    request.node.stash[FAILED_STEP] = f"{where}:{step.line_number}: {step.keyword} {step.name}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if not _is_scenario(item):
+        return report
+    if call.when == "teardown":  # e.g. a change that could not be restored: said plainly
+        if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, PLAIN_FAILURES):
+            report.longrepr = str(call.excinfo.value)
+        return report
+    if call.when != "call":
+        return report
+    transcript = item.stash.get(TRANSCRIPT, [])
+    lines = _format_transcript(transcript) + item.stash.get(EVIDENCE, [])
+    text = "\n".join(lines)
+    if report.failed and call.excinfo is not None:
+        error = call.excinfo.value
+        if isinstance(error, RuntimeError) and error.args and hasattr(error.args[0], "stderr"):
+            error = HostUnreachable(f"host {_target(item).name} unreachable: ssh failed: "
+                                    f"{error.args[0].stderr.strip()}")
+        if isinstance(error, PLAIN_FAILURES + (MissingVariable,)):
+            step = item.stash.get(FAILED_STEP, "")
+            report.longrepr = f"{step}\n{error}" if step else str(error)
+            if text:  # in the failure itself, so JUnit XML and other reports carry it
+                report.longrepr += f"\n{' mxspec evidence '.center(60, '-')}\n{text}"
+    if text:
+        report.user_properties.append(("evidence", text))
+        if not (report.failed and isinstance(report.longrepr, str)):
+            report.sections.append(("mxspec evidence", text))
+    return report
+
+
+def _format_transcript(transcript) -> list[str]:
+    """Each command with its output; a check polled until a bound shows its repeats once."""
+    lines, recent, repeats = [], [], 0
+    for command in transcript:
+        key = (command.command, command.rc, command.stdout)
+        if key in recent:  # a poll going round: the same few commands, the same answers
+            repeats += 1
+            continue
+        if repeats:
+            lines.append(f"  ({repeats} more runs of the commands above, with the same output)")
+        lines.append(_format_command(command))
+        recent, repeats = (recent + [key])[-3:], 0
+    if repeats:
+        lines.append(f"  ({repeats} more runs of the commands above, with the same output)")
+    return lines
+
+
+def _format_command(command) -> str:
+    status = "timed out" if command.rc is None else f"exit {command.rc}"
+    lines = [f"$ {command.command}    # {status}, {command.seconds * 1000:.0f} ms"]
+    for stream in (command.stdout, command.stderr):
+        text = stream.rstrip()
+        if text:
+            lines += ["  " + line for line in text.splitlines()[:40]]
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Checks of the estate's domains, asked of the estate's own DNS server (`dns_server`)."""
+
+import ipaddress
+import re
+
+import dns.exception
+import dns.resolver
+import dns.reversename
+
+from mxspec.checks.mailhost import Subject
+
+# SPF terms that cost a DNS lookup (RFC 7208, 4.6.4); the limit is 10.
+LOOKUP_TERMS = {"include", "a", "mx", "ptr", "exists", "redirect"}
+
+
+class Dns:
+    """A resolver for one estate's DNS server that writes every answer into the evidence."""
+
+    def __init__(self, subject: Subject):
+        self.subject = subject
+        self.resolver = dns.resolver.Resolver(configure=False)
+        self.resolver.nameservers = [str(subject.value("{{ dns_server }}"))]
+        self.resolver.port = int(subject.vars.get("dns_port", 53))
+        self.resolver.timeout = self.resolver.lifetime = subject.timeout
+
+    def query(self, name: str, rdtype: str) -> list[str]:
+        """Answers as text; an empty list for NXDOMAIN or no data."""
+        qname = name if name.endswith(".") else name + "."
+        try:
+            answer = self.resolver.resolve(qname, rdtype)
+            texts = [rr.to_text() for rr in answer]
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            texts = []
+        except dns.exception.Timeout:
+            raise AssertionError(f"DNS server {self.resolver.nameservers[0]} did not answer {qname} {rdtype} "
+                                 f"within {self.resolver.lifetime:g} s") from None
+        except dns.resolver.NoNameservers as error:
+            raise AssertionError(f"DNS server {self.resolver.nameservers[0]} failed {qname} {rdtype}: {error}") from None
+        self.subject.evidence.append(f"DNS {qname} {rdtype}: " + ("; ".join(texts) or "(no answer)"))
+        return texts
+
+    def txt(self, name: str) -> list[str]:
+        """TXT records with their strings joined, as the record's owner meant them."""
+        return ["".join(part.strip('"') for part in text.split('" "')) for text in self.query(name, "TXT")]
+
+
+def mx_records(resolver: Dns, domain: str) -> list[str]:
+    return sorted(resolver.query(domain, "MX"), key=lambda rr: (int(rr.split()[0]), rr))
+
+
+def spf_records(resolver: Dns, domain: str) -> list[str]:
+    return [t for t in resolver.txt(domain) if t.lower().startswith("v=spf1")]
+
+
+def spf_lookups(record: str) -> int:
+    names = [re.split(r"[:/=]", term.lstrip("+-~?").lower(), maxsplit=1)[0] for term in record.split()[1:]]
+    return sum(1 for name in names if name in LOOKUP_TERMS)
+
+
+def spf_allows(record: str, address: str) -> bool:
+    """Whether the record's ip4/ip6 terms cover the address (terms needing lookups are not followed)."""
+    ip = ipaddress.ip_address(address)
+    for term in record.split()[1:]:
+        if term.startswith(("-", "~", "?")):
+            continue
+        term = term.lstrip("+")
+        for prefix in ("ip4:", "ip6:"):
+            if term.startswith(prefix):
+                try:
+                    if ip in ipaddress.ip_network(term[len(prefix):], strict=False):
+                        return True
+                except ValueError:
+                    continue
+    return False
+
+
+def tags(record: str) -> dict[str, str]:
+    """`v=DKIM1; k=rsa; p=...` as a mapping."""
+    result = {}
+    for part in record.split(";"):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            result[key.strip().lower()] = value.strip()
+    return result

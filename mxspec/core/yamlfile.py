@@ -1,0 +1,61 @@
+"""YAML loading that remembers line numbers and refuses duplicate keys.
+
+PyYAML silently keeps the last of two equal keys; in an inventory that hides a host, so the
+loader treats it as an error. Every mapping remembers the line of each key, so later checks
+can name `file:line`.
+"""
+
+import yaml
+
+from mxspec.core.errors import MxspecError
+
+
+class LineDict(dict):
+    """A mapping from YAML that knows the line (1-based) of itself and of each key."""
+
+    line: int = 0
+    key_lines: dict
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader, node):
+    loader.flatten_mapping(node)
+    mapping = LineDict()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in mapping:
+            raise MxspecError(
+                f"{loader.name}:{line}: duplicate key '{key}' "
+                f"(first at line {mapping.key_lines[key]})"
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = line
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load(path) -> object:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            loader = _Loader(stream)
+            loader.name = str(path)
+            try:
+                return loader.get_single_data()
+            finally:
+                loader.dispose()
+    except FileNotFoundError:
+        raise MxspecError(f"{path}: no such file") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise MxspecError(f"{where}: not valid YAML: {error.problem or error.context}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise MxspecError(f"{path}: not valid YAML: {error}") from None

@@ -1,0 +1,111 @@
+"""DNS steps, asked once per estate of the estate's DNS server (`dns_server`)."""
+
+import dns.reversename
+from pytest_bdd import parsers, then
+
+from mxspec.checks import dnschecks
+from mxspec.checks.dnschecks import Dns
+from mxspec.steps.phrases import TYPES
+
+
+def _each_domain(estate, what: str, check) -> None:
+    """Run check(resolver, domain) -> problems for every local domain; fail listing them all."""
+    resolver, problems = Dns(estate), []
+    for domain in estate.value("{{ local_domains }}"):
+        problems += [f"{domain}: {problem}" for problem in check(resolver, domain)]
+    if problems:
+        raise AssertionError(f"estate {estate.name}: {what}:\n  " + "\n  ".join(problems))
+
+
+@then("every local domain has exactly these MX records:")
+def mx_records_are(estate, datatable):
+    """Column `MX` ("10 mx1.example.org"): the domain's MX set, preferences included, and nothing else."""
+    wanted = sorted(row["MX"].rstrip(".") for row in estate.table(datatable))
+
+    def check(resolver, domain):
+        seen = sorted(rr.rstrip(".") for rr in dnschecks.mx_records(resolver, domain))
+        return [] if seen == wanted else [f"MX {seen or 'none'}, expected {wanted}"]
+
+    _each_domain(estate, "MX records differ", check)
+
+
+@then("every MX host's address resolves back to its name")
+def mx_fcrdns(estate):
+    """Each MX name has an A record whose PTR names it again (forward-confirmed reverse DNS)."""
+    def check(resolver, domain):
+        problems = []
+        for rr in dnschecks.mx_records(resolver, domain):
+            name = rr.split()[1].rstrip(".")
+            addresses = resolver.query(name, "A")
+            if not addresses:
+                problems.append(f"MX {name} has no A record")
+            for address in addresses:
+                back = [p.rstrip(".") for p in resolver.query(dns.reversename.from_address(address).to_text(), "PTR")]
+                if name not in back:
+                    problems.append(f"{name} -> {address} -> {back or 'no PTR'}")
+        return problems
+
+    _each_domain(estate, "forward-confirmed reverse DNS fails", check)
+
+
+@then(parsers.parse("every local domain has one SPF record that ends in {endings:QuotedList}", extra_types=TYPES))
+def one_spf_record(estate, endings):
+    """Exactly one `v=spf1` TXT record per domain, whose last term is one of these."""
+    def check(resolver, domain):
+        records = dnschecks.spf_records(resolver, domain)
+        if len(records) != 1:
+            return [f"{len(records)} SPF records {records}"]
+        ending = records[0].split()[-1]
+        return [] if ending in endings else [f"SPF ends in {ending}, not {' or '.join(endings)}"]
+
+    _each_domain(estate, "SPF records", check)
+
+
+@then(parsers.parse("every SPF record needs at most {limit:Count} DNS lookups", extra_types=TYPES))
+def spf_lookup_limit(estate, limit):
+    """Counts include, a, mx, ptr, exists and redirect terms of each domain's SPF record."""
+    bound = int(estate.value(limit))
+
+    def check(resolver, domain):
+        return [f"{dnschecks.spf_lookups(record)} lookups in '{record}'"
+                for record in dnschecks.spf_records(resolver, domain) if dnschecks.spf_lookups(record) > bound]
+
+    _each_domain(estate, "SPF records need too many lookups", check)
+
+
+@then("every SPF record allows these addresses to send:")
+def spf_allows(estate, datatable):
+    """Column `address`: each is covered by an ip4/ip6 term of every local domain's SPF record."""
+    addresses = [row["address"] for row in estate.table(datatable)]
+
+    def check(resolver, domain):
+        return [f"'{record}' does not cover {a}" for record in dnschecks.spf_records(resolver, domain) or [""]
+                for a in addresses if not dnschecks.spf_allows(record, a)]
+
+    _each_domain(estate, "SPF does not cover the outbound MXs", check)
+
+
+@then(parsers.parse("every local domain publishes a DKIM key for selector {selector:Quoted}", extra_types=TYPES))
+def dkim_key_published(estate, selector):
+    """`SELECTOR._domainkey.DOMAIN` has a TXT record with v=DKIM1 and a non-empty p=."""
+    name = estate.value(selector)
+
+    def check(resolver, domain):
+        records = [dnschecks.tags(t) for t in resolver.txt(f"{name}._domainkey.{domain}")]
+        valid = any(r.get("v") == "DKIM1" and r.get("p") for r in records)
+        return [] if valid else [f"no valid DKIM key for selector {name} ({records or 'no record'})"]
+
+    _each_domain(estate, "DKIM keys", check)
+
+
+@then(parsers.parse("every local domain has a DMARC record with policy {policies:QuotedList}", extra_types=TYPES))
+def dmarc_policy(estate, policies):
+    """Exactly one `v=DMARC1` record at `_dmarc.DOMAIN` whose p= is one of these."""
+    def check(resolver, domain):
+        records = [dnschecks.tags(t) for t in resolver.txt(f"_dmarc.{domain}") if t.startswith("v=DMARC1")]
+        if len(records) != 1:
+            return [f"{len(records)} DMARC records"]
+        policy = records[0].get("p")
+        return [] if policy in policies else [f"DMARC policy p={policy}, not {' or '.join(policies)}"]
+
+    _each_domain(estate, "DMARC", check)

@@ -1,0 +1,194 @@
+"""SMTP steps: what the host answers a client, what it offers, and what happens to mail sent to it."""
+
+import ssl
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from mxspec.checks import hostchecks, maillog, smtpchecks
+from mxspec.checks.smtpchecks import Client
+from mxspec.steps.phrases import TYPES
+
+CLIENTS = {"outside the estate": "outside_client", "on an authorised network": "trusted_client"}
+
+
+@pytest.fixture
+def smtp_client(mailhost) -> Client:
+    """Unless a scenario says otherwise, mxspec speaks SMTP as a client outside the estate."""
+    return Client("a client outside the estate", mailhost.vars.get("outside_client"))
+
+
+@given(parsers.parse("an SMTP client {where}"), target_fixture="smtp_client")
+def an_smtp_client(mailhost, where):
+    """Where the SMTP client connects from: "outside the estate" or "on an authorised network"."""
+    if where not in CLIENTS:
+        raise AssertionError(f'unknown client "{where}"; say one of: {", ".join(CLIENTS)}')
+    return Client(f"a client {where}", mailhost.vars.get(CLIENTS[where]))
+
+
+@then("each recipient gets the expected reply:")
+def recipients_replies(mailhost, smtp_client, datatable):
+    """Columns sender, recipient, reply ("250", "550 5.1.1"): MAIL and RCPT only, then RSET; nothing is sent."""
+    smtpchecks.rcpt_replies(mailhost, smtp_client, mailhost.table(datatable))
+
+
+@then(parsers.parse("a message announced as {size:Count} bytes is refused with {reply:Quoted}", extra_types=TYPES))
+def announced_size_refused(mailhost, smtp_client, size, reply):
+    """MAIL FROM with SIZE=size gets the reply (e.g. "552 5.3.4"); nothing is sent."""
+    got = smtpchecks.announced_size_reply(mailhost, smtp_client, int(mailhost.value(size)),
+                                          mailhost.value("{{ test_sender }}"))
+    if not got.matches(mailhost.value(reply)):
+        raise AssertionError(f"host {mailhost.name}: MAIL FROM with SIZE={mailhost.value(size)}: "
+                             f"expected {mailhost.value(reply)}, got {got}")
+
+
+@then(parsers.parse("EHLO offers {extensions:QuotedList}", extra_types=TYPES))
+def ehlo_offers(mailhost, smtp_client, extensions):
+    """The EHLO reply on port 25 lists each of these extensions."""
+    offered = smtpchecks.ehlo_extensions(mailhost, smtp_client)
+    missing = [e for e in extensions if e.upper() not in offered]
+    if missing:
+        raise AssertionError(f"host {mailhost.name}: EHLO does not offer {', '.join(missing)}; "
+                             f"it offers {', '.join(sorted(offered))}")
+
+
+@then("STARTTLS gives a certificate for the host's name, signed by the estate's CA")
+def starttls_certificate(mailhost):
+    """The certificate verifies against `tls_ca` and names `smtp_name`."""
+    context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
+    try:
+        smtpchecks.starttls(mailhost, context, mailhost.value("{{ smtp_name }}"))
+    except ssl.SSLError as error:
+        raise AssertionError(f"host {mailhost.name}: certificate not valid for "
+                             f"{mailhost.value('{{ smtp_name }}')}: {error.reason or error}") from None
+
+
+@then("a client limited to TLS 1.1 cannot start TLS")
+def old_tls_refused(mailhost):
+    """STARTTLS fails for a client that offers TLS 1.1 at most."""
+    why = smtpchecks.tls_refused_for(mailhost, ssl.TLSVersion.TLSv1_1, mailhost.value("{{ smtp_name }}"))
+    mailhost.evidence.append(f"-- TLS 1.1 client refused: {why}")
+
+
+@given("the estate requires TLS 1.2 or newer")
+def estate_requires_tls12(mailhost):
+    """Skips the scenario unless the inventory's `tls_minimum` is TLSv1.2 or TLSv1.3."""
+    if str(mailhost.vars.get("tls_minimum", "")) not in ("TLSv1.2", "TLSv1.3"):
+        pytest.skip(f"estate {mailhost.target.estate.name} does not require TLS 1.2 (tls_minimum not set)")
+
+
+@when(parsers.parse("{kind:MessageKind} is sent to {recipient:Quoted}", extra_types=TYPES),
+      target_fixture="sent")
+def message_sent(mailhost, smtp_client, kind, recipient):
+    """Sends one message ("a clean message", "... EICAR test virus ...", "... GTUBE ...") from `test_sender`."""
+    return smtpchecks.send(mailhost, smtp_client, kind, mailhost.value("{{ test_sender }}"), mailhost.value(recipient))
+
+
+@when(parsers.parse("{kind:MessageKind} from {sender:Quoted} is sent to {recipient:Quoted}", extra_types=TYPES),
+      target_fixture="sent")
+def message_sent_from(mailhost, smtp_client, kind, sender, recipient):
+    """Sends one message of that kind from the given sender to a test recipient."""
+    return smtpchecks.send(mailhost, smtp_client, kind, mailhost.value(sender), mailhost.value(recipient))
+
+
+@then(parsers.parse("the message is refused with {reply:Quoted}", extra_types=TYPES))
+def message_refused(mailhost, sent, reply):
+    """The message was refused (at RCPT or after DATA) with this reply, e.g. "5" or "550 5.7.1"."""
+    if not sent.reply.matches(reply):
+        cleanup = ""
+        if sent.reply.code == 250 and "mailstore" in mailhost.vars:
+            # Accepted after all: find the copy and remove it, so the mailbox keeps no probe.
+            store = mailhost.other_host("mailstore")
+            found = smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, 30)
+            cleanup = " (the delivered copy was removed)" if found else " (no copy found in the mailstore)"
+        raise AssertionError(f"host {mailhost.name}: expected the message to be refused with {reply}, "
+                             f"got {sent.reply}{cleanup}")
+
+
+@then("the message is accepted")
+def message_accepted(mailhost, sent):
+    """The reply after DATA is 250."""
+    if sent.reply.code != 250:
+        raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
+
+
+@then(parsers.parse("it arrives in the mailstore within {seconds:Count} seconds with these headers:",
+                    extra_types=TYPES))
+def arrives_with_headers(mailhost, sent, seconds, datatable):
+    """The copy in the mailstore (`mailstore`) has each header (column `header`: a name, or "Name: value")."""
+    text = _delivered(mailhost, sent, seconds)
+    missing = [row["header"] for row in mailhost.table(datatable)
+               if not any(line.lower().startswith(row["header"].lower()) for line in smtpchecks.headers_of(text))]
+    if missing:
+        raise AssertionError(f"message {sent.id} arrived without: {', '.join(missing)}\nits headers:\n"
+                             + "\n".join(smtpchecks.headers_of(text)))
+
+
+@then(parsers.parse("it is refused, or arrives in the mailstore within {seconds:Count} seconds marked as spam",
+                    extra_types=TYPES))
+def refused_or_marked_spam(mailhost, sent, seconds):
+    """Spam never arrives unmarked: refused with 5xx, or delivered with a `spam_mark` header."""
+    if sent.reply.code >= 500:
+        return
+    if sent.reply.code != 250:
+        raise AssertionError(f"host {mailhost.name}: neither refused nor accepted: {sent.reply}")
+    text = _delivered(mailhost, sent, seconds)
+    mark = mailhost.value("{{ spam_mark }}")
+    if not any(line.lower().startswith(mark.lower()) for line in smtpchecks.headers_of(text)):
+        raise AssertionError(f"message {sent.id} was delivered without '{mark}'")
+
+
+def _delivered(mailhost, sent, seconds) -> str:
+    if sent.reply.code != 250:
+        raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
+    store = mailhost.other_host("mailstore")
+    text = smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, float(mailhost.value(seconds)))
+    if text is None:
+        raise AssertionError(f"message {sent.id} to {sent.recipient} did not arrive in the mailstore "
+                             f"({store.name}) within {mailhost.value(seconds)} s")
+    return text
+
+
+@then(parsers.parse("the SMTP greeting arrives within {seconds:Count} seconds and names the host", extra_types=TYPES))
+def greeting_in_time(mailhost, smtp_client, seconds):
+    """A simple query answered: the 220 banner comes within the bound and carries `smtp_name`."""
+    bound, name = float(mailhost.value(seconds)), mailhost.value("{{ smtp_name }}")
+    banner, elapsed = smtpchecks.greeting(mailhost, smtp_client, bound)
+    if banner.code != 220 or name not in banner.message:
+        raise AssertionError(f"host {mailhost.name}: greeting '{banner}' does not name {name}")
+    mailhost.evidence.append(f"-- greeting after {elapsed * 1000:.0f} ms")
+
+
+@when(parsers.parse("the service {service:Quoted} is stopped", extra_types=TYPES))
+def service_stopped(mailhost, request, service):
+    """Stops the service on the host (@disruptive scenarios only); it is started again when the
+    scenario ends, whatever happened, and mxspec waits until it runs."""
+    name = mailhost.value(service)
+    if request.node.get_closest_marker("disruptive") is None:
+        raise AssertionError(f"stopping {name} is disruptive: tag the scenario @disruptive")
+    request.addfinalizer(lambda: hostchecks.start_and_wait(mailhost, name))
+    result = mailhost.run(f"service {name} stop")
+    if result.rc != 0:
+        raise AssertionError(f"host {mailhost.name}: could not stop {name}: {result.stderr.strip()}")
+
+
+@then("a clean message to each recipient is relayed as the mail log shows:")
+def relayed_as_logged(mailhost, smtp_client, datatable):
+    """Columns recipient, relayed to: the host's own log (`mail_log`: journal or a file) shows each
+    message's `to=` line with `relay=NEXT HOP` and `status=sent`; the copy is then removed from
+    the `mailstore`, if it landed there."""
+    seconds = float(mailhost.value("{{ delivery_seconds }}"))
+    store = mailhost.other_host("mailstore") if "mailstore" in mailhost.vars else None
+    problems = []
+    for row in mailhost.table(datatable):
+        sent = smtpchecks.send(mailhost, smtp_client, "clean", mailhost.value("{{ test_sender }}"), row["recipient"])
+        try:
+            if sent.reply.code != 250:
+                raise AssertionError(f"{row['recipient']}: message refused: {sent.reply}")
+            maillog.wait_relayed(mailhost, sent.message_id, row["relayed to"], seconds)
+        except AssertionError as problem:
+            problems.append(str(problem))
+        if store and sent.reply.code == 250:
+            smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, 5)
+    if problems:
+        raise AssertionError("\n".join(problems))

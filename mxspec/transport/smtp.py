@@ -1,0 +1,144 @@
+"""SMTP conversations with a host, bounded in time, with a transcript for the report.
+
+Probes stop before DATA (MAIL, RCPT, then RSET and QUIT) so they deliver nothing. Every
+exchange is recorded as `C:`/`S:` lines; AUTH arguments are never written down.
+"""
+
+import asyncio
+import base64
+import ssl
+import warnings
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+from mxspec.core.errors import BehaviourFailed
+
+
+class SmtpTimeout(BehaviourFailed):
+    """The server did not answer within the bound: the behaviour failed (the transcript is the evidence)."""
+
+
+@dataclass
+class Reply:
+    code: int
+    message: str
+
+    def matches(self, expected: str) -> bool:
+        """`expected` is a code, optionally followed by the start of the enhanced status ("550 5.1.1")."""
+        text = f"{self.code} {self.message}"
+        return text.startswith(expected.strip())
+
+    def __str__(self):
+        return f"{self.code} {self.message}"
+
+
+@dataclass
+class Session:
+    """One SMTP conversation; `transcript` keeps every line exchanged (AUTH redacted)."""
+
+    address: str
+    port: int
+    timeout: float
+    source: str | None = None
+    helo: str = "mxspec.probe"
+    transcript: list[str] = field(default_factory=list)
+    smtp: aiosmtplib.SMTP | None = None
+
+    async def open(self) -> Reply:
+        self.smtp = aiosmtplib.SMTP(hostname=self.address, port=self.port, timeout=self.timeout,
+                                    start_tls=False, local_hostname=self.helo,
+                                    source_address=(self.source, 0) if self.source else None)
+        self.transcript.append(f"-- connect {self.address}:{self.port}"
+                               + (f" from {self.source}" if self.source else ""))
+        banner = await self.smtp.connect()
+        return self._got(banner)
+
+    def _got(self, response) -> Reply:
+        return self._reply(response.code, response.message)
+
+    def _reply(self, code: int, message: str) -> Reply:
+        for line in message.splitlines() or [""]:
+            self.transcript.append(f"S: {code} {line}")
+        return Reply(code, " ".join(message.split()))
+
+    async def command(self, *words: str, shown: str | None = None) -> Reply:
+        self.transcript.append("C: " + (shown or " ".join(words)))
+        response = await self.smtp.execute_command(*(w.encode() for w in words))
+        return self._got(response)
+
+    async def ehlo(self) -> dict:
+        self.transcript.append(f"C: EHLO {self.helo}")
+        response = await self.smtp.ehlo()
+        self._got(response)
+        return {name.upper(): value for name, value in self.smtp.esmtp_extensions.items()}
+
+    async def starttls(self, context: ssl.SSLContext, server_name: str) -> Reply:
+        self.transcript.append("C: STARTTLS")
+        response = await self.smtp.starttls(tls_context=context, server_hostname=server_name)
+        reply = self._got(response)
+        tls = self.smtp.get_transport_info("ssl_object")
+        self.transcript.append(f"-- TLS {tls.version()} {tls.cipher()[0]}")
+        return reply
+
+    async def auth_plain(self, user: str, password: str) -> Reply:
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        return await self.command("AUTH", "PLAIN", token, shown="AUTH PLAIN [redacted]")
+
+    async def data(self, message: bytes) -> Reply:
+        self.transcript.append(f"C: DATA ({len(message)} bytes)")
+        try:
+            response = await self.smtp.data(message)
+        except aiosmtplib.SMTPDataError as error:
+            return self._reply(error.code, error.message)
+        return self._got(response)
+
+    async def close(self) -> None:
+        if self.smtp is not None and self.smtp.is_connected:
+            try:
+                await self.command("QUIT")
+            except aiosmtplib.SMTPException:
+                self.smtp.close()
+
+
+def converse(session: Session, conversation, what: str):
+    """Run `conversation(session)` (a coroutine function) within the session's time bound."""
+
+    async def bounded():
+        try:
+            return await asyncio.wait_for(_run(), timeout=session.timeout * 3)
+        finally:
+            if session.smtp is not None:
+                session.smtp.close()
+
+    async def _run():
+        try:
+            await session.open()
+            result = await conversation(session)
+            await session.close()
+            return result
+        except (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError):
+            raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not answer within "
+                              f"{session.timeout:g} s") from None
+
+    try:
+        return asyncio.run(bounded())
+    except asyncio.TimeoutError:
+        raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not finish within "
+                          f"{session.timeout * 3:g} s") from None
+    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as error:
+        raise AssertionError(f"{what}: {session.address}:{session.port}: {error}") from None
+
+
+def client_context(ca_file: str | None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    """A TLS client context trusting the estate's CA; `maximum` caps the version (to probe refusals)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if maximum is not None:
+        with warnings.catch_warnings():  # old versions are deprecated: offering them is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.maximum_version = maximum
+            context.minimum_version = ssl.TLSVersion.TLSv1
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let an old protocol be offered at all
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
