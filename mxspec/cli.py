@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--keep-on-failure", action="store_true", help="leave a lab that failed to come up running, to look inside")
     lab_sub.add_parser("down", help="stop every host and remove the bridge and run state")
     lab_sub.add_parser("status", help="table of hosts, roles, addresses, state (exit 0 when all run)")
+    heal = lab_sub.add_parser("heal", help="put hosts back to their state at boot and start what does not run "
+                                           "(exit 2 naming host and cause when it cannot)")
+    heal.add_argument("hosts", nargs="*", help="lab hosts (default: all)")
     ssh = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
     ssh.add_argument("host")
     ssh.add_argument("remote_command", nargs=argparse.REMAINDER)
@@ -68,6 +71,9 @@ def main(argv=None) -> int:
             commands.down(root)
         elif args.action == "status":
             return commands.status(root)
+        elif args.action == "heal":
+            done = commands.heal(root, args.hosts)
+            print("\n".join(done) if done else "every host as it was at boot, and ready")
         elif args.action == "ssh":
             commands.ssh(root, args.host, args.remote_command)
         return 0

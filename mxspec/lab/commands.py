@@ -5,10 +5,11 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mxspec.core.errors import MxspecError
-from mxspec.lab import access, images, machines, network, readiness
+from mxspec.lab import access, baseline, images, machines, network, readiness
 from mxspec.lab.spec import Lab, load_lab
 from mxspec.lab.system import ensure_tools, require_root
 
@@ -73,7 +74,8 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
         for host in lab.hosts.values():
             record = state["hosts"].get(host.name, {})
             config = lab.host_config_hash(host)
-            if machines.is_running(record.get("pid"), host.name) and record.get("config") == config:
+            if (machines.is_running(record.get("pid"), host.name) and record.get("config") == config
+                    and baseline.kept(lab, host.name)):
                 continue
             if record:
                 _stop_host(lab, host.name, record.get("pid"))
@@ -88,6 +90,8 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
         ready = readiness.wait(lab, ssh_config_path(lab), booted, timeout)
         for name, seconds in ready.items():
             state["hosts"][name]["ready_seconds"] = seconds
+        for name in booted:  # only a host fresh from its image is known to be good
+            baseline.take(lab, ssh_config_path(lab), name)
         _write_state(lab, state)
     except BaseException:
         if fresh and not keep_on_failure:  # never leave a half-built lab behind
@@ -181,11 +185,16 @@ def status_table(lab: Lab) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
-def status(root: Path) -> int:
+def running_lab(root: Path) -> Lab:
+    """The lab as it was brought up (on the subnet it was brought up on)."""
     lab = load_lab(root)
     state = read_state(lab)
-    if state.get("subnet"):
-        lab = load_lab(root, state["subnet"])
+    return load_lab(root, state["subnet"]) if state.get("subnet") else lab
+
+
+def status(root: Path) -> int:
+    lab = running_lab(root)
+    state = read_state(lab)
     print(status_table(lab))
     up_hosts = [n for n, r in state.get("hosts", {}).items() if machines.is_running(r.get("pid"), n)]
     return 0 if up_hosts and len(up_hosts) == len(lab.hosts) else 3
@@ -199,3 +208,82 @@ def ssh(root: Path, name: str, command: list[str]) -> None:
     if not config.exists():
         raise MxspecError("the lab is not up: run `mxspec lab up` first")
     os.execvp("ssh", ["ssh", "-F", str(config), name, *command])
+
+
+# Per host, on a repair: postmap each Lookup table put back (its compiled form is not kept),
+# and make systemd read unit files again.
+_AFTER_PUT_BACK = ("for f in {files}; do [ ! -e \"$f.db\" ] || postmap \"$f\"; done; "
+                   "[ ! -d /run/systemd/system ] || systemctl daemon-reload; true")
+# Start each service again unless it runs (all of them after a put-back: which one reads which
+# file is not known here). Under systemd a unit that hit its start limit refuses every start
+# until reset-failed; when a start fails, systemd's own account of the unit says why.
+_START_AGAIN = r"""
+why() {{ [ -d /run/systemd/system ] || return 0
+  for u in "$1.service" "$1@-.service"; do
+    r=$(systemctl show -p Result --value "$u" 2>/dev/null); a=$(systemctl is-active "$u" 2>/dev/null)
+    [ -z "$r" ] || [ "$r" = success ] || printf ' (unit %s is %s, result %s)' "$u" "$a" "$r"
+  done; }}
+for s in {services}; do
+  [ -n "{everything}" ] || ! lab-service status "$s" || continue
+  [ ! -d /run/systemd/system ] || systemctl reset-failed "$s" "$s@*" 2>/dev/null
+  out=$(service "$s" restart 2>&1) || echo "$s would not start: $(echo "$out" | tail -n 1)$(why "$s")"
+done
+"""
+
+
+def heal(root: Path, names: list[str] | None = None) -> list[str]:
+    """Every (named) host back to its state at boot and ready, or an error naming host and cause.
+
+    Differing configuration is put back from the copy kept at boot, services that do not run are
+    started again (after `systemctl reset-failed`); what was done is returned, one line per host.
+    """
+    require_root()
+    lab = running_lab(root)
+    state = read_state(lab)
+    names = names or list(lab.hosts)
+    unknown = [name for name in names if name not in lab.hosts]
+    if unknown:
+        raise MxspecError(f"unknown lab host(s) {', '.join(unknown)}; hosts: {', '.join(lab.hosts)}")
+    stopped = [name for name in names
+               if not machines.is_running(state.get("hosts", {}).get(name, {}).get("pid"), name)]
+    if stopped:
+        raise MxspecError(f"lab host(s) not running: {', '.join(stopped)}; `mxspec lab up` boots them again")
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        outcomes = list(pool.map(lambda name: _heal_host(lab, name), names))
+    failures = [problem for _, problem in outcomes if problem]
+    if failures:
+        raise MxspecError("could not heal the lab:\n" + "\n".join(f"  {problem}" for problem in failures))
+    return [done for done, _ in outcomes if done]
+
+
+def _heal_host(lab: Lab, name: str) -> tuple[str, str]:
+    """(what was done, '') or ('', why the host could not be healed)."""
+    config = ssh_config_path(lab)
+    done = []
+    try:
+        changed = baseline.differences(lab, config, name)
+        if changed:
+            baseline.put_back(lab, config, name, list(changed))
+            done.append("put back " + ", ".join(f"{path} ({why})" for path, why in changed.items()))
+            _ssh_script(config, name, _AFTER_PUT_BACK.format(files=" ".join(changed)))
+        elif not readiness.not_ready(lab, config, name):
+            return "", ""
+        services = [s for s in readiness.services_of(lab, lab.hosts[name]) if s != "ssh"]
+        start = _START_AGAIN.format(services=" ".join(services), everything="yes" if changed else "")
+        refused = _ssh_script(config, name, start).strip()
+        if refused:
+            return "", f"{name}: " + "; ".join(refused.splitlines())
+        done.append("started again: " + ", ".join(services) if changed else "started what did not run")
+        readiness.wait(lab, config, [name], 60, hosts=[name])
+    except MxspecError as error:
+        return "", f"{name}: {error}"
+    return f"{name}: " + "; ".join(done), ""
+
+
+def _ssh_script(config: Path, name: str, script: str) -> str:
+    try:
+        result = subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", name, script],
+                                capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise MxspecError("no answer within 180 s while repairing it") from None
+    return result.stdout

@@ -27,28 +27,38 @@ def _check_command(lab: Lab, host: LabHost) -> str:
     return "fail=0; " + "; ".join(checks) + "; exit $fail"
 
 
-def wait(lab: Lab, ssh_config: Path, names: list[str], timeout: float) -> dict[str, float]:
-    """Poll every host until all its checks pass; return seconds to ready per host."""
+UNREACHABLE = "not reachable over SSH"
+
+
+def not_ready(lab: Lab, ssh_config: Path, name: str) -> str:
+    """Why the host is not ready yet ('' when it is): what it still waits for, or that SSH fails."""
+    try:
+        result = subprocess.run(["ssh", "-F", str(ssh_config), "-o", "ConnectTimeout=3",
+                                 "-o", "BatchMode=yes", name, _check_command(lab, lab.hosts[name])],
+                                capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "SSH did not answer within 15 s"
+    if result.returncode == 0:
+        return ""
+    if result.returncode == 255:
+        return UNREACHABLE
+    return "waiting for: " + ", ".join(result.stdout.split("\n")).strip(", ")
+
+
+def wait(lab: Lab, ssh_config: Path, names: list[str], timeout: float,
+         hosts: list[str] | None = None) -> dict[str, float]:
+    """Poll the hosts (default: every host) until all their checks pass; seconds to ready per host."""
     started = time.monotonic()
-    pending = {name: "not reachable over SSH yet" for name in lab.hosts}
+    pending = {name: UNREACHABLE for name in (hosts if hosts is not None else lab.hosts)}
     ready: dict[str, float] = {}
     while pending:
         for name in list(pending):
-            host = lab.hosts[name]
-            try:
-                result = subprocess.run(["ssh", "-F", str(ssh_config), "-o", "ConnectTimeout=3",
-                                         "-o", "BatchMode=yes", name, _check_command(lab, host)],
-                                        capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired:
-                pending[name] = "SSH did not answer within 15 s"
-                continue
-            if result.returncode == 0:
+            why = not_ready(lab, ssh_config, name)
+            if why:
+                pending[name] = why
+            else:
                 ready[name] = time.monotonic() - started
                 del pending[name]
-            elif result.returncode == 255:
-                pending[name] = "not reachable over SSH yet"
-            else:
-                pending[name] = "waiting for: " + ", ".join(result.stdout.split())
         if pending and time.monotonic() - started > timeout:
             detail = "\n".join(f"  {name}: {why}" for name, why in pending.items())
             raise MxspecError(f"lab hosts not ready after {timeout:g} s:\n{detail}\n"

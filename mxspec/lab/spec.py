@@ -51,6 +51,7 @@ class Lab:
     hosts: dict[str, LabHost]
     state_dir: Path
     ready: dict = field(default_factory=dict)  # role -> {services: [...], commands: [...]}
+    baseline: list[str] = field(default_factory=list)  # paths whose known-good state is kept at boot
 
     @property
     def gateway(self) -> str:
@@ -102,7 +103,7 @@ def load_lab(root: Path, subnet: str | None = None, state_dir: str | None = None
                 raise MxspecError(f"{where}: host '{name}' has role '{role}' but {root}/roles/{role}/ does not exist")
     lab = Lab(root, data.get("suite", "bookworm"), network, data.get("bridge", "mxlab0"), images, hosts,
               Path(state_dir or os.environ.get("MXSPEC_LAB_DIR") or DEFAULT_STATE_DIR),
-              dict(data.get("ready") or {}))
+              dict(data.get("ready") or {}), [str(p) for p in _as_list(data.get("baseline"))])
     for host in hosts.values():
         host.vars.update(template_vars(lab, host))
     return lab
