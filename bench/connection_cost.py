@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from pytest_bdd.scenario import scenario_wrapper_template_registry
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
+from mxspec.bdd import adapter  # noqa: E402
 from mxspec.bdd.plugin import RUN  # noqa: E402
 from mxspec.estate.inventory import load_estate  # noqa: E402
 from mxspec.transport.connection import ConnectionPool  # noqa: E402
@@ -37,8 +37,7 @@ class Counter:
 
     def pytest_collection_modifyitems(self, items):
         """Only the common features: what every mail host does, whatever its role."""
-        items[:] = [item for item in items if Path(
-            scenario_wrapper_template_registry[item.obj].feature.filename).name == "common.feature"]
+        items[:] = [item for item in items if Path(adapter.scenario(item).filename).name == "common.feature"]
 
     def pytest_bdd_after_scenario(self):
         self.scenarios += 1

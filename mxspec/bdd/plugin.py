@@ -4,22 +4,23 @@ Registered through the `pytest11` entry point, so installing mxspec is all it ta
 """
 
 import os
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pytest_bdd.scenario import scenario_wrapper_template_registry
 
 from mxspec import steps
-from mxspec.bdd import preflight, vocabulary
+from mxspec.bdd import adapter, preflight, vocabulary
 from mxspec.checks import changes
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.estate import roles
-from mxspec.estate.inventory import TARGET, Estate, Host, load_estates, spec_variables
+from mxspec.estate.inventory import Estate, load_estates, raw_estate
 from mxspec.estate.target import Target, targets_for
 from mxspec.estate.values import MissingVariable
 from mxspec.report.collector import ResultsCollector, result_properties
-from mxspec.transport.connection import SPEC, ConnectionPool
+from mxspec.transport.connection import Command, Connection, ConnectionPool, as_unreachable
 
 RUN = pytest.StashKey["Run"]()
 FAILED_STEP = pytest.StashKey[str]()
@@ -101,7 +102,7 @@ def _make_run(config) -> Run:
     estates = load_estates(directory, [name for name in selected if "://" not in name])
     raw = [spec for spec in selected if "://" in spec]
     if raw:
-        estates.append(_raw_estate(raw, config.option.roles))
+        estates.append(raw_estate(raw, config.option.roles))
     elif config.option.roles:
         raise MxspecError("--roles applies to hosts given as raw specs (ssh://..., local://) in --hosts")
     run = Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout),
@@ -142,20 +143,6 @@ def pytest_terminal_summary(terminalreporter, config):
             terminalreporter.write_line(notice)
 
 
-def _raw_estate(specs: list[str], role_option: str | None) -> Estate:
-    if not role_option:
-        raise MxspecError(f"--hosts={specs[0]} is a raw host spec: say its roles with --roles=ROLE,...")
-    host_roles = [role.strip() for role in role_option.split(",") if role.strip()]
-    for role in host_roles:
-        roles.check_role(role, "--roles")
-    hosts = {}
-    for spec in specs:
-        name = spec.split("://", 1)[1].split("?")[0] or spec.split("://")[0]
-        connection = spec_variables(spec) if spec.startswith("ssh://") else {TARGET: name}
-        hosts[name] = Host(name, "command-line", f"--hosts={spec}", list(host_roles), {SPEC: spec, **connection})
-    return Estate("command-line", "--hosts", {}, hosts)
-
-
 def pytest_unconfigure(config):
     run = config.stash.get(RUN, None)
     if run:
@@ -169,7 +156,7 @@ def mx_target(request):
 
 
 def pytest_generate_tests(metafunc):
-    if metafunc.function not in scenario_wrapper_template_registry:
+    if not adapter.is_scenario_function(metafunc.function):
         return
     run = metafunc.config.stash[RUN]
     tags = {mark.name for mark in metafunc.definition.iter_markers()}
@@ -197,11 +184,11 @@ def pytest_collection_modifyitems(session, config, items):
         target = _target(item)
         if target is None:
             continue
-        template = scenario_wrapper_template_registry[item.obj]
-        example = item.callspec.params.get("_pytest_bdd_example") or {}
+        scenario = adapter.scenario(item)
+        assert scenario is not None  # only scenarios have a target
         tags = {mark.name for mark in item.iter_markers()}
-        item.user_properties += result_properties(target, tags, template.feature.name, template.name,
-                                                  ", ".join(f"{k}={v}" for k, v in example.items()))
+        item.user_properties += result_properties(target, tags, scenario.feature, scenario.name,
+                                                  ", ".join(f"{k}={v}" for k, v in scenario.example.items()))
         for tag, (option, reason) in OPT_IN.items():
             if item.get_closest_marker(tag) and not getattr(config.option, option):
                 item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))
@@ -219,8 +206,8 @@ def pytest_collection_modifyitems(session, config, items):
                                     + "\n  ".join(unset))
 
 
-def _is_scenario(item) -> bool:
-    return getattr(item, "obj", None) in scenario_wrapper_template_registry
+def _is_scenario(item: pytest.Item) -> bool:
+    return adapter.is_scenario(item)
 
 
 def _target(item) -> Target | None:
@@ -281,10 +268,8 @@ def pytest_runtest_makereport(item, call):
     lines = _format_transcript(transcript) + item.stash.get(EVIDENCE, [])
     text = "\n".join(lines)
     if report.failed and call.excinfo is not None:
-        error = call.excinfo.value
-        if isinstance(error, RuntimeError) and error.args and hasattr(error.args[0], "stderr"):
-            error = HostUnreachable(f"host {_target(item).name} unreachable: ssh failed: "
-                                    f"{error.args[0].stderr.strip()}")
+        target = _target(item)
+        error = as_unreachable(call.excinfo.value, target.name if target else item.name)
         if isinstance(error, PLAIN_FAILURES + (MissingVariable,)):
             step = item.stash.get(FAILED_STEP, "")
             report.longrepr = f"{step}\n{error}" if step else str(error)

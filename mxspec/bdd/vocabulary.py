@@ -8,24 +8,24 @@ and the closest known phrase.
 import difflib
 import inspect
 import os
+from collections.abc import Sequence
 
-from pytest_bdd.scenario import (
-    find_fixturedefs_for_step,
-    scenario_wrapper_template_registry,
-)
-from pytest_bdd.steps import step_function_context_registry
+import pytest
+
+from mxspec.bdd import adapter
 
 
 def known_steps() -> list[tuple[str, str, str]]:
     """(keyword, phrase, one-line description) of every step definition imported so far."""
-    seen, result = set(), []
-    for context in list(step_function_context_registry.values()):
-        key = (context.type, context.parser.name)
+    seen: set[tuple[str | None, str]] = set()
+    result = []
+    for definition in adapter.step_definitions():
+        key = (definition.type, definition.phrase)
         if key in seen:
             continue
         seen.add(key)
-        doc = inspect.getdoc(context.step_func) or ""
-        result.append(((context.type or "step").capitalize(), context.parser.name, doc.split("\n")[0]))
+        doc = inspect.getdoc(definition.function) or ""
+        result.append(((definition.type or "step").capitalize(), definition.phrase, doc.split("\n")[0]))
     return sorted(result, key=lambda row: ({"Given": 0, "When": 1, "Then": 2}.get(row[0], 3), row[1]))
 
 
@@ -36,24 +36,18 @@ def closest_phrase(step_type: str, text: str) -> str | None:
     return best[1] if best[0] >= 0.4 else None
 
 
-def undefined_steps(items) -> list[str]:
+def undefined_steps(items: Sequence[pytest.Item]) -> list[str]:
     """One message per undefined step (file:line) among the collected scenario items."""
     problems: dict[tuple[str, int], str] = {}
     for item in items:
-        template = scenario_wrapper_template_registry.get(getattr(item, "obj", None))
-        if template is None:
+        scenario = adapter.scenario(item)
+        if scenario is None:
             continue
-        callspec = getattr(item, "callspec", None)
-        example = callspec.params.get("_pytest_bdd_example", {}) if callspec else {}
-        scenario = template.render(example)
-        fixturemanager = item.session._fixturemanager
         for step in scenario.steps:
-            where = (os.path.relpath(scenario.feature.filename), step.line_number)
-            if where in problems:
+            where = (os.path.relpath(scenario.filename), step.line)
+            if where in problems or adapter.is_defined(step, item):
                 continue
-            if any(True for _ in find_fixturedefs_for_step(step, fixturemanager, item)):
-                continue
-            message = f'{where[0]}:{where[1]}: undefined step "{step.keyword.strip()} {step.name}"'
+            message = f'{where[0]}:{where[1]}: undefined step "{step.keyword} {step.name}"'
             close = closest_phrase(step.type, step.name)
             if close:
                 message += f'; closest known phrase: "{close}"'

@@ -16,16 +16,17 @@ import os
 import shlex
 import socket
 import subprocess
-import time
 from datetime import datetime, timezone
 
 from mxspec.checks import services
 from mxspec.checks.mailhost import MailHost
-from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
+from mxspec.core.errors import CommandTimeout, HostUnreachable
+from mxspec.core.waiting import poll
 from mxspec.transport.connection import Connection
 
 JOURNALS = "/var/lib/mxspec/changes"
 BUSY = 75  # flock's exit status when another holder has the lock
+LOCK_SECONDS = 15  # bound on taking the journal's lock over the connection
 # Compiled forms of a Postfix lookup table: recorded with their source, so a restore needs no postmap.
 COMPILED_SUFFIXES = (".db", ".lmdb", ".cdb")
 
@@ -134,33 +135,27 @@ class ChangeJournal:
         self.path = None
 
 
-def _hold_lock(connection: Connection, lock: str) -> subprocess.Popen:
+def _hold_lock(connection: Connection, lock: str) -> subprocess.Popen[bytes]:
     """Hold `lock` on the host for as long as this process and its connection live."""
-    remote = f"exec flock -n -E {BUSY} {shlex.quote(lock)} sh -c 'echo held; exec cat >/dev/null'"
-    backend = connection.backend
-    if hasattr(backend, "_build_ssh_command"):
-        cmd, args = backend._build_ssh_command(remote)
-        line = backend.quote(" ".join(cmd), *args)
-    elif backend.NAME == "local":
-        line = remote
-    else:
-        raise MxspecError(f"host {connection.name}: scenarios that change a host need the ssh or local "
-                          f"transport (they hold a lock on the host while they run)")
-    guard = subprocess.Popen(line, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 15
-    os.set_blocking(guard.stdout.fileno(), False)
-    seen = b""
-    while b"held" not in seen:
-        chunk = guard.stdout.read() or b""
-        seen += chunk
-        if guard.poll() is not None and b"held" not in seen:
-            raise AssertionError(f"host {connection.name}: cannot lock the change journal {lock}: "
-                                 f"{guard.stderr.read().decode(errors='replace').strip() or f'exit {guard.returncode}'}")
-        if time.monotonic() > deadline:
-            _release(guard)
-            raise AssertionError(f"host {connection.name}: no answer while locking the change journal {lock}")
-        time.sleep(0.05)
+    guard = connection.start(f"exec flock -n -E {BUSY} {shlex.quote(lock)} sh -c 'echo held; exec cat >/dev/null'",
+                             "scenarios that change a host (they hold a lock on the host while they run) need")
+    assert guard.stdout is not None and guard.stderr is not None
+    stdout, stderr = guard.stdout, guard.stderr
+    os.set_blocking(stdout.fileno(), False)
+    seen = bytearray()
+
+    def held() -> bool | None:
+        seen.extend(stdout.read() or b"")
+        if b"held" in seen:
+            return True
+        if guard.poll() is not None:  # flock gave up: waiting longer cannot help
+            why = stderr.read().decode(errors="replace").strip() or f"exit {guard.returncode}"
+            raise AssertionError(f"host {connection.name}: cannot lock the change journal {lock}: {why}")
+        return None
+
+    if not poll(LOCK_SECONDS, held, interval=0.05):
+        _release(guard)
+        raise AssertionError(f"host {connection.name}: no answer while locking the change journal {lock}")
     return guard
 
 

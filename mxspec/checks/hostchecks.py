@@ -6,12 +6,9 @@ All items of a table are checked before failing, so one run shows every gap, not
 import json
 import shlex
 
-from mxspec.checks import services
+from mxspec.checks import maillog, services
 from mxspec.checks.mailhost import MailHost
-from mxspec.checks.maillog import JOURNAL
 from mxspec.core.waiting import eventually
-
-POSTFIX_UNIT = "postfix@-.service"  # Debian's unit that runs the Postfix master under systemd
 
 
 def _fail_if(problems: list[str], what: str) -> None:
@@ -61,25 +58,7 @@ def listening(mailhost: MailHost, sockets: list[str], wanted: bool = True) -> No
 
 
 def no_log_lines_since_start(mailhost: MailHost, patterns: list[str]) -> None:
-    log = mailhost.value("{{ mail_log }}")
-    grep = " ".join(f"-e {shlex.quote(p)}" for p in patterns)
-    if log == JOURNAL:
-        command = (f"since=$(systemctl show -p ActiveEnterTimestamp --value {POSTFIX_UNIT}); "
-                   f"[ -n \"$since\" ] || {{ echo '{POSTFIX_UNIT} has not started' >&2; exit 3; }}; "
-                   'log=$(journalctl --no-pager -o short-iso --since "$since") || '
-                   "{ echo 'journalctl failed' >&2; exit 3; }; "
-                   f'printf "%s\\n" "$log" | grep -F {grep} | head -n 50')
-    else:
-        log_q = shlex.quote(log)
-        command = (f"test -r {log_q} || {{ echo 'no readable mail log {log}' >&2; exit 3; }}; "
-                   f"n=$(grep -n 'postfix/master\\[[0-9]*\\]: daemon started' {log_q} | tail -n 1 | cut -d: -f1); "
-                   f'tail -n +"${{n:-1}}" {log_q} | grep -F {grep} | head -n 50')
-    result = mailhost.run(command)
-    if result.rc == 3:
-        raise AssertionError(f"host {mailhost.name}: {result.stderr.strip()}")
-    if result.stdout.strip():
-        raise AssertionError(f"host {mailhost.name}: the mail log ({log}) has, since Postfix last started:\n"
-                             + result.stdout.rstrip())
+    maillog.fatal_lines_since_start(mailhost, patterns)
 
 
 def queue_size(mailhost: MailHost) -> int:

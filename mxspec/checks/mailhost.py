@@ -1,11 +1,14 @@
-"""What a step sees of the host (or estate) under test: inventory values, connection, evidence."""
+"""What a check sees of the host (or estate) under test: inventory values, connection, evidence."""
 
-from mxspec.core.errors import MxspecError
+from typing import Any
+
+from testinfra.backend.base import CommandResult
+
 from mxspec.estate import values
-from mxspec.estate.inventory import TARGET, Host
+from mxspec.estate.inventory import named_host
 from mxspec.estate.target import Target
-from mxspec.transport.addresses import resolve
 from mxspec.transport.connection import Command, Connection, ConnectionPool
+from mxspec.transport.openssh import resolve
 
 
 class Subject:
@@ -19,19 +22,17 @@ class Subject:
         self.timeout = timeout
         self.evidence = evidence
 
-    def value(self, text: str):
+    def value(self, text: str) -> Any:
         """The text with `{{ name }}` references replaced by inventory values."""
         return values.expand(text, self.vars, f"{self.name} ({self.target.where})")
 
-    def table(self, datatable) -> list[dict]:
+    def table(self, datatable: list[list[str]]) -> list[dict]:
         return values.expand_table(datatable, self.vars, f"{self.name} ({self.target.where})")
 
     def other_host(self, variable: str) -> "MailHost":
         """A host named by an inventory variable (e.g. the mailstore), over the run's connections."""
-        spec = self.value("{{ " + variable + " }}")
-        if not isinstance(spec, dict) or TARGET not in spec:
-            raise MxspecError(f"inventory variable '{variable}' of {self.name} must be a mapping with {TARGET}")
-        host = Host(str(spec[TARGET]), self.target.estate.name, self.target.where, [], dict(spec))
+        host = named_host(self.value("{{ " + variable + " }}"), variable, self.name, self.target.estate.name,
+                          self.target.where)
         return MailHost(Target(self.target.estate, host), self.pool.get(host), self.pool, self.timeout, self.evidence)
 
 
@@ -39,6 +40,8 @@ class MailHost(Subject):
     def __init__(self, target: Target, connection: Connection, pool: ConnectionPool, timeout: float,
                  evidence: list[str], transcript: list[Command] | None = None):
         super().__init__(target, pool, timeout, evidence)
+        assert target.host is not None, "a MailHost is a host, not an estate"
+        self.host = target.host
         self.roles = target.host.roles
         self.connection = connection
         self.transcript = transcript
@@ -46,14 +49,13 @@ class MailHost(Subject):
     @property
     def address(self) -> str:
         """Where mxspec's SMTP probes go: `smtp_address`, else the connection target's address."""
-        host = self.target.host
-        return str(self.vars.get("smtp_address") or resolve(host.target, host.ssh_config))
+        return str(self.vars.get("smtp_address") or resolve(self.host.target, self.host.ssh_config))
 
-    def run(self, command: str, *args: str):
+    def run(self, command: str, *args: str) -> CommandResult:
         return self.connection.run(command, *args)
 
     @property
-    def testinfra(self):
+    def testinfra(self) -> Any:
         """testinfra's Host over the same connection, for its modules (package, service, ...)."""
         self.connection.check()
         return self.connection.testinfra

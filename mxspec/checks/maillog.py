@@ -7,11 +7,11 @@
 import json
 import re
 import shlex
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from mxspec.checks.mailhost import MailHost
+from mxspec.core.waiting import poll
 
 JOURNAL = "journal"
 MAIL_FACILITY = "2"  # syslog facility "mail"
@@ -20,6 +20,7 @@ RECENT_LINES = 20000
 DELIVERY = re.compile(r": (?P<queue_id>\w+): to=<(?P<recipient>[^>]*)>.*?relay=(?P<relay>[^\s,\[]+)"
                       r".*?status=(?P<status>\w+)")
 FINAL = {"sent", "bounced", "expired"}
+POSTFIX_UNIT = "postfix@-.service"  # Debian's unit that runs the Postfix master under systemd
 
 
 @dataclass(frozen=True)
@@ -30,18 +31,99 @@ class Delivery:
     line: str
 
 
-def recent_log_command(mail_log: str) -> str:
-    """A shell command printing the recent mail log, or exiting 3 with why it cannot."""
-    if mail_log == JOURNAL:
+class MailLog:
+    """Where one host logs mail, and the reads the checks need; `of()` picks the kind.
+
+    Each read is a shell command run over the host's connection; one that cannot read the log
+    exits 3 with why on stderr, and the check fails saying so.
+    """
+
+    def __init__(self, mailhost: MailHost, where: str):
+        self.mailhost = mailhost
+        self.where = where  # as the inventory says it: `journal` or a file path
+
+    @staticmethod
+    def of(mailhost: MailHost) -> "MailLog":
+        where = str(mailhost.value("{{ mail_log }}"))
+        return JournalLog(mailhost, where) if where == JOURNAL else FileLog(mailhost, where)
+
+    def recent_command(self) -> str:
+        """A shell command printing the recent mail log, or exiting 3 with why it cannot."""
+        raise NotImplementedError
+
+    def since_start_command(self, grep: str) -> str:
+        """A shell command printing the lines since Postfix last started that `grep` selects."""
+        raise NotImplementedError
+
+    def mark(self) -> str:
+        """Where the mail log ends now, for `lines_since`."""
+        raise NotImplementedError
+
+    def lines_since(self, since: str) -> list[str]:
+        """Mail log lines written after `mark()` returned `since`."""
+        raise NotImplementedError
+
+    def _read(self, command: str) -> str:
+        result = self.mailhost.run(command)
+        if result.rc != 0:
+            raise AssertionError(f"host {self.mailhost.name}: cannot read the mail log ({self.where}): "
+                                 f"{result.stderr.strip()}")
+        return str(result.stdout)
+
+
+class JournalLog(MailLog):
+    """systemd's journal, mail facility."""
+
+    def recent_command(self) -> str:
         return ("journalctl --no-pager -o short-iso --since '-60 min' SYSLOG_FACILITY=2 "
                 "|| { echo 'journalctl failed' >&2; exit 3; }")
-    log = shlex.quote(mail_log)
-    return f"{{ test -r {log} || {{ echo 'no readable mail log {mail_log}' >&2; exit 3; }}; tail -n {RECENT_LINES} {log}; }}"
+
+    def since_start_command(self, grep: str) -> str:
+        return (f"since=$(systemctl show -p ActiveEnterTimestamp --value {POSTFIX_UNIT}); "
+                f"[ -n \"$since\" ] || {{ echo '{POSTFIX_UNIT} has not started' >&2; exit 3; }}; "
+                'log=$(journalctl --no-pager -o short-iso --since "$since") || '
+                "{ echo 'journalctl failed' >&2; exit 3; }; "
+                f'printf "%s\\n" "$log" | grep -F {grep} | head -n 50')
+
+    def mark(self) -> str:
+        result = self.mailhost.run("journalctl -n 0 --show-cursor -q")
+        return str(result.stdout).strip().removeprefix("-- cursor: ")
+
+    def lines_since(self, since: str) -> list[str]:
+        # Filtered here, not by a journalctl match: with a match, --after-cursor finds nothing
+        # when the cursor's own entry does not match.
+        output = self._read(f"journalctl --no-pager -q -o json --after-cursor={shlex.quote(since)} "
+                            f"| grep -F '\"SYSLOG_FACILITY\":\"{MAIL_FACILITY}\"' || true")
+        return [_journal_line(entry) for entry in map(json.loads, output.splitlines())
+                if entry.get("SYSLOG_FACILITY") == MAIL_FACILITY]
+
+
+class FileLog(MailLog):
+    """A classic syslog file, e.g. /var/log/mail.log."""
+
+    def recent_command(self) -> str:
+        log = shlex.quote(self.where)
+        return (f"{{ test -r {log} || {{ echo 'no readable mail log {self.where}' >&2; exit 3; }}; "
+                f"tail -n {RECENT_LINES} {log}; }}")
+
+    def since_start_command(self, grep: str) -> str:
+        log_q = shlex.quote(self.where)
+        return (f"test -r {log_q} || {{ echo 'no readable mail log {self.where}' >&2; exit 3; }}; "
+                f"n=$(grep -n 'postfix/master\\[[0-9]*\\]: daemon started' {log_q} | tail -n 1 | cut -d: -f1); "
+                f'tail -n +"${{n:-1}}" {log_q} | grep -F {grep} | head -n 50')
+
+    def mark(self) -> str:
+        result = self.mailhost.run(f"stat -c %s {shlex.quote(self.where)} 2>/dev/null || echo 0")
+        return str(result.stdout).strip() or "0"
+
+    def lines_since(self, since: str) -> list[str]:
+        output = self._read(f"tail -c +{int(since) + 1} {shlex.quote(self.where)} | head -n {RECENT_LINES}")
+        return [line for line in output.splitlines() if line.strip()]
 
 
 def delivery_lines(mailhost: MailHost, message_id: str) -> list[str]:
     """The `to=` lines of every queue id that logged this Message-ID (without the angle brackets)."""
-    log = recent_log_command(mailhost.value("{{ mail_log }}"))
+    log = MailLog.of(mailhost).recent_command()
     command = (f"lines=$({log}) || exit 3; "
                f"ids=$(printf '%s\\n' \"$lines\" | grep -F {shlex.quote(f'message-id=<{message_id}>')} "
                "| sed -n 's/.*: \\([0-9A-Za-z]\\{5,\\}\\): message-id=.*/\\1: to=/p' | sort -u); "
@@ -50,6 +132,17 @@ def delivery_lines(mailhost: MailHost, message_id: str) -> list[str]:
     if result.rc == 3:
         raise AssertionError(f"host {mailhost.name}: {result.stderr.strip()}")
     return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def fatal_lines_since_start(mailhost: MailHost, patterns: list[str]) -> None:
+    """Fail with the lines that match any pattern in what the mail log has since Postfix last started."""
+    log = MailLog.of(mailhost)
+    result = mailhost.run(log.since_start_command(" ".join(f"-e {shlex.quote(p)}" for p in patterns)))
+    if result.rc == 3:
+        raise AssertionError(f"host {mailhost.name}: {result.stderr.strip()}")
+    if result.stdout.strip():
+        raise AssertionError(f"host {mailhost.name}: the mail log ({log.where}) has, since Postfix last started:\n"
+                             + result.stdout.rstrip())
 
 
 def deliveries(lines: list[str]) -> list[Delivery]:
@@ -63,49 +156,39 @@ def deliveries(lines: list[str]) -> list[Delivery]:
 
 def wait_relayed(mailhost: MailHost, message_id: str, relay: str, seconds: float) -> Delivery:
     """Wait until the log shows the message sent to `relay`; fail at once if it went elsewhere for good."""
-    deadline = time.monotonic() + seconds
-    while True:
-        lines = delivery_lines(mailhost, message_id)
+    lines: list[str] = []
+
+    def relayed() -> Delivery | None:
+        lines[:] = delivery_lines(mailhost, message_id)
         seen = deliveries(lines)
         for delivery in seen:
             if delivery.relay == relay and delivery.status == "sent":
-                mailhost.evidence.append(f"-- mail log: {delivery.line}")
                 return delivery
-        final = [d for d in seen if d.status in FINAL]
-        if final or time.monotonic() > deadline:
-            shown = "\n  ".join(lines) if lines else "(no delivery lines for this message)"
-            waited = "" if final else f" within {seconds:g} s"
-            raise AssertionError(f"host {mailhost.name}: message <{message_id}> was not relayed to {relay} "
-                                 f"with status=sent{waited}; the mail log shows:\n  {shown}")
-        time.sleep(1)
+        if any(d.status in FINAL for d in seen):  # a final status: waiting longer cannot help
+            raise _not_relayed(mailhost, message_id, relay, lines, "")
+        return None
+
+    delivery = poll(seconds, relayed)
+    if delivery is None:
+        raise _not_relayed(mailhost, message_id, relay, lines, f" within {seconds:g} s")
+    mailhost.evidence.append(f"-- mail log: {delivery.line}")
+    return delivery
+
+
+def _not_relayed(mailhost: MailHost, message_id: str, relay: str, lines: list[str], waited: str) -> AssertionError:
+    shown = "\n  ".join(lines) if lines else "(no delivery lines for this message)"
+    return AssertionError(f"host {mailhost.name}: message <{message_id}> was not relayed to {relay} "
+                          f"with status=sent{waited}; the mail log shows:\n  {shown}")
 
 
 def mark(mailhost: MailHost) -> str:
     """Where the mail log ends now: a journal cursor, or a file's size in bytes."""
-    log = mailhost.value("{{ mail_log }}")
-    if log == JOURNAL:
-        result = mailhost.run("journalctl -n 0 --show-cursor -q")
-        return result.stdout.strip().removeprefix("-- cursor: ")
-    return mailhost.run(f"stat -c %s {shlex.quote(log)} 2>/dev/null || echo 0").stdout.strip() or "0"
+    return MailLog.of(mailhost).mark()
 
 
 def lines_since(mailhost: MailHost, since: str) -> list[str]:
     """Mail log lines written after `mark()` returned `since`."""
-    log = mailhost.value("{{ mail_log }}")
-    if log == JOURNAL:
-        # Filtered here, not by a journalctl match: with a match, --after-cursor finds nothing
-        # when the cursor's own entry does not match.
-        command = (f"journalctl --no-pager -q -o json --after-cursor={shlex.quote(since)} "
-                   f"| grep -F '\"SYSLOG_FACILITY\":\"{MAIL_FACILITY}\"' || true")
-    else:
-        command = f"tail -c +{int(since) + 1} {shlex.quote(log)} | head -n {RECENT_LINES}"
-    result = mailhost.run(command)
-    if result.rc != 0:
-        raise AssertionError(f"host {mailhost.name}: cannot read the mail log ({log}): {result.stderr.strip()}")
-    if log != JOURNAL:
-        return [line for line in result.stdout.splitlines() if line.strip()]
-    return [_journal_line(entry) for entry in map(json.loads, result.stdout.splitlines())
-            if entry.get("SYSLOG_FACILITY") == MAIL_FACILITY]
+    return MailLog.of(mailhost).lines_since(since)
 
 
 def _journal_line(entry: dict) -> str:

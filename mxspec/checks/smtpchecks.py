@@ -1,12 +1,16 @@
 """Checks made over SMTP from the machine running mxspec, against a host of the estate."""
 
+import contextlib
 import ssl
 import time
 import uuid
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
+from typing import Any
 
 from mxspec.checks.mailhost import MailHost
+from mxspec.core.waiting import poll
 from mxspec.transport.smtp import Reply, Session, client_context, converse
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -36,12 +40,14 @@ class SentMessage:
         return f"{self.id}@{PROBE_DOMAIN}"
 
 
-def session(host: MailHost, client: Client, port: int = 25) -> Session:
-    return Session(host.address, port, host.timeout, client.source)
-
-
-def _keep(host: MailHost, smtp: Session) -> None:
-    host.evidence.extend(smtp.transcript)
+@contextlib.contextmanager
+def session(host: MailHost, client: Client, port: int = 25, bound: float | None = None) -> Iterator[Session]:
+    """An SMTP session with the host whose transcript joins the evidence, whatever the outcome."""
+    smtp = Session(host.address, port, host.timeout if bound is None else bound, client.source)
+    try:
+        yield smtp
+    finally:
+        host.evidence.extend(smtp.transcript)
 
 
 def rcpt_replies(host: MailHost, client: Client, rows: list[dict]) -> None:
@@ -57,11 +63,8 @@ def rcpt_replies(host: MailHost, client: Client, rows: list[dict]) -> None:
             await s.command("RSET")
         return seen
 
-    smtp = session(host, client)
-    try:
+    with session(host, client) as smtp:
         seen = converse(smtp, conversation, f"host {host.name}: RCPT probe")
-    finally:
-        _keep(host, smtp)
     wrong = [f"{row['sender']} -> {row['recipient']}: expected {row['reply']}, got {reply}"
              for row, reply in seen if not reply.matches(row["reply"])]
     if wrong:
@@ -70,16 +73,13 @@ def rcpt_replies(host: MailHost, client: Client, rows: list[dict]) -> None:
 
 def greeting(host: MailHost, client: Client, bound: float) -> tuple[Reply, float]:
     """The server's 220 greeting and how long it took, within `bound` seconds."""
-    smtp = Session(host.address, 25, bound, client.source)
     started = time.monotonic()
 
-    async def conversation(s: Session):
+    async def conversation(s: Session) -> None:
         return None
 
-    try:
+    with session(host, client, bound=bound) as smtp:
         converse(smtp, conversation, f"host {host.name}: SMTP greeting")
-    finally:
-        _keep(host, smtp)
     banner = next((line for line in smtp.transcript if line.startswith("S: ")), "S: 000 (none)")
     code, _, text = banner[3:].partition(" ")
     return Reply(int(code), text), time.monotonic() - started
@@ -94,22 +94,16 @@ def announced_size_reply(host: MailHost, client: Client, size: int, sender: str)
         await s.command("RSET")
         return reply
 
-    smtp = session(host, client)
-    try:
+    with session(host, client) as smtp:
         return converse(smtp, conversation, f"host {host.name}: SIZE probe")
-    finally:
-        _keep(host, smtp)
 
 
 def ehlo_extensions(host: MailHost, client: Client, port: int = 25) -> dict:
     async def conversation(s: Session):
         return await s.ehlo()
 
-    smtp = session(host, client, port)
-    try:
+    with session(host, client, port) as smtp:
         return converse(smtp, conversation, f"host {host.name}: EHLO")
-    finally:
-        _keep(host, smtp)
 
 
 def starttls(host: MailHost, context: ssl.SSLContext, server_name: str, port: int = 25,
@@ -126,11 +120,8 @@ def starttls(host: MailHost, context: ssl.SSLContext, server_name: str, port: in
         extra = await after(s) if after else None
         return before, version, extensions, extra
 
-    smtp = session(host, Client("a TLS client"), port)
-    try:
+    with session(host, Client("a TLS client"), port) as smtp:
         return converse(smtp, conversation, f"host {host.name}: STARTTLS on port {port}")
-    finally:
-        _keep(host, smtp)
 
 
 def tls_refused_for(host: MailHost, maximum: ssl.TLSVersion, server_name: str) -> str:
@@ -175,11 +166,8 @@ def send(host: MailHost, client: Client, kind: str, sender: str, recipient: str)
                 return reply
         return await s.data(data)
 
-    smtp = session(host, client)
-    try:
+    with session(host, client) as smtp:
         reply = converse(smtp, conversation, f"host {host.name}: sending {kind} message")
-    finally:
-        _keep(host, smtp)
     return SentMessage(probe_id, sender, recipient, reply)
 
 
@@ -187,18 +175,18 @@ def wait_in_mailstore(store: MailHost, root: str, message: SentMessage, seconds:
     """The delivered copy of `message` (its text), found by its id and then removed; None if absent."""
     local, domain = message.recipient.split("@", 1)
     folder = f"{root}/{domain}/{local}"
-    deadline = time.monotonic() + seconds
-    while True:
+
+    def delivered() -> str | None:
         found = store.run(f"grep -rlF '{ID_HEADER}: {message.id}' {folder}/new {folder}/cur 2>/dev/null | head -n 1")
         path = found.stdout.strip()
-        if path:
-            text = store.run(f"cat {path}").stdout
-            store.run(f"rm -f {path}")
-            store.evidence.append(f"-- delivered to {store.name}:{path}")
-            return text
-        if time.monotonic() > deadline:
+        if not path:
             return None
-        time.sleep(1)
+        text = str(store.run(f"cat {path}").stdout)
+        store.run(f"rm -f {path}")
+        store.evidence.append(f"-- delivered to {store.name}:{path}")
+        return text
+
+    return poll(seconds, delivered)
 
 
 def headers_of(text: str) -> list[str]:

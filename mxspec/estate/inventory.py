@@ -17,6 +17,8 @@ from mxspec.estate import roles
 # Connection variables, named as in Ansible so that existing inventories work unchanged.
 TARGET, USER, PORT, IDENTITY = "ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file"
 SSH_CONFIG = "mxspec_ssh_config"
+TRANSPORT = "mxspec_transport"  # ssh (default: shared OpenSSH connection) or paramiko
+SPEC = "mxspec_spec"  # set on hosts given as a raw testinfra spec on the command line
 GROUP_KEYS = {"hosts", "vars", "children"}
 
 
@@ -136,6 +138,28 @@ def load_estates(directory, names: list[str]) -> list[Estate]:
                 )
             seen[host.name] = host
     return estates
+
+
+def raw_estate(specs: list[str], role_option: str | None) -> Estate:
+    """Hosts given on the command line as raw testinfra specs (ssh://..., local://), with --roles."""
+    if not role_option:
+        raise MxspecError(f"--hosts={specs[0]} is a raw host spec: say its roles with --roles=ROLE,...")
+    host_roles = [role.strip() for role in role_option.split(",") if role.strip()]
+    for role in host_roles:
+        roles.check_role(role, "--roles")
+    hosts = {}
+    for spec in specs:
+        name = spec.split("://", 1)[1].split("?")[0] or spec.split("://")[0]
+        connection = spec_variables(spec) if spec.startswith("ssh://") else {TARGET: name}
+        hosts[name] = Host(name, "command-line", f"--hosts={spec}", list(host_roles), {SPEC: spec, **connection})
+    return Estate("command-line", "--hosts", {}, hosts)
+
+
+def named_host(spec: object, variable: str, owner: str, estate: str, where: str) -> Host:
+    """A host an inventory variable names (e.g. the mailstore): a mapping with its connection target."""
+    if not isinstance(spec, dict) or TARGET not in spec:
+        raise MxspecError(f"inventory variable '{variable}' of {owner} must be a mapping with {TARGET}")
+    return Host(str(spec[TARGET]), estate, where, [], dict(spec))
 
 
 def spec_variables(spec: str) -> dict:

@@ -7,22 +7,20 @@ over an open connection; every command is bounded in time so a hung host cannot 
 """
 
 import os
-import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import testinfra.host
-from testinfra.backend import base, get_backend
-from testinfra.backend.local import LocalBackend
-from testinfra.backend.ssh import SshBackend
+from testinfra.backend import base
 
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
-from mxspec.estate.inventory import IDENTITY, PORT, USER, Host
-
-SPEC = "mxspec_spec"  # set on hosts given as a raw testinfra spec on the command line
-TRANSPORT = "mxspec_transport"  # ssh (default: shared OpenSSH connection) or paramiko
+from mxspec.estate.inventory import Host
+from mxspec.transport import openssh
+from mxspec.transport.backends import backend_for
 
 
 @dataclass
@@ -36,72 +34,16 @@ class Command:
     seconds: float
 
 
-class BoundedRunMixin:
-    """Bounds every command a testinfra backend runs through a local process (ssh, local)."""
-
-    command_timeout: float = 60
-
-    def run_local(self, command: str, *args: str) -> base.CommandResult:
-        cmd = self.encode(self.quote(command, *args))
-        proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            stdout, stderr = proc.communicate(timeout=self.command_timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise CommandTimeout(f"no answer within {self.command_timeout:g} s") from None
-        return self.result(proc.returncode, cmd, stdout, stderr)
-
-
-class BoundedSshBackend(BoundedRunMixin, SshBackend):
-    pass
-
-
-class BoundedLocalBackend(BoundedRunMixin, LocalBackend):
-    pass
-
-
-def _backend_for(host: Host, control_path: str, connect_timeout: float):
-    transport = host.vars.get(TRANSPORT, "ssh")
-    if host.vars.get("ansible_connection") == "local":  # Ansible's way to say "this machine itself"
-        return BoundedLocalBackend()
-    if SPEC in host.vars and not host.vars[SPEC].startswith("ssh://"):
-        spec = host.vars[SPEC]
-        if spec.startswith("local://"):
-            return BoundedLocalBackend()
-        return get_backend(spec)  # other testinfra transports: unbounded, as testinfra runs them
-    spec = host.target
-    if host.vars.get(USER):
-        spec = f"{host.vars[USER]}@{spec}"
-    if host.vars.get(PORT):
-        spec = f"{spec}:{host.vars[PORT]}"
-    if transport == "paramiko":  # testinfra's default for a bare name; kept for comparison
-        return get_backend(f"paramiko://{spec}", ssh_config=host.ssh_config,
-                           ssh_identity_file=host.vars.get(IDENTITY), timeout=int(max(1, connect_timeout)))
-    if transport != "ssh":
-        raise MxspecError(f"{host.where}: host '{host.name}': {TRANSPORT} must be ssh or paramiko, not '{transport}'")
-    return BoundedSshBackend(
-        spec,
-        ssh_config=host.ssh_config,
-        ssh_identity_file=host.vars.get(IDENTITY),
-        timeout=int(max(1, connect_timeout)),
-        controlpersist=300,
-        ssh_extra_args=f"-o BatchMode=yes -o ControlPath={control_path} "
-                       "-o ServerAliveInterval=5 -o ServerAliveCountMax=2",
-    )
-
-
 class CountingHost(testinfra.host.Host):
     """testinfra's Host that counts, times and (per scenario) records every command it runs."""
 
-    def __init__(self, backend):
+    def __init__(self, backend: Any):
         super().__init__(backend)
         self.commands = 0
         self.seconds = 0.0
         self.transcript: list[Command] | None = None
 
-    def run(self, command, *args, **kwargs):
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
         started = time.monotonic()
         self.commands += 1
         shown = self.backend.get_command(command, *args)
@@ -123,12 +65,12 @@ class Connection:
     """The connection to one inventory host, opened once and checked before first use."""
 
     def __init__(self, host: Host, control_dir: str, connect_timeout: float, command_timeout: float,
-                 on_contact=None):
+                 on_contact: "Callable[[Connection], None] | None" = None):
         self.name = host.name
         self.on_contact = on_contact  # called once, right after the host first answers
         self.control_path = os.path.join(control_dir, f"{host.name}.sock")
         try:
-            self.backend = _backend_for(host, self.control_path, connect_timeout)
+            self.backend = backend_for(host, self.control_path, connect_timeout)
         except RuntimeError as error:  # testinfra: unknown transport, or its library missing
             raise MxspecError(f"host {host.name} ({host.where}): {error}") from None
         self.backend.command_timeout = command_timeout
@@ -144,12 +86,8 @@ class Connection:
                 result = self.testinfra.run("true")
                 if result.rc != 0:
                     self._unreachable = _last_line(result.stderr) or f"exit {result.rc}"
-            except CommandTimeout as error:
-                self._unreachable = str(error)
-            except RuntimeError as error:  # testinfra's ssh backend: ssh itself failed (rc 255)
-                self._unreachable = _ssh_reason(error)
-            except Exception as error:  # paramiko and other transports raise their own errors
-                self._unreachable = f"{type(error).__name__}: {error}"
+            except Exception as error:  # each transport fails its own way: decoded in one place
+                self._unreachable = reason(error)
             if not self._unreachable and self.on_contact:
                 self.on_contact(self)
         if self._unreachable:
@@ -162,18 +100,42 @@ class Connection:
         except CommandTimeout as error:
             raise CommandTimeout(f"host {self.name}: `{self.backend.get_command(command, *args)}`: {error}") from None
         except RuntimeError as error:
-            self._unreachable = "connection lost: " + _ssh_reason(error)
+            self._unreachable = "connection lost: " + reason(error)
             raise HostUnreachable(f"host {self.name} unreachable: {self._unreachable}") from None
+
+    def start(self, remote: str, why: str) -> subprocess.Popen[bytes]:
+        """Start a long-lived command on the host (stdin, stdout and stderr are pipes to it).
+
+        It ends with the connection, or as the command decides (e.g. when its stdin closes).
+        Only kinds that run through a local process can hold one (ssh, local); `why` completes
+        the error for the others ("scenarios that change a host need ...").
+        """
+        process_line = getattr(self.backend, "process_line", None)
+        if process_line is None:
+            raise MxspecError(f"host {self.name}: {why} the ssh or local transport")
+        return subprocess.Popen(process_line(remote), shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
 
     def close(self) -> None:
         if os.path.exists(self.control_path):
-            subprocess.run(["ssh", "-o", f"ControlPath={self.control_path}", "-O", "exit", "mxspec"],
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
+            openssh.end_control_master(self.control_path)
 
 
-def _ssh_reason(error: RuntimeError) -> str:
-    result = error.args[0] if error.args else None
-    return _last_line(getattr(result, "stderr", "")) or "ssh failed"
+def reason(error: BaseException) -> str:
+    """Why a transport failed, in one line: the one decoding of every transport's errors."""
+    if isinstance(error, CommandTimeout):
+        return str(error)
+    if isinstance(error, RuntimeError):  # testinfra's ssh backend: ssh itself failed (exit 255)
+        result = error.args[0] if error.args else None
+        return _last_line(getattr(result, "stderr", "")) or "ssh failed"
+    return f"{type(error).__name__}: {error}"  # paramiko and other transports raise their own errors
+
+
+def as_unreachable(error: BaseException, name: str) -> BaseException:
+    """An ssh failure raised through testinfra's modules (package, service, ...) as HostUnreachable."""
+    if isinstance(error, RuntimeError) and error.args and hasattr(error.args[0], "stderr"):
+        return HostUnreachable(f"host {name} unreachable: ssh failed: {error.args[0].stderr.strip()}")
+    return error
 
 
 def _last_line(text: str) -> str:
@@ -184,7 +146,8 @@ def _last_line(text: str) -> str:
 class ConnectionPool:
     """Connections to every host of the run, made on first use and closed at the end."""
 
-    def __init__(self, connect_timeout: float = 10, command_timeout: float = 60, on_contact=None):
+    def __init__(self, connect_timeout: float = 10, command_timeout: float = 60,
+                 on_contact: Callable[[Connection], None] | None = None):
         self.control_dir = tempfile.mkdtemp(prefix="mxspec-ssh-")
         self.on_contact = on_contact
         self.connect_timeout = connect_timeout

@@ -1,0 +1,92 @@
+"""The one place mxspec touches pytest-bdd beyond its public step API.
+
+pytest-bdd's public surface is `given`/`when`/`then`, `parsers`, `scenarios` and its hooks.
+mxspec also needs to know, for a collected test, which scenario (and which example row) it
+runs, and to look up step definitions before anything runs: that reads pytest-bdd's registries,
+its `_pytest_bdd_example` parameter and pytest's fixture manager, all internal. Everything of
+that kind lives here, shaped as mxspec's own small types, so an upgrade of pytest-bdd is a
+change in this one file. Checked against pytest-bdd 9.0.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pytest_bdd.scenario import find_fixturedefs_for_step, scenario_wrapper_template_registry
+from pytest_bdd.steps import step_function_context_registry
+
+EXAMPLE_PARAMETER = "_pytest_bdd_example"  # pytest-bdd's parameter holding a Scenario Outline's row
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a scenario, as written (with the example row's values filled in)."""
+
+    type: str  # given, when or then
+    keyword: str  # as written: Given, And, But, ...
+    name: str
+    line: int
+    cells: tuple[str, ...]  # the data table's cells, header row included
+    native: Any  # pytest-bdd's own step, for the definition look-up
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The scenario a collected test runs."""
+
+    feature: str  # the feature's name
+    filename: str  # the feature file's absolute path
+    name: str  # the scenario's name as written (an outline's, not a row's)
+    example: dict[str, str]  # the example row ({} for a plain scenario)
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class StepDefinition:
+    type: str | None  # given, when, then (None: any)
+    phrase: str
+    function: Callable[..., object]
+
+
+def is_scenario_function(function: object) -> bool:
+    """Whether the function is one pytest-bdd generated for a scenario."""
+    try:
+        return function in scenario_wrapper_template_registry
+    except TypeError:  # not weak-referenceable, so not one of pytest-bdd's
+        return False
+
+
+def is_scenario(item: pytest.Item) -> bool:
+    return is_scenario_function(getattr(item, "obj", None))
+
+
+def example(item: pytest.Item) -> dict[str, str]:
+    callspec = getattr(item, "callspec", None)
+    return dict(callspec.params.get(EXAMPLE_PARAMETER) or {}) if callspec else {}
+
+
+def scenario(item: pytest.Item) -> Scenario | None:
+    """The scenario the item runs, with its example row's values filled in; None for other tests."""
+    if not is_scenario(item):
+        return None
+    template = scenario_wrapper_template_registry[item.obj]  # type: ignore[attr-defined]
+    row = example(item)
+    rendered = template.render(row)
+    steps = tuple(Step(step.type, step.keyword.strip(), step.name, step.line_number,
+                       tuple(cell.value for row_ in (step.datatable.rows if step.datatable else [])
+                             for cell in row_.cells), step)
+                  for step in rendered.steps)
+    return Scenario(template.feature.name, rendered.feature.filename, template.name, row, steps)
+
+
+def is_defined(step: Step, item: pytest.Item) -> bool:
+    """Whether a step definition matches the step where the item runs."""
+    fixturemanager = item.session._fixturemanager
+    return any(True for _ in find_fixturedefs_for_step(step.native, fixturemanager, item))
+
+
+def step_definitions() -> Iterator[StepDefinition]:
+    """Every step definition imported so far (a phrase defined for several types comes once each)."""
+    for context in list(step_function_context_registry.values()):
+        yield StepDefinition(context.type, context.parser.name, context.step_func)
