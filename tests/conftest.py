@@ -3,11 +3,13 @@
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+LAB = PROJECT / "lab"  # the built-in lab's definition
 LAB_SSH_CONFIG = "/var/lib/mxspec-lab/run/ssh_config"
 
 
@@ -36,7 +38,7 @@ def output(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def lab():
+def lab_up():
     """The built-in lab, up for the tests that need it; taken down after if this run started it."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
@@ -47,3 +49,25 @@ def lab():
     if not was_up and not os.environ.get("MXSPEC_KEEP_LAB"):
         down = run_mxspec("lab", "down")
         assert down.returncode == 0, output(down)
+
+
+@pytest.fixture
+def lab(lab_up):
+    """The lab, healthy before each test that uses it: every host's configuration as it was at
+    boot and every service ready, or healed so (`mxspec lab heal`), or the test fails at once
+    naming the host and the cause, instead of waiting out its bounds on a broken lab."""
+    from mxspec.errors import MxspecError
+    from mxspec.lab.commands import heal
+
+    try:
+        healed = heal(LAB)
+    except MxspecError as error:
+        if "not running" not in str(error):
+            pytest.fail(f"the lab is not healthy: {error}", pytrace=False)
+        booted = run_mxspec("lab", "up")  # a host that stopped: boot it again, from its image
+        if booted.returncode != 0:
+            pytest.fail(f"the lab is not healthy ({error}) and `mxspec lab up` failed: {output(booted)}",
+                        pytrace=False)
+        healed = []
+    for line in healed:  # an earlier test left the lab so: say it, that test has a bug
+        warnings.warn(f"lab healed before the test: {line}", stacklevel=1)

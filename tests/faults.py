@@ -1,17 +1,27 @@
 """Faults the lab can inject into a host, each undone whatever happens in between.
 
-A fault is a pair of shell commands for one lab host. The helpers keep what they change on
-the host itself (a backup file next to the original, or the old setting in /root), so the
-restore needs nothing from the test process.
+A fault is a pair of shell commands for one lab host, and the configuration files it changes.
+Those files are never backed up before the inject: a copy taken then would be whatever an
+earlier, failed restore left behind. They are put back from the copy the lab kept when the host
+booted (`mxspec.lab.baseline`); `restore` then only applies them (postmap, reload, restart).
+Every restore is checked: the host's configuration as at boot, every lab service of the host
+ready. A restore that fails stops the fault cases, naming the host and what is wrong, rather than
+letting every later case run on a broken lab.
 """
 
 import contextlib
 import shlex
 from dataclasses import dataclass
 
-from conftest import lab_ssh
+import pytest
 
-SAVED = "/root/.mxspec-fault"
+from conftest import LAB, lab_ssh
+from mxspec.errors import MxspecError
+from mxspec.lab import baseline, readiness
+from mxspec.lab.commands import running_lab, ssh_config_path
+
+SETTLE = 60  # seconds a restored host's services get to report ready again
+_stopped: list[str] = []  # why the fault cases stopped, once a restore failed
 
 
 @dataclass(frozen=True)
@@ -20,31 +30,54 @@ class Fault:
     inject: str
     restore: str
     what: str
+    files: tuple[str, ...] = ()  # configuration the inject changes (files or folders), put back from the boot copy
 
 
 @contextlib.contextmanager
 def injected(fault: Fault):
-    lab_ssh(fault.host, fault.inject)
+    if _stopped:
+        pytest.fail(f"fault cases stopped: {_stopped[0]}", pytrace=False)
     try:
+        lab_ssh(fault.host, fault.inject)
         yield
     finally:
-        lab_ssh(fault.host, fault.restore)
+        problem = restore(fault)
+        if problem:
+            _stopped.append(problem)
+            pytest.fail(problem, pytrace=False)
+
+
+def restore(fault: Fault) -> str:
+    """Undo the fault and check the host is as it booted and ready; '' or what is wrong."""
+    lab = running_lab(LAB)
+    config = ssh_config_path(lab)
+    try:
+        changed = [path for path in baseline.differences(lab, config, fault.host)
+                   if any(path == mine or path.startswith(mine.rstrip("/") + "/") for mine in fault.files)]
+        if changed:
+            baseline.put_back(lab, config, fault.host, changed)
+        result = lab_ssh(fault.host, fault.restore, check=False)
+        if result.returncode != 0:
+            return f"{fault.host}: restoring '{fault.what}': `{fault.restore}` exited {result.returncode}: {result.stderr}"
+        left = baseline.differences(lab, config, fault.host)
+        if left:
+            return (f"{fault.host}: after restoring '{fault.what}', differs from its state at boot: "
+                    + ", ".join(f"{path} ({why})" for path, why in left.items()))
+        readiness.wait(lab, config, [fault.host], SETTLE, hosts=[fault.host])
+    except MxspecError as error:
+        return f"{fault.host}: restoring '{fault.what}': {error}"
+    return ""
 
 
 def postconf(host: str, setting: str, value: str) -> Fault:
     """A main.cf setting changed, then Postfix reloaded."""
-    saved = f"{SAVED}-{setting}"
-    return Fault(host,
-                 f"postconf -h {setting} > {saved} && postconf -e {shlex.quote(f'{setting}={value}')} && postfix reload",
-                 f'postconf -e "{setting}=$(cat {saved})" && rm -f {saved} && postfix reload',
-                 f"{setting} = {value or '(empty)'}")
+    return Fault(host, f"postconf -e {shlex.quote(f'{setting}={value}')} && postfix reload", "postfix reload",
+                 f"{setting} = {value or '(empty)'}", ("/etc/postfix/main.cf",))
 
 
 def edit(host: str, path: str, sed: str, then: str = "true") -> Fault:
-    """A file edited with sed (a backup kept beside it), then `then` run to apply it."""
-    backup = f"{path}.mxspec-fault"
-    return Fault(host, f"cp -p {path} {backup} && sed -i {shlex.quote(sed)} {path} && {then}",
-                 f"mv {backup} {path} && {then}", f"{path}: {sed}")
+    """A file edited with sed, then `then` run to apply it (and again once the file is back)."""
+    return Fault(host, f"sed -i {shlex.quote(sed)} {path} && {then}", then, f"{path}: {sed}", (path,))
 
 
 def service_stopped(host: str, service: str) -> Fault:
@@ -52,6 +85,8 @@ def service_stopped(host: str, service: str) -> Fault:
 
 
 def postfix_not_enabled_at_boot(host: str, init: str) -> Fault:
-    if init == "sysv":
-        return Fault(host, "update-rc.d postfix disable", "update-rc.d postfix enable", "postfix disabled at boot")
-    return Fault(host, "systemctl disable -q postfix", "systemctl enable -q postfix", "postfix disabled at boot")
+    if init == "sysv":  # the boot links of every runlevel
+        return Fault(host, "update-rc.d postfix disable", "true", "postfix disabled at boot",
+                     tuple(f"/etc/rc{level}.d" for level in "0123456S"))
+    return Fault(host, "systemctl disable -q postfix", "systemctl daemon-reload", "postfix disabled at boot",
+                 ("/etc/systemd/system",))

@@ -43,9 +43,8 @@ CASES = [
     Case("the_mail_software_is_installed", "new-mx", "new-router-1",
          Fault("new-router-1", "mv /var/lib/dpkg/info/python3-milter.list /root/ && "
                "sed -i '/^Package: python3-milter$/,/^$/s/^Status: .*/Status: deinstall ok config-files/' /var/lib/dpkg/status",
-               "mv /root/python3-milter.list /var/lib/dpkg/info/ && "
-               "sed -i '/^Package: python3-milter$/,/^$/s/^Status: .*/Status: install ok installed/' /var/lib/dpkg/status",
-               "python3-milter marked removed"),
+               "mv /root/python3-milter.list /var/lib/dpkg/info/", "python3-milter marked removed",
+               ("/var/lib/dpkg/status",)),
          "python3-milter: not installed"),
     Case("the_postfix_configuration_is_valid", "old-mx", "old-mx-1",
          # The check's own fatal message lands in the mail log: restarting Postfix starts a clean slate.
@@ -65,8 +64,7 @@ CASES = [
     Case("the_mail_queue_is_short", "new-mx", "new-router-2",
          Fault("new-router-2", "postconf -e defer_transports=smtp && postfix reload && "
                "for i in $(seq 25); do echo probe | sendmail someone@elsewhere.example; done && sleep 2",
-               "postsuper -d ALL >/dev/null 2>&1; postconf -X defer_transports && postfix reload",
-               "25 messages held"),
+               "postsuper -d ALL >/dev/null 2>&1; postfix reload", "25 messages held", ("/etc/postfix/main.cf",)),
          "more than 20"),
     Case("postfix_greets_a_client_at_once_in_its_own_name", "old-mx", "old-mx-1",
          postconf("old-mx-1", "smtpd_banner", "mail.example.com ESMTP"),
@@ -87,15 +85,14 @@ CASES = [
          Fault("new-mx-in-1", "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=somebody-else "
                "-keyout /root/other.key -out /root/other.crt 2>/dev/null && postconf -e "
                "smtpd_tls_cert_file=/root/other.crt smtpd_tls_key_file=/root/other.key && postfix reload",
-               "postconf -e smtpd_tls_cert_file=/etc/ssl/lab/host.crt smtpd_tls_key_file=/etc/ssl/lab/host.key && "
-               "rm -f /root/other.* && postfix reload", "a self-signed certificate for another name"),
+               "rm -f /root/other.* && postfix reload", "a self-signed certificate for another name",
+               ("/etc/postfix/main.cf",)),
          "certificate verify failed: self-signed certificate"),
     Case("outdated_tls_versions_are_refused_where_the_estate_requires_tls_12", "new-mx", "new-mx-in-2",
          # No OpenSSL baseline (Debian's says TLS 1.2 at least) and every protocol allowed.
          Fault("new-mx-in-2", "postconf -e tls_config_file=none 'smtpd_tls_protocols=>=TLSv1' "
                "'smtpd_tls_mandatory_protocols=>=TLSv1' 'tls_medium_cipherlist=DEFAULT:@SECLEVEL=0' && postfix reload",
-               "postconf -X tls_config_file tls_medium_cipherlist && postconf -e 'smtpd_tls_protocols=>=TLSv1.2' "
-               "'smtpd_tls_mandatory_protocols=>=TLSv1.2' && postfix reload", "TLS 1.0 and 1.1 allowed"),
+               "postfix reload", "TLS 1.0 and 1.1 allowed", ("/etc/postfix/main.cf",)),
          "accepted a client limited to TLSv1_1"),
     Case("a_virus_is_refused_at_the_door", "new-mx", "new-mx-in-2",
          postconf("new-mx-in-2", "smtpd_milters", "inet:127.0.0.1:11332"),
@@ -112,7 +109,7 @@ CASES = [
     # SMTP router
     Case("the_inhouse_milter_runs_starts_at_boot_and_starts_before_postfix", "old-mx", "old-mx-1",
          Fault("old-mx-1", "mv /etc/rc2.d/S01lab-milter /etc/rc2.d/S09lab-milter",
-               "mv /etc/rc2.d/S09lab-milter /etc/rc2.d/S01lab-milter", "milter ordered after postfix"),
+               "true", "milter ordered after postfix", ("/etc/rc2.d",)),
          "lab-milter does not start before postfix at boot"),
     Case("the_inhouse_milter_runs_starts_at_boot_and_starts_before_postfix", "new-mx", "new-router-1",
          edit("new-router-1", "/etc/systemd/system/lab-milter.service", "/^Before=/d", "systemctl daemon-reload"),
@@ -147,8 +144,7 @@ CASES = [
     Case("passwords_are_asked_for_only_over_tls_and_a_wrong_one_is_refused", "new-mx", "new-out-1",
          Fault("new-out-1", "postconf -P submission/inet/smtpd_tls_security_level=may "
                "submission/inet/smtpd_tls_auth_only=no && postfix reload",
-               "postconf -P submission/inet/smtpd_tls_security_level=encrypt "
-               "submission/inet/smtpd_tls_auth_only=yes && postfix reload", "AUTH offered in clear"),
+               "postfix reload", "AUTH offered in clear", ("/etc/postfix/master.cf",)),
          "port 587 offers AUTH before STARTTLS"),
     Case("mail_leaving_the_estate_is_signed_with_dkim", "new-mx", "new-out-1",
          service_stopped("new-out-1", "opendkim"), "the message arrived without a DKIM-Signature header"),

@@ -67,9 +67,11 @@ class Lab:
         return self.root / "roles" / role
 
     def host_config_hash(self, host: LabHost) -> str:
-        """Changes when anything the host is built from changes: its image, vars or role files."""
+        """Changes when anything the host is built from changes: its image, vars, role files, or what
+        of it is kept as known-good at boot."""
         digest = hashlib.sha256(json.dumps([host.image.recipe_hash(self.suite), host.address,
-                                            host.roles, host.vars], sort_keys=True, default=str).encode())
+                                            host.roles, host.vars, self.baseline], sort_keys=True,
+                                           default=str).encode())
         for role in ["base", *host.roles]:
             for path in sorted(self.role_dir(role).rglob("*")):
                 if path.is_file():
