@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-LAB = PROJECT / "lab"  # the built-in lab's definition
+LAB = PROJECT / "mxspec" / "lab" / "builtin"  # the built-in lab's definition
 LAB_SSH_CONFIG = "/var/lib/mxspec-lab/run/ssh_config"
 
 
@@ -56,7 +56,7 @@ def lab(lab_up):
     """The lab, healthy before each test that uses it: every host's configuration as it was at
     boot and every service ready, or healed so (`mxspec lab heal`), or the test fails at once
     naming the host and the cause, instead of waiting out its bounds on a broken lab."""
-    from mxspec.errors import MxspecError
+    from mxspec import MxspecError
     from mxspec.lab.commands import heal
 
     try:

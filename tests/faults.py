@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import LAB, lab_ssh
-from mxspec.errors import MxspecError
+from mxspec import MxspecError
 from mxspec.lab import baseline, readiness
 from mxspec.lab.commands import running_lab, ssh_config_path
 

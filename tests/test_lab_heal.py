@@ -10,7 +10,7 @@ import pytest
 import faults
 from conftest import LAB, lab_ssh
 from faults import Fault, edit, injected
-from mxspec.errors import MxspecError
+from mxspec import MxspecError
 from mxspec.lab import baseline
 from mxspec.lab.commands import heal, running_lab, ssh_config_path
 
