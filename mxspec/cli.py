@@ -47,42 +47,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "steps":
-            return _print_steps(args.modules)
-        if args.command == "report":
-            from mxspec.report.command import combine
-
-            return combine(args.results, args.old, args.new, args.waivers, args.out)
-        if args.command == "comment":
-            from mxspec.report.comment import post
-
-            return post(args.forge, args.report)
-        from mxspec.lab import BUILTIN, commands
-
-        root = Path(args.lab) if args.lab else BUILTIN
-        if not (root / "lab.yml").exists():
-            raise MxspecError(f"{root / 'lab.yml'}: no such file (pass --lab DIR: a folder holding lab.yml)")
-        if args.action == "up":
-            commands.up(root, args.subnet, args.timeout, args.keep_on_failure)
-        elif args.action == "down":
-            commands.down(root)
-        elif args.action == "status":
-            return commands.status(root)
-        elif args.action == "heal":
-            done = commands.heal(root, args.hosts)
-            print("\n".join(done) if done else "every host as it was at boot, and ready")
-        elif args.action == "ssh":
-            commands.ssh(root, args.host, args.remote_command)
-        return 0
+        return _run(args)
     except MxspecError as error:
         print(f"mxspec: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mxspec: interrupted", file=sys.stderr)
         return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "steps":
+        return _print_steps(args.modules)
+    if args.command == "report":
+        from mxspec.report.command import combine
+
+        return combine(args.results, args.old, args.new, args.waivers, args.out)
+    if args.command == "comment":
+        from mxspec.report.comment import post
+
+        return post(args.forge, args.report)
+    return _lab(args)
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from mxspec.lab import BUILTIN, commands
+
+    root = Path(args.lab) if args.lab else BUILTIN
+    if not (root / "lab.yml").exists():
+        raise MxspecError(f"{root / 'lab.yml'}: no such file (pass --lab DIR: a folder holding lab.yml)")
+    if args.action == "up":
+        commands.up(root, args.subnet, args.timeout, args.keep_on_failure)
+    elif args.action == "down":
+        commands.down(root)
+    elif args.action == "status":
+        return commands.status(root)
+    elif args.action == "heal":
+        done = commands.heal(root, args.hosts)
+        print("\n".join(done) if done else "every host as it was at boot, and ready")
+    elif args.action == "ssh":
+        commands.ssh(root, args.host, args.remote_command)
+    return 0
 
 
 def _print_steps(package: str | None) -> int:
@@ -99,7 +107,7 @@ def _print_steps(package: str | None) -> int:
         for name in modules:
             importlib.import_module(name)
     except (ImportError, AttributeError) as error:
-        raise MxspecError(f"cannot load step modules from '{package}' ({error}); run from the project's folder")
+        raise MxspecError(f"cannot load step modules from '{package}' ({error}); run from the project's folder") from None
     print(vocabulary.format_vocabulary())
     return 0
 

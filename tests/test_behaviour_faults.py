@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import lab_ssh, output, run_mxspec_pytest
+from conftest import output, run_mxspec_pytest
 from faults import Fault, edit, injected, postconf, service_stopped
 
 DNS_CONF = "/etc/unbound/unbound.conf.d/lab.conf"

@@ -1,9 +1,9 @@
 """The common features against the lab's real hosts: ids, role selection, and proof they can fail."""
 
 import pytest
-from faults import injected, postfix_not_enabled_at_boot
 
 from conftest import PROJECT, output, run_mxspec_pytest
+from faults import injected, postfix_not_enabled_at_boot
 
 OLD_HOSTS = ["old-mx-1"]
 NEW_HOSTS = ["new-mx-in-1", "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"]
@@ -52,7 +52,7 @@ def test_postfix_not_enabled_at_boot_fails_the_scenario_that_says_so(lab, host, 
 
 
 def test_a_raw_ssh_spec_is_reached_with_its_user_port_and_ssh_config(lab):
-    from mxspec.estate.inventory import spec_variables
+    from mxspec.transport.backends import spec_variables
 
     assert spec_variables("ssh://admin@mx1.example.org:2222?ssh_config=/etc/mx/ssh_config&ssh_identity_file=/k") == {
         "ansible_host": "mx1.example.org", "ansible_user": "admin", "ansible_port": "2222",

@@ -3,7 +3,6 @@
 import os
 import shutil
 import smtplib
-import subprocess
 import time
 import uuid
 from email.message import EmailMessage
@@ -11,7 +10,6 @@ from email.message import EmailMessage
 import pytest
 
 from conftest import lab_ssh, output, run_mxspec
-
 from mxspec.lab import BUILTIN
 
 ADDRESSES = {"old-mx-1": "10.213.0.10", "new-mx-in-1": "10.213.0.21", "new-mx-in-2": "10.213.0.22"}

@@ -42,7 +42,7 @@ def test_verdict_matrix_and_evidence_are_visible_in_chromium(tmp_path):
     assert '<div id="verdict" class="verdict NO-GO">NO-GO</div>' in dom
     assert 'data-role="inbound-mx"' in dom
     for host in ("old-mx-1", "new-mx-in-1", "new-mx-in-2"):
-        assert f'<th class="host' in dom and host in dom
+        assert '<th class="host' in dom and host in dom
     assert dom.count('class="cell passed') == 5 and dom.count('class="cell failed') == 1
     # The failure's evidence is one click away; #evidence opens it, as the click would.
     assert "<details open=" in dom

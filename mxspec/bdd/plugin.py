@@ -4,9 +4,7 @@ Registered through the `pytest11` entry point, so installing mxspec is all it ta
 """
 
 import os
-from collections.abc import Generator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,7 +18,8 @@ from mxspec.estate.inventory import Estate, load_estates, raw_estate
 from mxspec.estate.target import Target, targets_for
 from mxspec.estate.values import MissingVariable
 from mxspec.report.collector import ResultsCollector, result_properties
-from mxspec.transport.connection import Command, Connection, ConnectionPool, as_unreachable
+from mxspec.transport.backends import spec_variables
+from mxspec.transport.connection import ConnectionPool, as_unreachable
 
 RUN = pytest.StashKey["Run"]()
 FAILED_STEP = pytest.StashKey[str]()
@@ -102,7 +101,7 @@ def _make_run(config) -> Run:
     estates = load_estates(directory, [name for name in selected if "://" not in name])
     raw = [spec for spec in selected if "://" in spec]
     if raw:
-        estates.append(raw_estate(raw, config.option.roles))
+        estates.append(raw_estate(raw, config.option.roles, spec_variables))
     elif config.option.roles:
         raise MxspecError("--roles applies to hosts given as raw specs (ssh://..., local://) in --hosts")
     run = Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout),

@@ -16,7 +16,7 @@ import os
 import shlex
 import socket
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mxspec.checks import services
 from mxspec.checks.mailhost import MailHost
@@ -71,7 +71,7 @@ class ChangeJournal:
         if self.path:
             return
         about = (f"scenario={self.scenario} run={socket.gethostname()}:{os.getpid()} "
-                 f"started={datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+                 f"started={datetime.now(UTC).isoformat(timespec='seconds')}")
         result = self._run(
             f"umask 077 && mkdir -p {JOURNALS} && j=$(mktemp -d {JOURNALS}/XXXXXXXX) && cd \"$j\" && "
             f"mkdir files && : > files.sh && : > services.sh && : > recorded && "

@@ -2,12 +2,10 @@
 
 from typing import Any
 
-from testinfra.backend.base import CommandResult
-
 from mxspec.estate import values
 from mxspec.estate.inventory import named_host
 from mxspec.estate.target import Target
-from mxspec.transport.connection import Command, Connection, ConnectionPool
+from mxspec.transport.connection import Command, CommandResult, Connection, ConnectionPool
 from mxspec.transport.openssh import resolve
 
 

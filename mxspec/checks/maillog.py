@@ -8,7 +8,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mxspec.checks.mailhost import MailHost
 from mxspec.core.waiting import poll
@@ -193,7 +193,7 @@ def lines_since(mailhost: MailHost, since: str) -> list[str]:
 
 def _journal_line(entry: dict) -> str:
     """As `journalctl -o short-iso` shows it."""
-    when = datetime.fromtimestamp(int(entry["__REALTIME_TIMESTAMP"]) / 1e6, timezone.utc)
+    when = datetime.fromtimestamp(int(entry["__REALTIME_TIMESTAMP"]) / 1e6, UTC)
     message = entry.get("MESSAGE", "")
     if isinstance(message, list):  # not valid UTF-8: journalctl gives the bytes
         message = bytes(message).decode(errors="replace")

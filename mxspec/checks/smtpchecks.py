@@ -4,10 +4,9 @@ import contextlib
 import ssl
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
-from typing import Any
 
 from mxspec.checks.mailhost import MailHost
 from mxspec.core.waiting import poll

@@ -5,10 +5,9 @@
 Ansible does: `all` vars, then group vars from the outermost group in, then host vars.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from testinfra.backend import parse_hostspec
 
 from mxspec.core.errors import MxspecError
 from mxspec.core.yamlfile import LineDict, load
@@ -140,8 +139,11 @@ def load_estates(directory, names: list[str]) -> list[Estate]:
     return estates
 
 
-def raw_estate(specs: list[str], role_option: str | None) -> Estate:
-    """Hosts given on the command line as raw testinfra specs (ssh://..., local://), with --roles."""
+def raw_estate(specs: list[str], role_option: str | None, connection_variables: Callable[[str], dict]) -> Estate:
+    """Hosts given on the command line as raw testinfra specs (ssh://..., local://), with --roles.
+
+    `connection_variables` reads an ssh:// spec as the connection variables an inventory would set.
+    """
     if not role_option:
         raise MxspecError(f"--hosts={specs[0]} is a raw host spec: say its roles with --roles=ROLE,...")
     host_roles = [role.strip() for role in role_option.split(",") if role.strip()]
@@ -150,7 +152,7 @@ def raw_estate(specs: list[str], role_option: str | None) -> Estate:
     hosts = {}
     for spec in specs:
         name = spec.split("://", 1)[1].split("?")[0] or spec.split("://")[0]
-        connection = spec_variables(spec) if spec.startswith("ssh://") else {TARGET: name}
+        connection = connection_variables(spec) if spec.startswith("ssh://") else {TARGET: name}
         hosts[name] = Host(name, "command-line", f"--hosts={spec}", list(host_roles), {SPEC: spec, **connection})
     return Estate("command-line", "--hosts", {}, hosts)
 
@@ -160,16 +162,3 @@ def named_host(spec: object, variable: str, owner: str, estate: str, where: str)
     if not isinstance(spec, dict) or TARGET not in spec:
         raise MxspecError(f"inventory variable '{variable}' of {owner} must be a mapping with {TARGET}")
     return Host(str(spec[TARGET]), estate, where, [], dict(spec))
-
-
-def spec_variables(spec: str) -> dict:
-    """A raw `ssh://user@host:port?ssh_config=...&ssh_identity_file=...` spec as connection variables.
-
-    So a host given on the command line is reached the same bounded, shared way as an inventory's.
-    """
-    address, options = parse_hostspec(spec)
-    user, _, address = address.rpartition("@")
-    name, _, port = address.partition(":")
-    values = {TARGET: name, USER: user, PORT: port, SSH_CONFIG: options.get("ssh_config"),
-              IDENTITY: options.get("ssh_identity_file")}
-    return {key: value for key, value in values.items() if value}

@@ -58,7 +58,7 @@ def expand_table(rows: list[list[str]], variables: dict, owner: str) -> list[dic
     header, result = [cell.strip() for cell in rows[0]], []
     for row in rows[1:]:
         for combination in itertools.product(*(expand_cell(cell, variables, owner) for cell in row)):
-            result.append(dict(zip(header, map(str, combination))))
+            result.append(dict(zip(header, map(str, combination), strict=False)))
     return result
 
 

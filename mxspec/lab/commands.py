@@ -49,17 +49,8 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
     lab = load_lab(root, subnet)
     ensure_tools()
     state = read_state(lab)
-    if state.get("subnet") and state["subnet"] != str(lab.network):
-        raise MxspecError(f"the lab is up on subnet {state['subnet']}; run `mxspec lab down` before "
-                          f"bringing it up on {lab.network}")
     started = time.monotonic()
-    fresh = not network.bridge_exists(lab.bridge)
-    if not fresh and not state.get("subnet"):
-        raise MxspecError(f"bridge {lab.bridge} already exists but this lab ({lab.state_dir}) did not make it: "
-                          "another lab is up, or was not taken down; take it down first (`mxspec lab down`)")
-    if fresh:
-        network.check_subnet_free(lab)
-    network.check_bridge_traffic()
+    fresh = _check_network(lab, state)
     image_roots = images.build_images(lab, _log)  # before anything runs: a failed build leaves nothing
     try:
         network.create_bridge(lab)
@@ -101,6 +92,21 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
     _log(f"lab up in {time.monotonic() - started:.0f} s")
     print(status_table(lab))
     return lab
+
+
+def _check_network(lab: Lab, state: dict) -> bool:
+    """Refuse a subnet or bridge this lab cannot use; whether the lab starts from nothing (no bridge yet)."""
+    if state.get("subnet") and state["subnet"] != str(lab.network):
+        raise MxspecError(f"the lab is up on subnet {state['subnet']}; run `mxspec lab down` before "
+                          f"bringing it up on {lab.network}")
+    fresh = not network.bridge_exists(lab.bridge)
+    if not fresh and not state.get("subnet"):
+        raise MxspecError(f"bridge {lab.bridge} already exists but this lab ({lab.state_dir}) did not make it: "
+                          "another lab is up, or was not taken down; take it down first (`mxspec lab down`)")
+    if fresh:
+        network.check_subnet_free(lab)
+    network.check_bridge_traffic()
+    return fresh
 
 
 def _prepare_secrets(lab: Lab) -> None:
@@ -182,7 +188,7 @@ def status_table(lab: Lab) -> str:
                      ",".join(readiness.services_of(lab, host)),
                      f"{ready:.1f} s" if running and ready is not None else "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def running_lab(root: Path) -> Lab:

@@ -35,7 +35,7 @@ def _github() -> Target:
     try:
         number = json.loads(Path(event_path).read_text())["pull_request"]["number"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise MxspecError(f"{event_path}: not a pull request event (the workflow must run on pull_request)")
+        raise MxspecError(f"{event_path}: not a pull request event (the workflow must run on pull_request)") from None
     api = _env("GITHUB_API_URL", "https://api.github.com").rstrip("/")
     return Target(f"{api}/repos/{_env('GITHUB_REPOSITORY')}/issues/{number}/comments",
                   {"Authorization": f"Bearer {_env('GITHUB_TOKEN')}", "Accept": "application/vnd.github+json"})
@@ -57,7 +57,7 @@ def post(forge: str, report: str, timeout: float = 30) -> int:
     try:
         response = requests.post(target.url, json={"body": body}, headers=target.headers, timeout=timeout)
     except requests.RequestException as error:
-        raise MxspecError(f"could not post the report to {target.url}: {error}")
+        raise MxspecError(f"could not post the report to {target.url}: {error}") from None
     if not response.ok:
         raise MxspecError(f"posting the report to {target.url} got HTTP {response.status_code}: "
                           f"{response.text[:300]}")

@@ -37,7 +37,7 @@ class Results:
     estates: dict[str, list[str]] = field(default_factory=dict)  # estate -> its roles
     hosts: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # estate -> host -> roles
     results: list[Result] = field(default_factory=list)
-    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
 
     def merge(self, other: "Results") -> None:
         for estate in other.estates:

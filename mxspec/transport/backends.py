@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from testinfra.backend import base, get_backend
+from testinfra.backend import base, get_backend, parse_hostspec
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.ssh import SshBackend
 
 from mxspec.core.errors import CommandTimeout, MxspecError
-from mxspec.estate.inventory import IDENTITY, PORT, SPEC, TRANSPORT, USER, Host
+from mxspec.estate.inventory import IDENTITY, PORT, SPEC, SSH_CONFIG, TARGET, TRANSPORT, USER, Host
 
 
 class BoundedRunMixin:
@@ -121,3 +121,16 @@ def kind_of(host: Host) -> Kind:
 
 def backend_for(host: Host, control_path: str, connect_timeout: float) -> Any:
     return kind_of(host).make(host, control_path, connect_timeout)
+
+
+def spec_variables(spec: str) -> dict:
+    """A raw `ssh://user@host:port?ssh_config=...&ssh_identity_file=...` spec as connection variables.
+
+    So a host given on the command line is reached the same bounded, shared way as an inventory's.
+    """
+    address, options = parse_hostspec(spec)
+    user, _, address = address.rpartition("@")
+    name, _, port = address.partition(":")
+    values = {TARGET: name, USER: user, PORT: port, SSH_CONFIG: options.get("ssh_config"),
+              IDENTITY: options.get("ssh_identity_file")}
+    return {key: value for key, value in values.items() if value}

@@ -22,6 +22,8 @@ from mxspec.estate.inventory import Host
 from mxspec.transport import openssh
 from mxspec.transport.backends import backend_for
 
+CommandResult = base.CommandResult  # what running a command gave: rc, stdout, stderr
+
 
 @dataclass
 class Command:

@@ -117,13 +117,13 @@ def converse(session: Session, conversation, what: str):
             result = await conversation(session)
             await session.close()
             return result
-        except (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, aiosmtplib.SMTPTimeoutError):
             raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not answer within "
                               f"{session.timeout:g} s") from None
 
     try:
         return asyncio.run(bounded())
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not finish within "
                           f"{session.timeout * 3:g} s") from None
     except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as error:
