@@ -4,7 +4,9 @@ Registered through the `pytest11` entry point, so installing mxspec is all it ta
 """
 
 import os
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,7 @@ from mxspec.estate.target import Target, targets_for
 from mxspec.estate.values import MissingVariable
 from mxspec.report.collector import ResultsCollector, result_properties
 from mxspec.transport.backends import spec_variables
-from mxspec.transport.connection import ConnectionPool, as_unreachable
+from mxspec.transport.connection import Command, Connection, ConnectionPool, as_unreachable
 
 RUN = pytest.StashKey["Run"]()
 FAILED_STEP = pytest.StashKey[str]()
@@ -45,7 +47,7 @@ class Run:
         self.notices: list[str] = []  # what the run found and did on first reaching each host
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mxspec", "mxspec: estates and behaviours")
     group.addoption("--inventories", metavar="DIR", default=None,
                     help="directory holding <estate>.yml inventories (default: inventories/ in the rootdir)")
@@ -68,7 +70,7 @@ def pytest_addoption(parser):
                     help="accepted differences (scenario, host, reason, owner, expires) for the readiness report")
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     for name in steps.MODULES:  # the built-in phrases, for every feature of every project
         config.pluginmanager.import_plugin(name)
     for role, description in roles.ROLES.items():
@@ -92,7 +94,7 @@ def pytest_configure(config):
         raise pytest.UsageError(str(error)) from None
 
 
-def _make_run(config) -> Run:
+def _make_run(config: pytest.Config) -> Run:
     for name in ("mx_connect_timeout", "mx_timeout"):
         if getattr(config.option, name) <= 0:
             raise MxspecError(f"--{name.replace('_', '-')} must be a positive number of seconds")
@@ -110,7 +112,7 @@ def _make_run(config) -> Run:
     return run
 
 
-def _restore_left_over(run: Run, connection) -> None:
+def _restore_left_over(run: Run, connection: Connection) -> None:
     """First thing on every host: undo what an interrupted run left changed there, and say so."""
     try:
         notices = changes.restore_left_over(connection)
@@ -119,7 +121,7 @@ def _restore_left_over(run: Run, connection) -> None:
     run.notices += notices  # shown in the terminal summary (output during a test is captured)
 
 
-def pytest_sessionfinish(session):
+def pytest_sessionfinish(session: pytest.Session) -> None:
     # Under pytest-xdist the restores happen in the workers; their notices travel back in
     # workeroutput, which xdist hands to the controller when a worker ends.
     run = session.config.stash.get(RUN, None)
@@ -128,13 +130,13 @@ def pytest_sessionfinish(session):
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error):
+def pytest_testnodedown(node: Any, error: object) -> None:
     run = node.config.stash.get(RUN, None)
     if run:
         run.notices += getattr(node, "workeroutput", {}).get("mxspec_notices", [])
 
 
-def pytest_terminal_summary(terminalreporter, config):
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN, None)
     if run and run.notices:
         terminalreporter.section("mxspec: hosts restored before testing", yellow=True)
@@ -142,19 +144,19 @@ def pytest_terminal_summary(terminalreporter, config):
             terminalreporter.write_line(notice)
 
 
-def pytest_unconfigure(config):
+def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN, None)
     if run:
         run.pool.close()
 
 
 @pytest.fixture(autouse=True)
-def mx_target(request):
+def mx_target(request: pytest.FixtureRequest) -> Target | None:
     """The host (or estate) this scenario runs against; parametrized per scenario by role."""
     return getattr(request, "param", None)
 
 
-def pytest_generate_tests(metafunc):
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not adapter.is_scenario_function(metafunc.function):
         return
     run = metafunc.config.stash[RUN]
@@ -168,7 +170,7 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: check only what will run
-def pytest_collection_modifyitems(session, config, items):
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     scenario_items = [item for item in items if _is_scenario(item)]
     if not scenario_items:
         return
@@ -209,13 +211,13 @@ def _is_scenario(item: pytest.Item) -> bool:
     return adapter.is_scenario(item)
 
 
-def _target(item) -> Target | None:
+def _target(item: pytest.Item) -> Target | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("mx_target") if callspec else None
 
 
 @pytest.fixture
-def mailhost(request, mx_target) -> MailHost:
+def mailhost(request: pytest.FixtureRequest, mx_target: Target | None) -> Generator[MailHost, None, None]:
     """The host under test, over the run's one connection to it."""
     if mx_target is None or mx_target.host is None:
         raise MxspecError("this step needs a host; the scenario runs once per estate (@estate)")
@@ -228,32 +230,33 @@ def mailhost(request, mx_target) -> MailHost:
 
 
 @pytest.fixture
-def evidence(request) -> list[str]:
+def evidence(request: pytest.FixtureRequest) -> list[str]:
     """Lines the steps saw (SMTP transcripts, DNS answers), attached to the scenario's report."""
     return request.node.stash.setdefault(EVIDENCE, [])
 
 
 @pytest.fixture
-def estate(request, mx_target, evidence) -> Subject:
+def estate(request: pytest.FixtureRequest, mx_target: Target, evidence: list[str]) -> Subject:
     """The estate as a whole, for scenarios tagged @estate (its `all` variables)."""
     run = request.config.stash[RUN]
     return Subject(mx_target, run.pool, run.timeout, evidence)
 
 
-def pytest_bdd_before_scenario(request, feature, scenario):
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
     """An unreachable host fails its scenarios at once, before any step."""
     target = request.getfixturevalue("mx_target")
     if target is not None and target.host is not None:
         request.config.stash[RUN].pool.get(target.host).check()
 
 
-def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception):
+def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,
+                          step_func_args: Any, exception: Exception) -> None:
     where = os.path.relpath(feature.filename, request.config.rootpath)
     request.node.stash[FAILED_STEP] = f"{where}:{step.line_number}: {step.keyword} {step.name}"
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     if not _is_scenario(item):
         return report
@@ -281,9 +284,11 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def _format_transcript(transcript) -> list[str]:
+def _format_transcript(transcript: list[Command]) -> list[str]:
     """Each command with its output; a check polled until a bound shows its repeats once."""
-    lines, recent, repeats = [], [], 0
+    lines: list[str] = []
+    recent: list[tuple[str, int | None, str]] = []
+    repeats = 0
     for command in transcript:
         key = (command.command, command.rc, command.stdout)
         if key in recent:  # a poll going round: the same few commands, the same answers
@@ -298,7 +303,7 @@ def _format_transcript(transcript) -> list[str]:
     return lines
 
 
-def _format_command(command) -> str:
+def _format_command(command: Command) -> str:
     status = "timed out" if command.rc is None else f"exit {command.rc}"
     lines = [f"$ {command.command}    # {status}, {command.seconds * 1000:.0f} ms"]
     for stream in (command.stdout, command.stderr):

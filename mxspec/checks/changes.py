@@ -22,7 +22,7 @@ from mxspec.checks import services
 from mxspec.checks.mailhost import MailHost
 from mxspec.core.errors import CommandTimeout, HostUnreachable
 from mxspec.core.waiting import poll
-from mxspec.transport.connection import Connection
+from mxspec.transport.connection import CommandResult, Connection
 
 JOURNALS = "/var/lib/mxspec/changes"
 BUSY = 75  # flock's exit status when another holder has the lock
@@ -58,18 +58,19 @@ class ChangeJournal:
         self.path: str | None = None
         self.recorded: set[str] = set()
         self.services: dict[str, str] = {}  # service -> main process id when first recorded
-        self.guard: subprocess.Popen | None = None
+        self.guard: subprocess.Popen[bytes] | None = None
         self.apply_command = mailhost.vars.get(APPLY_COMMAND)
 
-    def _run(self, command: str, what: str):
+    def _run(self, command: str, what: str) -> CommandResult:
         result = self.mailhost.run(command)
         if result.rc != 0:
             raise AssertionError(f"host {self.mailhost.name}: {what}: {result.stderr.strip() or f'exit {result.rc}'}")
         return result
 
-    def open(self) -> None:
+    def open(self) -> str:
+        """The journal's folder on the host, made (and locked) on first use."""
         if self.path:
-            return
+            return self.path
         about = (f"scenario={self.scenario} run={socket.gethostname()}:{os.getpid()} "
                  f"started={datetime.now(UTC).isoformat(timespec='seconds')}")
         result = self._run(
@@ -78,19 +79,20 @@ class ChangeJournal:
             f"printf '%s\\n' {shlex.quote(about)} > about && "
             f"printf '%s' {shlex.quote(restore_script(self.apply_command))} > restore.sh && echo \"$j\"",
             "cannot start a change journal")
-        self.path = result.stdout.strip()
+        self.path = path = str(result.stdout).strip()
         self.guard = _hold_lock(self.mailhost.connection, f"{self.path}/lock")
+        return path
 
     def record_file(self, path: str) -> None:
         """Keep a copy of the file (and of its compiled forms, if any) before it is changed."""
-        self.open()
+        journal = self.open()
         if path in self.recorded:
             return
         quoted = shlex.quote(path)
         compiled = " ".join(shlex.quote(path + suffix) for suffix in COMPILED_SUFFIXES)
         # Each line of files.sh puts one file back; a file that did not exist is removed again.
         self._run(
-            f"cd {shlex.quote(self.path)} && "
+            f"cd {shlex.quote(journal)} && "
             f"if [ ! -e {quoted} ]; then printf 'rm -f %s\\n' {shlex.quote(quoted)} >> files.sh; fi && "
             f"for f in {quoted} {compiled}; do [ -e \"$f\" ] || continue; n=$(wc -l < recorded); "
             "cp -a \"$f\" files/$n && printf '%s\\n' \"$f\" >> recorded && "
@@ -100,7 +102,7 @@ class ChangeJournal:
 
     def record_service(self, service: str) -> None:
         """Note whether the service runs, so the restore leaves it running (restarted) or stopped."""
-        self.open()
+        journal = self.open()
         if service in self.services:
             return
         name = shlex.quote(service)
@@ -110,7 +112,7 @@ class ChangeJournal:
         restart = (f"service {name} restart >/dev/null 2>&1 || {start} >/dev/null 2>&1; {wait}")
         stop = f"service {name} stop >/dev/null 2>&1; true"
         self._run(
-            f"cd {shlex.quote(self.path)} && if {running}; then printf '%s\\n' {shlex.quote(restart)}; "
+            f"cd {shlex.quote(journal)} && if {running}; then printf '%s\\n' {shlex.quote(restart)}; "
             f"else printf '%s\\n' {shlex.quote(stop)}; fi >> services.sh",
             f"cannot record the state of {service}")
         self.services[service] = services.pid(self.mailhost, service)
@@ -159,11 +161,12 @@ def _hold_lock(connection: Connection, lock: str) -> subprocess.Popen[bytes]:
     return guard
 
 
-def _release(guard: subprocess.Popen | None) -> None:
+def _release(guard: subprocess.Popen[bytes] | None) -> None:
     if guard is None:
         return
     try:
-        guard.stdin.close()
+        if guard.stdin is not None:
+            guard.stdin.close()
         guard.wait(timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         guard.kill()

@@ -9,7 +9,7 @@ from mxspec.checks.mailhost import Subject
 def verify_dkim(subject: Subject, message: str, domain: str) -> None:
     resolver = Dns(subject)
 
-    def txt(name, timeout=5):
+    def txt(name: bytes | str, timeout: float = 5) -> bytes | None:
         name = name.decode() if isinstance(name, bytes) else name
         records = resolver.txt(name.rstrip("."))
         return records[0].encode() if records else None

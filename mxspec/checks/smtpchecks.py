@@ -4,9 +4,10 @@ import contextlib
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Any
 
 from mxspec.checks.mailhost import MailHost
 from mxspec.core.waiting import poll
@@ -52,7 +53,7 @@ def session(host: MailHost, client: Client, port: int = 25, bound: float | None 
 def rcpt_replies(host: MailHost, client: Client, rows: list[dict]) -> None:
     """For each row: MAIL FROM sender, RCPT TO recipient, compare the reply, RSET. Nothing is sent."""
 
-    async def conversation(s: Session):
+    async def conversation(s: Session) -> list[tuple[dict, Reply]]:
         await s.ehlo()
         seen = []
         for row in rows:
@@ -85,7 +86,7 @@ def greeting(host: MailHost, client: Client, bound: float) -> tuple[Reply, float
 
 
 def announced_size_reply(host: MailHost, client: Client, size: int, sender: str) -> Reply:
-    async def conversation(s: Session):
+    async def conversation(s: Session) -> Reply:
         extensions = await s.ehlo()
         if "SIZE" not in extensions:
             raise AssertionError(f"host {host.name} does not announce SIZE in its EHLO reply")
@@ -98,7 +99,7 @@ def announced_size_reply(host: MailHost, client: Client, size: int, sender: str)
 
 
 def ehlo_extensions(host: MailHost, client: Client, port: int = 25) -> dict:
-    async def conversation(s: Session):
+    async def conversation(s: Session) -> dict:
         return await s.ehlo()
 
     with session(host, client, port) as smtp:
@@ -106,16 +107,17 @@ def ehlo_extensions(host: MailHost, client: Client, port: int = 25) -> dict:
 
 
 def starttls(host: MailHost, context: ssl.SSLContext, server_name: str, port: int = 25,
-             after=None):
-    """EHLO, STARTTLS with `context`, EHLO again; returns (tls version, extensions after TLS, after())."""
+             after: Callable[[Session], Awaitable[Any]] | None = None) -> tuple[dict, str, dict, Any]:
+    """EHLO, STARTTLS with `context`, EHLO again; returns (extensions before TLS, tls version,
+    extensions after TLS, after())."""
 
-    async def conversation(s: Session):
+    async def conversation(s: Session) -> tuple[dict, str, dict, Any]:
         before = await s.ehlo()
         if "STARTTLS" not in before:
             raise AssertionError(f"host {host.name} does not offer STARTTLS on port {port}")
         await s.starttls(context, server_name)
         extensions = await s.ehlo()
-        version = s.smtp.get_transport_info("ssl_object").version()
+        version = s.client.get_transport_info("ssl_object").version()
         extra = await after(s) if after else None
         return before, version, extensions, extra
 
@@ -156,7 +158,7 @@ def send(host: MailHost, client: Client, kind: str, sender: str, recipient: str)
     """Deliver one message (MAIL, RCPT, DATA); the reply to the last step reached is kept."""
     probe_id, data = build_message(kind, sender, recipient)
 
-    async def conversation(s: Session):
+    async def conversation(s: Session) -> Reply:
         await s.ehlo()
         for command in (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>"):
             reply = await s.command(command)

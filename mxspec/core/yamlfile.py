@@ -5,6 +5,9 @@ loader treats it as an error. Every mapping remembers the line of each key, so l
 can name `file:line`.
 """
 
+import os
+from typing import Any
+
 import yaml
 
 from mxspec.core.errors import MxspecError
@@ -18,10 +21,10 @@ class LineDict(dict):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    name: str
 
 
-def _construct_mapping(loader, node):
+def _construct_mapping(loader: "_Loader", node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     mapping = LineDict()
     mapping.line = node.start_mark.line + 1
@@ -42,7 +45,7 @@ def _construct_mapping(loader, node):
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load(path) -> object:
+def load(path: str | os.PathLike[str]) -> Any:
     try:
         with open(path, encoding="utf-8") as stream:
             loader = _Loader(stream)

@@ -5,7 +5,8 @@
 Ansible does: `all` vars, then group vars from the outermost group in, then host vars.
 """
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ TARGET, USER, PORT, IDENTITY = "ansible_host", "ansible_user", "ansible_port", "
 SSH_CONFIG = "mxspec_ssh_config"
 TRANSPORT = "mxspec_transport"  # ssh (default: shared OpenSSH connection) or paramiko
 SPEC = "mxspec_spec"  # set on hosts given as a raw testinfra spec on the command line
+Directory = str | os.PathLike[str]
 GROUP_KEYS = {"hosts", "vars", "children"}
 
 
@@ -39,7 +41,7 @@ class Host:
     def ssh_config(self) -> str | None:
         return self.vars.get(SSH_CONFIG)
 
-    def has_any_role(self, wanted) -> bool:
+    def has_any_role(self, wanted: Iterable[str]) -> bool:
         return any(role in self.roles for role in wanted)
 
 
@@ -54,11 +56,11 @@ class Estate:
         return [host for host in self.hosts.values() if role in host.roles]
 
 
-def estate_names(directory) -> list[str]:
+def estate_names(directory: Directory) -> list[str]:
     return sorted(path.stem for path in Path(directory).glob("*.yml"))
 
 
-def load_estate(directory, name: str) -> Estate:
+def load_estate(directory: Directory, name: str) -> Estate:
     path = Path(directory) / f"{name}.yml"
     if not Path(directory).is_dir():
         raise MxspecError(f"inventory directory {directory} does not exist")
@@ -68,7 +70,7 @@ def load_estate(directory, name: str) -> Estate:
     return _parse(path, name, load(path))
 
 
-def _parse(path: Path, name: str, data) -> Estate:
+def _parse(path: Path, name: str, data: object) -> Estate:
     if not isinstance(data, LineDict) or "all" not in data:
         raise MxspecError(f"{path}:1: an inventory starts with 'all:' (Ansible YAML inventory shape)")
     top = _group(path, "all", data["all"], data.key_lines["all"])
@@ -87,7 +89,7 @@ def _parse(path: Path, name: str, data) -> Estate:
     return Estate(name, str(path), dict(top.get("vars") or {}), hosts)
 
 
-def _group(path, group_name, node, line) -> LineDict:
+def _group(path: Path, group_name: str, node: object, line: int) -> LineDict:
     if node is None:
         node = LineDict()
         node.line, node.key_lines = line, {}
@@ -106,7 +108,8 @@ def _group(path, group_name, node, line) -> LineDict:
     return node
 
 
-def _walk(path, estate, group: LineDict, group_roles, inherited_vars, hosts, line) -> None:
+def _walk(path: Path, estate: str, group: LineDict, group_roles: list[str], inherited_vars: dict,
+          hosts: dict[str, Host], line: int) -> None:
     for host_name, host_vars in (group.get("hosts") or {}).items():
         where = f"{path}:{group['hosts'].key_lines[host_name]}"
         if host_vars is not None and not isinstance(host_vars, dict):
@@ -125,7 +128,7 @@ def _walk(path, estate, group: LineDict, group_roles, inherited_vars, hosts, lin
               {**inherited_vars, **(child.get("vars") or {})}, hosts, child_line)
 
 
-def load_estates(directory, names: list[str]) -> list[Estate]:
+def load_estates(directory: Directory, names: list[str]) -> list[Estate]:
     """Load the named estates; a host name may belong to one estate only."""
     estates = [load_estate(directory, name) for name in names]
     seen: dict[str, Host] = {}

@@ -25,7 +25,7 @@ class Target:
     def where(self) -> str:
         return self.host.where if self.host else self.estate.path
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.estate.name, self.name))
 
 

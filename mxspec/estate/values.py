@@ -6,6 +6,7 @@ data-table cell expands to one row per item, so one table serves estates of diff
 
 import itertools
 import re
+from typing import Any
 
 from mxspec.core.errors import MxspecError
 
@@ -16,8 +17,8 @@ class MissingVariable(MxspecError):
     pass
 
 
-def lookup(variables: dict, name: str, owner: str):
-    value = variables
+def lookup(variables: dict, name: str, owner: str) -> Any:
+    value: Any = variables
     for part in name.split("."):
         if not isinstance(value, dict) or part not in value:
             raise MissingVariable(f"inventory variable '{name}' is not set for {owner}")
@@ -25,7 +26,7 @@ def lookup(variables: dict, name: str, owner: str):
     return value
 
 
-def expand(text: str, variables: dict, owner: str):
+def expand(text: str, variables: dict, owner: str) -> Any:
     """A text that is exactly one reference gives the value itself (list, number, ...)."""
     whole = REFERENCE.fullmatch(text.strip())
     if whole:
@@ -33,7 +34,7 @@ def expand(text: str, variables: dict, owner: str):
     return REFERENCE.sub(lambda m: _scalar(lookup(variables, m.group(1), owner), m.group(1)), text)
 
 
-def _scalar(value, name: str) -> str:
+def _scalar(value: object, name: str) -> str:
     if isinstance(value, (list, dict)):
         raise MxspecError(f"inventory variable '{name}' is a list or mapping; use it alone in a table cell")
     return str(value)

@@ -15,6 +15,7 @@ import json
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from mxspec.core.errors import MxspecError
 from mxspec.lab.spec import Lab
@@ -22,7 +23,7 @@ from mxspec.lab.spec import Lab
 COMPILED = ("*.db", "*.lmdb", "*.cdb")  # made from their source by postmap; bytes differ per build
 
 
-def _ssh(ssh_config: Path, name: str, command: str, stdin=subprocess.DEVNULL,
+def _ssh(ssh_config: Path, name: str, command: str, stdin: Any = subprocess.DEVNULL,
          timeout: float = 60) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(["ssh", "-F", str(ssh_config), "-o", "ConnectTimeout=5", "-o", "BatchMode=yes",

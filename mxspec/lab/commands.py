@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mxspec.core.errors import MxspecError
 from mxspec.lab import access, baseline, images, machines, network, readiness
-from mxspec.lab.spec import Lab, load_lab
+from mxspec.lab.spec import Lab, LabHost, load_lab
 from mxspec.lab.system import ensure_tools, require_root
 
 
@@ -121,7 +121,7 @@ def _prepare_secrets(lab: Lab) -> None:
         host.vars["dkim_public_keys"] = published
 
 
-def _host_files(lab: Lab, host) -> dict[str, tuple[bytes, int]]:
+def _host_files(lab: Lab, host: LabHost) -> dict[str, tuple[bytes, int]]:
     """Files made for the host rather than kept in the repo: its key, certificate, DKIM key."""
     key = access.ssh_key(lab)
     ca_cert, _ = access.ca(lab)

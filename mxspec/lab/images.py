@@ -7,6 +7,7 @@ build never leaves a half image that a later `up` would boot.
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mxspec.core.errors import MxspecError
@@ -25,7 +26,7 @@ def image_dir(lab: Lab, image: Image) -> Path:
     return lab.state_dir / "images" / f"{image.name}-{image.recipe_hash(lab.suite)}"
 
 
-def build_images(lab: Lab, log) -> dict[str, Path]:
+def build_images(lab: Lab, log: Callable[[str], None]) -> dict[str, Path]:
     """Build every missing image (in parallel); return image name -> root filesystem."""
     wanted = {image.name: image for image in {h.image.name: h.image for h in lab.hosts.values()}.values()}
     result, running = {}, []

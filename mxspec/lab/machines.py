@@ -14,10 +14,12 @@ import uuid
 from pathlib import Path
 
 from mxspec.core.errors import MxspecError
+from mxspec.core.waiting import poll
 from mxspec.lab.spec import Lab, LabHost, render
 from mxspec.lab.system import run
 
 TEMPLATE_SUFFIX = ".tmpl"
+UNMOUNT_SECONDS = 10  # bound on unmounting a host's root filesystem (tried again every 0.2 s)
 
 
 def host_dir(lab: Lab, host: LabHost) -> Path:
@@ -131,7 +133,7 @@ def is_running(pid: int | None, name: str) -> bool:
 
 def request_stop(name: str, pid: int | None) -> None:
     """Ask the container to halt (nspawn turns SIGTERM into a clean shutdown of its init)."""
-    if is_running(pid, name):
+    if pid and is_running(pid, name):
         os.kill(pid, signal.SIGTERM)
 
 
@@ -140,15 +142,12 @@ def stop(name: str, pid: int | None, timeout: float = 30, requested: bool = Fals
 
     A second SIGTERM makes nspawn kill the container at once, so it is sent only once.
     """
-    if not is_running(pid, name):
+    if not pid or not is_running(pid, name):
         return
     if not requested:
         request_stop(name, pid)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_running(pid, name):
-            return
-        time.sleep(0.2)
+    if poll(timeout, lambda: True if not is_running(pid, name) else None, interval=0.2):
+        return
     os.killpg(pid, signal.SIGKILL)
     time.sleep(0.5)
 
@@ -157,11 +156,12 @@ def discard(lab: Lab, host: LabHost) -> None:
     """Unmount and delete the host's root filesystem layers (the image is kept)."""
     base = host_dir(lab, host)
     root = base / "root"
-    for _ in range(50):
-        if not is_mounted(root):
-            break
-        if subprocess.run(["umount", str(root)], capture_output=True).returncode != 0:
-            time.sleep(0.2)
-    if is_mounted(root):
+
+    def unmounted() -> bool | None:
+        if is_mounted(root):
+            subprocess.run(["umount", str(root)], capture_output=True)
+        return None if is_mounted(root) else True
+
+    if not poll(UNMOUNT_SECONDS, unmounted, interval=0.2):
         raise MxspecError(f"cannot unmount {root}: something still uses it")
     shutil.rmtree(base, ignore_errors=True)

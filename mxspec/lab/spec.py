@@ -111,7 +111,7 @@ def load_lab(root: Path, subnet: str | None = None, state_dir: str | None = None
     return lab
 
 
-def _as_list(value) -> list:
+def _as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
 
 

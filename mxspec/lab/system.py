@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+from typing import Any
 
 from mxspec.core.errors import MxspecError
 
@@ -33,7 +34,7 @@ def ensure_tools(install: bool = True) -> None:
                       "(install them with apt-get; this machine has no apt-get)")
 
 
-def run(args: list[str], what: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+def run(args: list[str], what: str, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess:
     """Run a command; on failure raise an error that says what was being done and why it failed."""
     try:
         result = subprocess.run(args, capture_output=True, timeout=timeout,

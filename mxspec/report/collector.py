@@ -1,7 +1,9 @@
 """Pytest plugin part that gathers scenario results, shows progress per host and writes the report."""
 
 import datetime
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -9,7 +11,7 @@ from mxspec.report import readiness, render
 from mxspec.report.results import Result, Results
 
 
-def result_properties(target, tags: set[str], feature: str, scenario: str, example: str) -> list[tuple]:
+def result_properties(target: Any, tags: set[str], feature: str, scenario: str, example: str) -> list[tuple[str, Any]]:
     """What a scenario's report carries so that results survive pytest-xdist."""
     if target.host is None:
         speaks_for = ["estate"]
@@ -27,7 +29,8 @@ def target_in_id(nodeid: str, names: list[str]) -> str | None:
 
 
 class ResultsCollector:
-    def __init__(self, config, estates, results_path: Path | None, report_dir: Path | None, waivers_path):
+    def __init__(self, config: pytest.Config, estates: list[Any], results_path: Path | None, report_dir: Path | None,
+                 waivers_path: str | None):
         self.config = config
         self.results_path = results_path
         self.report_dir = report_dir
@@ -37,13 +40,14 @@ class ResultsCollector:
             {e.name: {h.name: list(h.roles) for h in e.hosts.values()} for e in estates})
         self.planned: dict[str, int] = {}
         self.done: dict[str, list[str]] = {}
-        self.readiness = None
+        self.readiness: readiness.Readiness | None = None
 
-    def pytest_collection_finish(self, session):
-        self._plan(dict(item.user_properties).get("mx_target") for item in session.items)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        targets = (dict(item.user_properties).get("mx_target") for item in session.items)
+        self._plan(str(target) if target else None for target in targets)
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node, ids):
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         """Under pytest-xdist the controller collects nothing: it learns the plan from a worker's ids."""
         if not self.planned:  # every worker collects the same items
             # Hosts and estates, longest first: "new-mx-in-1" must not be read as "new-mx".
@@ -51,14 +55,14 @@ class ResultsCollector:
                            key=len, reverse=True)
             self._plan(target_in_id(nodeid, names) for nodeid in ids)
 
-    def _plan(self, targets) -> None:
+    def _plan(self, targets: Iterable[str | None]) -> None:
         """How many scenarios each host (or estate) will run, to say when it is done."""
         for target in targets:
             if target:
                 self.planned[target] = self.planned.get(target, 0) + 1
 
-    def pytest_runtest_logreport(self, report):
-        props = dict(report.user_properties)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props: dict[str, Any] = dict(report.user_properties)
         if "mx_target" not in props:
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -82,7 +86,7 @@ class ResultsCollector:
                     reporter.write("\n")  # xdist's progress dots don't tell the reporter a line is open
                 reporter.write_line(f"[mxspec] {target}: {len(done)} scenarios done, {failed} failed")
 
-    def pytest_sessionfinish(self, session):
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.results_path:
             self.results.write(self.results_path)
         if self.report_dir:
@@ -92,7 +96,7 @@ class ResultsCollector:
             render.write_all(self.readiness, self.results, self.report_dir)
             session.exitstatus = 0 if self.readiness.go else 1
 
-    def pytest_terminal_summary(self, terminalreporter):
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.readiness is not None:
             counts = ", ".join(f"{n} {s}" for s, n in sorted(self.readiness.counts().items()))
             terminalreporter.write_sep("=", f"migration readiness {self.readiness.old} -> {self.readiness.new}: "

@@ -153,7 +153,7 @@ def _apply_waivers(item: Item, waivers: list[Waiver], today: datetime.date) -> N
             return
 
 
-def load_waivers(path) -> list[Waiver]:
+def load_waivers(path: str) -> list[Waiver]:
     data = load(path)
     entries = data.get("waivers") if isinstance(data, dict) else None
     if not isinstance(entries, list):

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mxspec.report.readiness import Item, Readiness, skip_reasons
-from mxspec.report.results import Results
+from mxspec.report.results import Result, Results
 
 ESTATE_ROLE = "estate"
 SYMBOL = {"passed": "✓", "failed": "✗", "skipped": "–"}
@@ -106,7 +106,7 @@ def _columns(results: Results, estate: str, role: str) -> list[str]:
     return [host for host, roles in results.hosts.get(estate, {}).items() if role in roles]
 
 
-def _cell(side, host: str, separator: bool = False) -> str:
+def _cell(side: list[Result], host: str, separator: bool = False) -> str:
     sep = " sep" if separator else ""
     result = next((r for r in side if r.target == host), None)
     if result is None:

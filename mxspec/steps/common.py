@@ -1,43 +1,46 @@
 """Steps every mail host shares: packages, services, configuration, sockets, log, queue."""
 
+
+
 from pytest_bdd import parsers, then
 
 from mxspec.checks import hostchecks
+from mxspec.checks.mailhost import MailHost
 from mxspec.steps.phrases import TYPES
 
 
 @then("these packages are installed:")
-def packages_installed(mailhost, datatable):
+def packages_installed(mailhost: MailHost, datatable: list[list[str]]) -> None:
     """Each package of the table (column `package`) is installed."""
     hostchecks.packages_installed(mailhost, [row["package"] for row in mailhost.table(datatable)])
 
 
 @then("these services are running and enabled at boot:")
-def services_running_and_enabled(mailhost, datatable):
+def services_running_and_enabled(mailhost: MailHost, datatable: list[list[str]]) -> None:
     """Each service of the table (column `service`) runs now and starts at boot (SysV or systemd)."""
     hostchecks.services_running_and_enabled(mailhost, [row["service"] for row in mailhost.table(datatable)])
 
 
 @then(parsers.parse("{command:Quoted} reports no problems", extra_types=TYPES))
-def command_reports_no_problems(mailhost, command):
+def command_reports_no_problems(mailhost: MailHost, command: str) -> None:
     """The command exits 0 and prints nothing (e.g. "postfix check")."""
     hostchecks.command_is_silent(mailhost, mailhost.value(command))
 
 
 @then("the host listens on:")
-def listens_on(mailhost, datatable):
+def listens_on(mailhost: MailHost, datatable: list[list[str]]) -> None:
     """Each socket of the table (column `socket`, like tcp://0.0.0.0:25) is listening."""
     hostchecks.listening(mailhost, [row["socket"] for row in mailhost.table(datatable)])
 
 
 @then(parsers.parse("the mail log shows no {patterns:QuotedList} lines since Postfix last started",
                     extra_types=TYPES))
-def no_bad_log_lines(mailhost, patterns):
+def no_bad_log_lines(mailhost: MailHost, patterns: list[str]) -> None:
     """No line of the mail log (file or journal: `mail_log`) since Postfix's last start contains these."""
     hostchecks.no_log_lines_since_start(mailhost, patterns)
 
 
 @then(parsers.parse("the mail queue holds at most {limit:Count} messages", extra_types=TYPES))
-def queue_at_most(mailhost, limit):
+def queue_at_most(mailhost: MailHost, limit: str) -> None:
     """The number of messages in the Postfix queue (all queues) is at most the limit."""
     hostchecks.queue_at_most(mailhost, int(mailhost.value(limit)))

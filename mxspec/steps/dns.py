@@ -1,14 +1,17 @@
 """DNS steps, asked once per estate of the estate's DNS server (`dns_server`)."""
 
+from collections.abc import Callable
+
 import dns.reversename
 from pytest_bdd import parsers, then
 
 from mxspec.checks import dnschecks
 from mxspec.checks.dnschecks import Dns
+from mxspec.checks.mailhost import Subject
 from mxspec.steps.phrases import TYPES
 
 
-def _each_domain(estate, what: str, check) -> None:
+def _each_domain(estate: Subject, what: str, check: Callable[[Dns, str], list[str]]) -> None:
     """Run check(resolver, domain) -> problems for every local domain; fail listing them all."""
     resolver, problems = Dns(estate), []
     for domain in estate.value("{{ local_domains }}"):
@@ -18,11 +21,11 @@ def _each_domain(estate, what: str, check) -> None:
 
 
 @then("every local domain has exactly these MX records:")
-def mx_records_are(estate, datatable):
+def mx_records_are(estate: Subject, datatable: list[list[str]]) -> None:
     """Column `MX` ("10 mx1.example.org"): the domain's MX set, preferences included, and nothing else."""
     wanted = sorted(row["MX"].rstrip(".") for row in estate.table(datatable))
 
-    def check(resolver, domain):
+    def check(resolver: Dns, domain: str) -> list[str]:
         seen = sorted(rr.rstrip(".") for rr in dnschecks.mx_records(resolver, domain))
         return [] if seen == wanted else [f"MX {seen or 'none'}, expected {wanted}"]
 
@@ -30,9 +33,9 @@ def mx_records_are(estate, datatable):
 
 
 @then("every MX host's address resolves back to its name")
-def mx_fcrdns(estate):
+def mx_fcrdns(estate: Subject) -> None:
     """Each MX name has an A record whose PTR names it again (forward-confirmed reverse DNS)."""
-    def check(resolver, domain):
+    def check(resolver: Dns, domain: str) -> list[str]:
         problems = []
         for rr in dnschecks.mx_records(resolver, domain):
             name = rr.split()[1].rstrip(".")
@@ -49,9 +52,9 @@ def mx_fcrdns(estate):
 
 
 @then(parsers.parse("every local domain has one SPF record that ends in {endings:QuotedList}", extra_types=TYPES))
-def one_spf_record(estate, endings):
+def one_spf_record(estate: Subject, endings: list[str]) -> None:
     """Exactly one `v=spf1` TXT record per domain, whose last term is one of these."""
-    def check(resolver, domain):
+    def check(resolver: Dns, domain: str) -> list[str]:
         records = dnschecks.spf_records(resolver, domain)
         if len(records) != 1:
             return [f"{len(records)} SPF records {records}"]
@@ -62,11 +65,11 @@ def one_spf_record(estate, endings):
 
 
 @then(parsers.parse("every SPF record needs at most {limit:Count} DNS lookups", extra_types=TYPES))
-def spf_lookup_limit(estate, limit):
+def spf_lookup_limit(estate: Subject, limit: str) -> None:
     """Counts include, a, mx, ptr, exists and redirect terms of each domain's SPF record."""
     bound = int(estate.value(limit))
 
-    def check(resolver, domain):
+    def check(resolver: Dns, domain: str) -> list[str]:
         return [f"{dnschecks.spf_lookups(record)} lookups in '{record}'"
                 for record in dnschecks.spf_records(resolver, domain) if dnschecks.spf_lookups(record) > bound]
 
@@ -74,11 +77,11 @@ def spf_lookup_limit(estate, limit):
 
 
 @then("every SPF record allows these addresses to send:")
-def spf_allows(estate, datatable):
+def spf_allows(estate: Subject, datatable: list[list[str]]) -> None:
     """Column `address`: each is covered by an ip4/ip6 term of every local domain's SPF record."""
     addresses = [row["address"] for row in estate.table(datatable)]
 
-    def check(resolver, domain):
+    def check(resolver: Dns, domain: str) -> list[str]:
         return [f"'{record}' does not cover {a}" for record in dnschecks.spf_records(resolver, domain) or [""]
                 for a in addresses if not dnschecks.spf_allows(record, a)]
 
@@ -86,11 +89,11 @@ def spf_allows(estate, datatable):
 
 
 @then(parsers.parse("every local domain publishes a DKIM key for selector {selector:Quoted}", extra_types=TYPES))
-def dkim_key_published(estate, selector):
+def dkim_key_published(estate: Subject, selector: str) -> None:
     """`SELECTOR._domainkey.DOMAIN` has a TXT record with v=DKIM1 and a non-empty p=."""
     name = estate.value(selector)
 
-    def check(resolver, domain):
+    def check(resolver: Dns, domain: str) -> list[str]:
         records = [dnschecks.tags(t) for t in resolver.txt(f"{name}._domainkey.{domain}")]
         valid = any(r.get("v") == "DKIM1" and r.get("p") for r in records)
         return [] if valid else [f"no valid DKIM key for selector {name} ({records or 'no record'})"]
@@ -99,9 +102,9 @@ def dkim_key_published(estate, selector):
 
 
 @then(parsers.parse("every local domain has a DMARC record with policy {policies:QuotedList}", extra_types=TYPES))
-def dmarc_policy(estate, policies):
+def dmarc_policy(estate: Subject, policies: list[str]) -> None:
     """Exactly one `v=DMARC1` record at `_dmarc.DOMAIN` whose p= is one of these."""
-    def check(resolver, domain):
+    def check(resolver: Dns, domain: str) -> list[str]:
         records = [dnschecks.tags(t) for t in resolver.txt(f"_dmarc.{domain}") if t.startswith("v=DMARC1")]
         if len(records) != 1:
             return [f"{len(records)} DMARC records"]

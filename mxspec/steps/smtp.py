@@ -1,25 +1,27 @@
 """SMTP steps: what the host answers a client, what it offers, and what happens to mail sent to it."""
 
+
 import ssl
 
 import pytest
 from pytest_bdd import given, parsers, then, when
 
 from mxspec.checks import hostchecks, maillog, smtpchecks
-from mxspec.checks.smtpchecks import Client
+from mxspec.checks.mailhost import MailHost
+from mxspec.checks.smtpchecks import Client, SentMessage
 from mxspec.steps.phrases import TYPES
 
 CLIENTS = {"outside the estate": "outside_client", "on an authorised network": "trusted_client"}
 
 
 @pytest.fixture
-def smtp_client(mailhost) -> Client:
+def smtp_client(mailhost: MailHost) -> Client:
     """Unless a scenario says otherwise, mxspec speaks SMTP as a client outside the estate."""
     return Client("a client outside the estate", mailhost.vars.get("outside_client"))
 
 
 @given(parsers.parse("an SMTP client {where}"), target_fixture="smtp_client")
-def an_smtp_client(mailhost, where):
+def an_smtp_client(mailhost: MailHost, where: str) -> Client:
     """Where the SMTP client connects from: "outside the estate" or "on an authorised network"."""
     if where not in CLIENTS:
         raise AssertionError(f'unknown client "{where}"; say one of: {", ".join(CLIENTS)}')
@@ -27,13 +29,13 @@ def an_smtp_client(mailhost, where):
 
 
 @then("each recipient gets the expected reply:")
-def recipients_replies(mailhost, smtp_client, datatable):
+def recipients_replies(mailhost: MailHost, smtp_client: Client, datatable: list[list[str]]) -> None:
     """Columns sender, recipient, reply ("250", "550 5.1.1"): MAIL and RCPT only, then RSET; nothing is sent."""
     smtpchecks.rcpt_replies(mailhost, smtp_client, mailhost.table(datatable))
 
 
 @then(parsers.parse("a message announced as {size:Count} bytes is refused with {reply:Quoted}", extra_types=TYPES))
-def announced_size_refused(mailhost, smtp_client, size, reply):
+def announced_size_refused(mailhost: MailHost, smtp_client: Client, size: str, reply: str) -> None:
     """MAIL FROM with SIZE=size gets the reply (e.g. "552 5.3.4"); nothing is sent."""
     got = smtpchecks.announced_size_reply(mailhost, smtp_client, int(mailhost.value(size)),
                                           mailhost.value("{{ test_sender }}"))
@@ -43,7 +45,7 @@ def announced_size_refused(mailhost, smtp_client, size, reply):
 
 
 @then(parsers.parse("EHLO offers {extensions:QuotedList}", extra_types=TYPES))
-def ehlo_offers(mailhost, smtp_client, extensions):
+def ehlo_offers(mailhost: MailHost, smtp_client: Client, extensions: list[str]) -> None:
     """The EHLO reply on port 25 lists each of these extensions."""
     offered = smtpchecks.ehlo_extensions(mailhost, smtp_client)
     missing = [e for e in extensions if e.upper() not in offered]
@@ -53,7 +55,7 @@ def ehlo_offers(mailhost, smtp_client, extensions):
 
 
 @then("STARTTLS gives a certificate for the host's name, signed by the estate's CA")
-def starttls_certificate(mailhost):
+def starttls_certificate(mailhost: MailHost) -> None:
     """The certificate verifies against `tls_ca` and names `smtp_name`."""
     context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
     try:
@@ -64,14 +66,14 @@ def starttls_certificate(mailhost):
 
 
 @then("a client limited to TLS 1.1 cannot start TLS")
-def old_tls_refused(mailhost):
+def old_tls_refused(mailhost: MailHost) -> None:
     """STARTTLS fails for a client that offers TLS 1.1 at most."""
     why = smtpchecks.tls_refused_for(mailhost, ssl.TLSVersion.TLSv1_1, mailhost.value("{{ smtp_name }}"))
     mailhost.evidence.append(f"-- TLS 1.1 client refused: {why}")
 
 
 @given("the estate requires TLS 1.2 or newer")
-def estate_requires_tls12(mailhost):
+def estate_requires_tls12(mailhost: MailHost) -> None:
     """Skips the scenario unless the inventory's `tls_minimum` is TLSv1.2 or TLSv1.3."""
     if str(mailhost.vars.get("tls_minimum", "")) not in ("TLSv1.2", "TLSv1.3"):
         pytest.skip(f"estate {mailhost.target.estate.name} does not require TLS 1.2 (tls_minimum not set)")
@@ -79,20 +81,20 @@ def estate_requires_tls12(mailhost):
 
 @when(parsers.parse("{kind:MessageKind} is sent to {recipient:Quoted}", extra_types=TYPES),
       target_fixture="sent")
-def message_sent(mailhost, smtp_client, kind, recipient):
+def message_sent(mailhost: MailHost, smtp_client: Client, kind: str, recipient: str) -> SentMessage:
     """Sends one message ("a clean message", "... EICAR test virus ...", "... GTUBE ...") from `test_sender`."""
     return smtpchecks.send(mailhost, smtp_client, kind, mailhost.value("{{ test_sender }}"), mailhost.value(recipient))
 
 
 @when(parsers.parse("{kind:MessageKind} from {sender:Quoted} is sent to {recipient:Quoted}", extra_types=TYPES),
       target_fixture="sent")
-def message_sent_from(mailhost, smtp_client, kind, sender, recipient):
+def message_sent_from(mailhost: MailHost, smtp_client: Client, kind: str, sender: str, recipient: str) -> SentMessage:
     """Sends one message of that kind from the given sender to a test recipient."""
     return smtpchecks.send(mailhost, smtp_client, kind, mailhost.value(sender), mailhost.value(recipient))
 
 
 @then(parsers.parse("the message is refused with {reply:Quoted}", extra_types=TYPES))
-def message_refused(mailhost, sent, reply):
+def message_refused(mailhost: MailHost, sent: SentMessage, reply: str) -> None:
     """The message was refused (at RCPT or after DATA) with this reply, e.g. "5" or "550 5.7.1"."""
     if not sent.reply.matches(reply):
         cleanup = ""
@@ -106,7 +108,7 @@ def message_refused(mailhost, sent, reply):
 
 
 @then("the message is accepted")
-def message_accepted(mailhost, sent):
+def message_accepted(mailhost: MailHost, sent: SentMessage) -> None:
     """The reply after DATA is 250."""
     if sent.reply.code != 250:
         raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
@@ -114,7 +116,7 @@ def message_accepted(mailhost, sent):
 
 @then(parsers.parse("it arrives in the mailstore within {seconds:Count} seconds with these headers:",
                     extra_types=TYPES))
-def arrives_with_headers(mailhost, sent, seconds, datatable):
+def arrives_with_headers(mailhost: MailHost, sent: SentMessage, seconds: str, datatable: list[list[str]]) -> None:
     """The copy in the mailstore (`mailstore`) has each header (column `header`: a name, or "Name: value")."""
     text = _delivered(mailhost, sent, seconds)
     missing = [row["header"] for row in mailhost.table(datatable)
@@ -126,7 +128,7 @@ def arrives_with_headers(mailhost, sent, seconds, datatable):
 
 @then(parsers.parse("it is refused, or arrives in the mailstore within {seconds:Count} seconds marked as spam",
                     extra_types=TYPES))
-def refused_or_marked_spam(mailhost, sent, seconds):
+def refused_or_marked_spam(mailhost: MailHost, sent: SentMessage, seconds: str) -> None:
     """Spam never arrives unmarked: refused with 5xx, or delivered with a `spam_mark` header."""
     if sent.reply.code >= 500:
         return
@@ -138,7 +140,7 @@ def refused_or_marked_spam(mailhost, sent, seconds):
         raise AssertionError(f"message {sent.id} was delivered without '{mark}'")
 
 
-def _delivered(mailhost, sent, seconds) -> str:
+def _delivered(mailhost: MailHost, sent: SentMessage, seconds: str) -> str:
     if sent.reply.code != 250:
         raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
     store = mailhost.other_host("mailstore")
@@ -150,7 +152,7 @@ def _delivered(mailhost, sent, seconds) -> str:
 
 
 @then(parsers.parse("the SMTP greeting arrives within {seconds:Count} seconds and names the host", extra_types=TYPES))
-def greeting_in_time(mailhost, smtp_client, seconds):
+def greeting_in_time(mailhost: MailHost, smtp_client: Client, seconds: str) -> None:
     """A simple query answered: the 220 banner comes within the bound and carries `smtp_name`."""
     bound, name = float(mailhost.value(seconds)), mailhost.value("{{ smtp_name }}")
     banner, elapsed = smtpchecks.greeting(mailhost, smtp_client, bound)
@@ -160,7 +162,7 @@ def greeting_in_time(mailhost, smtp_client, seconds):
 
 
 @when(parsers.parse("the service {service:Quoted} is stopped", extra_types=TYPES))
-def service_stopped(mailhost, request, service):
+def service_stopped(mailhost: MailHost, request: pytest.FixtureRequest, service: str) -> None:
     """Stops the service on the host (@disruptive scenarios only); it is started again when the
     scenario ends, whatever happened, and mxspec waits until it runs."""
     name = mailhost.value(service)
@@ -173,7 +175,7 @@ def service_stopped(mailhost, request, service):
 
 
 @then("a clean message to each recipient is relayed as the mail log shows:")
-def relayed_as_logged(mailhost, smtp_client, datatable):
+def relayed_as_logged(mailhost: MailHost, smtp_client: Client, datatable: list[list[str]]) -> None:
     """Columns recipient, relayed to: the host's own log (`mail_log`: journal or a file) shows each
     message's `to=` line with `relay=NEXT HOP` and `status=sent`; the copy is then removed from
     the `mailstore`, if it landed there."""

@@ -1,22 +1,26 @@
 """Outbound steps: submission with STARTTLS and AUTH, and DKIM signatures on mail that leaves."""
 
+
 import pytest
 from pytest_bdd import given, parsers, then
 
 from mxspec.checks import smtpchecks
 from mxspec.checks.dkimcheck import verify_dkim
+from mxspec.checks.mailhost import MailHost
+from mxspec.checks.smtpchecks import SentMessage
 from mxspec.steps.phrases import TYPES
+from mxspec.transport.smtp import Reply, Session
 
 
 @given("the estate offers submission with authentication")
-def offers_submission(mailhost):
+def offers_submission(mailhost: MailHost) -> None:
     """Skips the scenario where the inventory sets no `submission_port` for the host."""
     if not mailhost.vars.get("submission_port"):
         pytest.skip(f"host {mailhost.name} offers no submission service (submission_port not set)")
 
 
 @then("on the submission port, AUTH is offered only after STARTTLS")
-def auth_only_after_starttls(mailhost):
+def auth_only_after_starttls(mailhost: MailHost) -> None:
     """EHLO before STARTTLS lists no AUTH; EHLO after it does."""
     port = int(mailhost.value("{{ submission_port }}"))
     context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
@@ -29,13 +33,13 @@ def auth_only_after_starttls(mailhost):
 
 @then(parsers.parse("on the submission port, a wrong password for the submission user is refused with {reply:Quoted}",
                     extra_types=TYPES))
-def wrong_password_refused(mailhost, reply):
+def wrong_password_refused(mailhost: MailHost, reply: str) -> None:
     """AUTH PLAIN after STARTTLS as `submission_user` with a wrong password gets the reply (e.g. "535")."""
     user = "{{ submission_user }}"
     port = int(mailhost.value("{{ submission_port }}"))
     context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
 
-    async def wrong_login(s):
+    async def wrong_login(s: Session) -> Reply:
         return await s.auth_plain(mailhost.value(user), "not-the-password-" + mailhost.name)
 
     *_, got = smtpchecks.starttls(mailhost, context, mailhost.value("{{ smtp_name }}"), port, after=wrong_login)
@@ -45,7 +49,7 @@ def wrong_password_refused(mailhost, reply):
 
 @then(parsers.parse("it arrives at the remote peer within {seconds:Count} seconds, signed for its sender's "
                     "domain with a DKIM signature that verifies against the estate's DNS", extra_types=TYPES))
-def arrives_signed(mailhost, sent, seconds):
+def arrives_signed(mailhost: MailHost, sent: SentMessage, seconds: str) -> None:
     """The copy at the remote peer (`remote_mailstore`) carries a DKIM signature for the sender's domain
     (d=) that verifies with the key the estate's DNS server publishes."""
     if sent.reply.code != 250:

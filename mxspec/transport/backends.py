@@ -37,7 +37,7 @@ class BoundedRunMixin:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             raise CommandTimeout(f"no answer within {self.command_timeout:g} s") from None
-        return self.result(proc.returncode, cmd, stdout, stderr)  # type: ignore[attr-defined, no-any-return]
+        return self.result(proc.returncode, cmd, stdout, stderr)  # type: ignore[attr-defined]
 
 
 class BoundedSshBackend(BoundedRunMixin, SshBackend):

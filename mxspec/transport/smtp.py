@@ -8,11 +8,15 @@ import asyncio
 import base64
 import ssl
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiosmtplib
 
 from mxspec.core.errors import BehaviourFailed
+
+T = TypeVar("T")
 
 
 class SmtpTimeout(BehaviourFailed):
@@ -29,7 +33,7 @@ class Reply:
         text = f"{self.code} {self.message}"
         return text.startswith(expected.strip())
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.code} {self.message}"
 
 
@@ -54,7 +58,14 @@ class Session:
         banner = await self.smtp.connect()
         return self._got(banner)
 
-    def _got(self, response) -> Reply:
+    @property
+    def client(self) -> aiosmtplib.SMTP:
+        """The open SMTP client (after `open()`)."""
+        if self.smtp is None:
+            raise RuntimeError("the SMTP session is not open")
+        return self.smtp
+
+    def _got(self, response: aiosmtplib.SMTPResponse) -> Reply:
         return self._reply(response.code, response.message)
 
     def _reply(self, code: int, message: str) -> Reply:
@@ -64,20 +75,20 @@ class Session:
 
     async def command(self, *words: str, shown: str | None = None) -> Reply:
         self.transcript.append("C: " + (shown or " ".join(words)))
-        response = await self.smtp.execute_command(*(w.encode() for w in words))
+        response = await self.client.execute_command(*(w.encode() for w in words))
         return self._got(response)
 
     async def ehlo(self) -> dict:
         self.transcript.append(f"C: EHLO {self.helo}")
-        response = await self.smtp.ehlo()
+        response = await self.client.ehlo()
         self._got(response)
-        return {name.upper(): value for name, value in self.smtp.esmtp_extensions.items()}
+        return {name.upper(): value for name, value in self.client.esmtp_extensions.items()}
 
     async def starttls(self, context: ssl.SSLContext, server_name: str) -> Reply:
         self.transcript.append("C: STARTTLS")
-        response = await self.smtp.starttls(tls_context=context, server_hostname=server_name)
+        response = await self.client.starttls(tls_context=context, server_hostname=server_name)
         reply = self._got(response)
-        tls = self.smtp.get_transport_info("ssl_object")
+        tls = self.client.get_transport_info("ssl_object")
         self.transcript.append(f"-- TLS {tls.version()} {tls.cipher()[0]}")
         return reply
 
@@ -88,7 +99,7 @@ class Session:
     async def data(self, message: bytes) -> Reply:
         self.transcript.append(f"C: DATA ({len(message)} bytes)")
         try:
-            response = await self.smtp.data(message)
+            response = await self.client.data(message)
         except aiosmtplib.SMTPDataError as error:
             return self._reply(error.code, error.message)
         return self._got(response)
@@ -101,17 +112,17 @@ class Session:
                 self.smtp.close()
 
 
-def converse(session: Session, conversation, what: str):
+def converse(session: Session, conversation: Callable[[Session], Awaitable[T]], what: str) -> T:
     """Run `conversation(session)` (a coroutine function) within the session's time bound."""
 
-    async def bounded():
+    async def bounded() -> T:
         try:
             return await asyncio.wait_for(_run(), timeout=session.timeout * 3)
         finally:
             if session.smtp is not None:
                 session.smtp.close()
 
-    async def _run():
+    async def _run() -> T:
         try:
             await session.open()
             result = await conversation(session)
