@@ -15,6 +15,7 @@ import yaml
 
 from conftest import LAB_SSH_CONFIG, PROJECT, lab_ssh, output, run_mxspec_pytest
 from hoststate import journals, snapshot
+from mxspec.core.waiting import poll
 from proxy import relay
 
 ROUTERS = ("old-mx-1", "new-router-1", "new-router-2")
@@ -51,18 +52,20 @@ def _start(*args: str, inventories: str | None = None) -> subprocess.Popen:
 
 def _wait_until_changed(process: subprocess.Popen, host: str, seconds: float = 60) -> None:
     """Until the scenario's change is live on the host (its journal written, main.cf changed)."""
-    deadline = time.monotonic() + seconds
-    while not (journals(host) and lab_ssh(host, f"grep -q {PROBE} /etc/postfix/main.cf", check=False).returncode == 0):
+
+    def changed() -> bool | None:
+        if journals(host) and lab_ssh(host, f"grep -q {PROBE} /etc/postfix/main.cf", check=False).returncode == 0:
+            return True
         assert process.poll() is None, "the scenario ended before its change was seen:\n" + process.stdout.read()
-        assert time.monotonic() < deadline, "the scenario's change never showed on the host"
-        time.sleep(0.2)
+        return None
+
+    assert poll(seconds, changed, interval=0.2), "the scenario's change never showed on the host"
 
 
 def _away_from_the_minute(margin: int = 20) -> None:
     """The old estate picks changes up on the minute: start well clear of it, so the change is
     still waiting for pick-up when the test interrupts it."""
-    while not 2 <= time.gmtime().tm_sec <= 60 - margin:
-        time.sleep(0.5)
+    poll(60, lambda: True if 2 <= time.gmtime().tm_sec <= 60 - margin else None, interval=0.5)
 
 
 def test_ctrl_c_midway_puts_the_host_back_byte_for_byte(lab):

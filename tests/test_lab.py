@@ -3,13 +3,13 @@
 import os
 import shutil
 import smtplib
-import time
 import uuid
 from email.message import EmailMessage
 
 import pytest
 
 from conftest import lab_ssh, output, run_mxspec
+from mxspec.core.waiting import poll
 from mxspec.lab import BUILTIN
 
 ADDRESSES = {"old-mx-1": "10.213.0.10", "new-mx-in-1": "10.213.0.21", "new-mx-in-2": "10.213.0.22"}
@@ -62,12 +62,8 @@ def test_the_remote_peer_sends_mail_in_through_the_mx_its_dns_names(lab):
 
 def _take_from_bobs_mailbox(subject: str, what: str) -> str:
     """Waits up to 60 s for the message in bob@beta.test's Maildir; returns it and deletes it."""
-    found = ""
-    for _ in range(60):
-        found = lab_ssh("lab-store", f"grep -rl '{subject}' /var/mail/vhosts/beta.test/bob/new || true").stdout.strip()
-        if found:
-            break
-        time.sleep(1)
+    found = poll(60, lambda: lab_ssh("lab-store", f"grep -rl '{subject}' /var/mail/vhosts/beta.test/bob/new || true")
+                 .stdout.strip() or None)
     assert found, f"{what} did not reach the mailstore within 60 s"
     try:
         return lab_ssh("lab-store", f"cat {found}").stdout

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from mxspec.core.errors import MxspecError
+from mxspec.core.waiting import poll
 from mxspec.lab.spec import Lab, LabHost
 
 
@@ -51,7 +52,8 @@ def wait(lab: Lab, ssh_config: Path, names: list[str], timeout: float,
     started = time.monotonic()
     pending = {name: UNREACHABLE for name in (hosts if hosts is not None else lab.hosts)}
     ready: dict[str, float] = {}
-    while pending:
+
+    def all_ready() -> bool | None:
         for name in list(pending):
             why = not_ready(lab, ssh_config, name)
             if why:
@@ -59,11 +61,11 @@ def wait(lab: Lab, ssh_config: Path, names: list[str], timeout: float,
             else:
                 ready[name] = time.monotonic() - started
                 del pending[name]
-        if pending and time.monotonic() - started > timeout:
-            detail = "\n".join(f"  {name}: {why}" for name, why in pending.items())
-            raise MxspecError(f"lab hosts not ready after {timeout:g} s:\n{detail}\n"
-                              f"(consoles: {ssh_config.parent / 'console'}/HOST.log; "
-                              "`mxspec lab ssh HOST` to look inside)")
-        if pending:
-            time.sleep(1)
+        return None if pending else True
+
+    if not poll(timeout, all_ready):
+        detail = "\n".join(f"  {name}: {why}" for name, why in pending.items())
+        raise MxspecError(f"lab hosts not ready after {timeout:g} s:\n{detail}\n"
+                          f"(consoles: {ssh_config.parent / 'console'}/HOST.log; "
+                          "`mxspec lab ssh HOST` to look inside)")
     return {name: seconds for name, seconds in ready.items() if name in names}
