@@ -34,7 +34,11 @@ APPLY_COMMAND = "config_apply_command"  # inventory: the estate's own way to app
 
 
 def restore_script(apply_command: str | None) -> str:
-    """restore.sh: files back, the estate's apply step (if any), then each service as it was."""
+    """restore.sh: files back, the estate's apply step (if any), then each service as it was.
+
+    A service that will not start again is reported with its unit, systemd's reason (e.g.
+    start-limit-hit) and the commands that recover it; the journal then stays for the next run.
+    """
     apply = (f'{apply_command} || {{ echo "{apply_command} failed after the restore" >&2; exit 1; }}'
              if apply_command else "# (no config_apply_command in the inventory)")
     return f"""#!/bin/sh
@@ -42,10 +46,42 @@ def restore_script(apply_command: str | None) -> str:
 j=$(cd "$(dirname "$0")" && pwd)
 sh -e "$j/files.sh" || {{ echo "could not put the files back (journal $j)" >&2; exit 1; }}
 {apply}
-sh "$j/services.sh" || {{ echo "could not bring the services back (journal $j)" >&2; exit 1; }}
+{SERVICE_FUNCTIONS}
+problems=0
+. "$j/services.sh"
+[ $problems = 0 ] || {{ echo "could not bring the services back (journal $j)" >&2; exit 1; }}
 rm -rf "$j"
 rmdir {JOURNALS} /var/lib/mxspec 2>/dev/null
 exit 0
+"""
+
+
+# services.sh calls these, one line per service: `started NAME RUNNING START || problems=1` or
+# `stopped NAME`. `started` stops waiting as soon as systemd reports the unit failed (a start
+# limit hit, a crash at start): waiting longer cannot help, and the operator needs the reason.
+SERVICE_FUNCTIONS = r"""
+failed_unit() {
+    [ -d /run/systemd/system ] || return 1
+    for u in "$1.service" "$1@-.service"; do
+        [ "$(systemctl is-active "$u" 2>/dev/null)" = failed ] || continue
+        echo "$1: unit $u failed ($(systemctl show -p Result --value "$u")); recover with" \
+             "\`systemctl reset-failed $u && systemctl start $u\`, then \`sh $j/restore.sh\`" >&2
+        return 0
+    done
+    return 1
+}
+started() {
+    service "$1" restart >/dev/null 2>&1 || eval "$3" >/dev/null 2>&1
+    i=0
+    until eval "$2"; do
+        ! failed_unit "$1" || return 1
+        i=$((i+1))
+        [ $i -lt 60 ] || { echo "$1 is not running 60 s after its start; see \`service $1 status\`," \
+                                "then \`sh $j/restore.sh\`" >&2; return 1; }
+        sleep 1
+    done
+}
+stopped() { service "$1" stop >/dev/null 2>&1; true; }
 """
 
 
@@ -73,8 +109,15 @@ class ChangeJournal:
             return self.path
         about = (f"scenario={self.scenario} run={socket.gethostname()}:{os.getpid()} "
                  f"started={datetime.now(UTC).isoformat(timespec='seconds')}")
+        # Never two journals on one host: a later one would copy as "original" what the earlier
+        # one changed and could not put back. Journals are named by their start time, so left-over
+        # ones are restored newest first.
         result = self._run(
-            f"umask 077 && mkdir -p {JOURNALS} && j=$(mktemp -d {JOURNALS}/XXXXXXXX) && cd \"$j\" && "
+            f"for o in {JOURNALS}/*/; do [ ! -f \"$o/restore.sh\" ] || {{ echo \"another change journal is on the "
+            f"host: ${{o%/}} ($(cat \"$o/about\" 2>/dev/null)); a run still changing the host, or changes "
+            f"not put back: run sh ${{o%/}}/restore.sh on the host first\" >&2; exit 1; }}; done; "
+            f"umask 077 && mkdir -p {JOURNALS} && "
+            f"j=$(mktemp -d {JOURNALS}/$(date -u +%Y%m%dT%H%M%S.%N)-XXXXXX) && cd \"$j\" && "
             f"mkdir files && : > files.sh && : > services.sh && : > recorded && "
             f"printf '%s\\n' {shlex.quote(about)} > about && "
             f"printf '%s' {shlex.quote(restore_script(self.apply_command))} > restore.sh && echo \"$j\"",
@@ -108,12 +151,10 @@ class ChangeJournal:
         name = shlex.quote(service)
         start = "postfix start" if service == "postfix" else f"service {name} start"
         running = services.running_command(service)
-        wait = f"i=0; until {running}; do i=$((i+1)); [ $i -lt 60 ] || exit 1; sleep 1; done"
-        restart = (f"service {name} restart >/dev/null 2>&1 || {start} >/dev/null 2>&1; {wait}")
-        stop = f"service {name} stop >/dev/null 2>&1; true"
+        started = f"started {name} {shlex.quote(running)} {shlex.quote(start)} || problems=1"
         self._run(
-            f"cd {shlex.quote(journal)} && if {running}; then printf '%s\\n' {shlex.quote(restart)}; "
-            f"else printf '%s\\n' {shlex.quote(stop)}; fi >> services.sh",
+            f"cd {shlex.quote(journal)} && if {running}; then printf '%s\\n' {shlex.quote(started)}; "
+            f"else printf '%s\\n' {shlex.quote(f'stopped {name}')}; fi >> services.sh",
             f"cannot record the state of {service}")
         self.services[service] = services.pid(self.mailhost, service)
 
@@ -175,7 +216,8 @@ def _release(guard: subprocess.Popen[bytes] | None) -> None:
 
 LEFT_OVER = f"""
 [ -d {JOURNALS} ] || exit 0
-for j in {JOURNALS}/*/; do
+# Newest first: an older journal's copies are older still, so it must be the last to write.
+for j in $(ls -1d {JOURNALS}/*/ 2>/dev/null | sort -r); do
     j=${{j%/}}; [ -f "$j/restore.sh" ] || continue
     about=$(cat "$j/about" 2>/dev/null)
     out=$(flock -n -E {BUSY} "$j/lock" sh "$j/restore.sh" 2>&1); rc=$?

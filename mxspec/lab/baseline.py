@@ -88,9 +88,11 @@ def take(lab: Lab, ssh_config: Path, name: str) -> None:
     if archive.returncode != 0:
         raise MxspecError(f"lab host {name}: could not copy its configuration: "
                           f"{archive.stderr.decode(errors='replace').strip()}")
-    _dir(lab).mkdir(parents=True, exist_ok=True)
-    (_dir(lab) / f"{name}.tar").write_bytes(archive.stdout)
-    (_dir(lab) / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    _dir(lab).mkdir(mode=0o700, parents=True, exist_ok=True)  # host configuration may hold credentials
+    for path, content in ((_dir(lab) / f"{name}.tar", archive.stdout),
+                          (_dir(lab) / f"{name}.json", json.dumps(manifest, indent=1, sort_keys=True).encode())):
+        path.touch(mode=0o600)
+        path.write_bytes(content)
 
 
 def differences(lab: Lab, ssh_config: Path, name: str) -> dict[str, str]:
