@@ -32,6 +32,11 @@ def test_testinfra_backends_are_touched_in_the_transport_only():
     assert {path for path in _holding(TESTINFRA_PRIVATE) if not path.startswith("mxspec/transport/")} == set()
 
 
+def test_ssh_command_lines_are_built_in_the_transport_only():
+    package = {path for path in _holding(re.compile(r'\[\s*"ssh"|execvp\("ssh"')) if path.startswith("mxspec/")}
+    assert package == {"mxspec/transport/openssh.py"}
+
+
 def _poll_loops(path) -> list[int]:
     """Lines of loops that sleep between rounds: hand-written polling."""
     found = []

@@ -225,7 +225,7 @@ def mailhost(request: pytest.FixtureRequest, mx_target: Target | None) -> Genera
     connection = run.pool.get(mx_target.host)
     transcript = request.node.stash.setdefault(TRANSCRIPT, [])
     connection.testinfra.transcript = transcript
-    yield MailHost(mx_target, connection, run.pool, run.timeout, request.getfixturevalue("evidence"), transcript)
+    yield MailHost(mx_target, connection, run.pool, run.timeout, request.getfixturevalue("evidence"))
     connection.testinfra.transcript = None
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from mxspec.estate import values
 from mxspec.estate.inventory import named_host
 from mxspec.estate.target import Target
-from mxspec.transport.connection import Command, CommandResult, Connection, ConnectionPool
+from mxspec.transport.connection import CommandResult, Connection, ConnectionPool
 from mxspec.transport.openssh import resolve
 
 
@@ -36,13 +36,12 @@ class Subject:
 
 class MailHost(Subject):
     def __init__(self, target: Target, connection: Connection, pool: ConnectionPool, timeout: float,
-                 evidence: list[str], transcript: list[Command] | None = None):
+                 evidence: list[str]):
         super().__init__(target, pool, timeout, evidence)
         assert target.host is not None, "a MailHost is a host, not an estate"
         self.host = target.host
         self.roles = target.host.roles
         self.connection = connection
-        self.transcript = transcript
 
     @property
     def address(self) -> str:

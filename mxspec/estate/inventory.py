@@ -52,9 +52,6 @@ class Estate:
     vars: dict
     hosts: dict[str, Host]
 
-    def hosts_with_role(self, role: str) -> list[Host]:
-        return [host for host in self.hosts.values() if role in host.roles]
-
 
 def estate_names(directory: Directory) -> list[str]:
     return sorted(path.stem for path in Path(directory).glob("*.yml"))

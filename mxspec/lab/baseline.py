@@ -19,6 +19,7 @@ from typing import Any
 
 from mxspec.core.errors import MxspecError
 from mxspec.lab.spec import Lab
+from mxspec.transport import openssh
 
 COMPILED = ("*.db", "*.lmdb", "*.cdb")  # made from their source by postmap; bytes differ per build
 
@@ -26,8 +27,8 @@ COMPILED = ("*.db", "*.lmdb", "*.cdb")  # made from their source by postmap; byt
 def _ssh(ssh_config: Path, name: str, command: str, stdin: Any = subprocess.DEVNULL,
          timeout: float = 60) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["ssh", "-F", str(ssh_config), "-o", "ConnectTimeout=5", "-o", "BatchMode=yes",
-                               name, command], stdin=stdin, capture_output=True, timeout=timeout)
+        return subprocess.run(openssh.command(ssh_config, name, command, connect_timeout=5),
+                              stdin=stdin, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise MxspecError(f"lab host {name}: no answer within {timeout:g} s to `{command[:60]}`") from None
 

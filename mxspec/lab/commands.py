@@ -12,6 +12,7 @@ from mxspec.core.errors import MxspecError
 from mxspec.lab import access, baseline, images, machines, network, readiness
 from mxspec.lab.spec import Lab, LabHost, load_lab
 from mxspec.lab.system import ensure_tools, require_root
+from mxspec.transport import openssh
 
 
 def run_dir(lab: Lab) -> Path:
@@ -143,8 +144,7 @@ def _host_files(lab: Lab, host: LabHost) -> dict[str, tuple[bytes, int]]:
 def _stop_host(lab: Lab, name: str, pid: int | None, requested: bool = False) -> None:
     sock = run_dir(lab) / "control" / f"{name}.sock"
     if sock.exists():  # a control master outliving its container would hang the next ssh
-        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", name],
-                       capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+        openssh.end_control_master(sock, name)
         sock.unlink(missing_ok=True)
     machines.stop(name, pid, requested=requested)
     host = lab.hosts.get(name)
@@ -213,7 +213,8 @@ def ssh(root: Path, name: str, command: list[str]) -> None:
     config = ssh_config_path(lab)
     if not config.exists():
         raise MxspecError("the lab is not up: run `mxspec lab up` first")
-    os.execvp("ssh", ["ssh", "-F", str(config), name, *command])
+    args = openssh.shell(config, name, command)
+    os.execvp(args[0], args)
 
 
 # Per host, on a repair: postmap each Lookup table put back (its compiled form is not kept),
@@ -288,7 +289,7 @@ def _heal_host(lab: Lab, name: str) -> tuple[str, str]:
 
 def _ssh_script(config: Path, name: str, script: str) -> str:
     try:
-        result = subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", name, script],
+        result = subprocess.run(openssh.command(config, name, script, connect_timeout=None),
                                 capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise MxspecError("no answer within 180 s while repairing it") from None

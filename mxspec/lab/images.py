@@ -67,10 +67,3 @@ def build_images(lab: Lab, log: Callable[[str], None]) -> dict[str, Path]:
         log(f"built image {image.name} in {time.monotonic() - started:.0f} s")
     return result
 
-
-def prune_images(lab: Lab) -> None:
-    """Remove cached images no recipe asks for any more."""
-    keep = {image_dir(lab, image).name for image in lab.images.values()}
-    for path in (lab.state_dir / "images").glob("*"):
-        if path.is_dir() and path.name not in keep:
-            shutil.rmtree(path, ignore_errors=True)

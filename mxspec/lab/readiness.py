@@ -7,6 +7,7 @@ from pathlib import Path
 from mxspec.core.errors import MxspecError
 from mxspec.core.waiting import poll
 from mxspec.lab.spec import Lab, LabHost
+from mxspec.transport import openssh
 
 
 def services_of(lab: Lab, host: LabHost) -> list[str]:
@@ -34,8 +35,7 @@ UNREACHABLE = "not reachable over SSH"
 def not_ready(lab: Lab, ssh_config: Path, name: str) -> str:
     """Why the host is not ready yet ('' when it is): what it still waits for, or that SSH fails."""
     try:
-        result = subprocess.run(["ssh", "-F", str(ssh_config), "-o", "ConnectTimeout=3",
-                                 "-o", "BatchMode=yes", name, _check_command(lab, lab.hosts[name])],
+        result = subprocess.run(openssh.command(ssh_config, name, _check_command(lab, lab.hosts[name])),
                                 capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return "SSH did not answer within 15 s"

@@ -138,7 +138,7 @@ def converse(session: Session, conversation: Callable[[Session], Awaitable[T]], 
         raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not finish within "
                           f"{session.timeout * 3:g} s") from None
     except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as error:
-        raise AssertionError(f"{what}: {session.address}:{session.port}: {error}") from None
+        raise BehaviourFailed(f"{what}: {session.address}:{session.port}: {error}") from None
 
 
 def client_context(ca_file: str | None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
