@@ -18,7 +18,9 @@ NO_REPORT = ("## Migration readiness: no report\n\nThe mxspec gate ended before 
 
 
 @dataclass
-class Target:
+class Destination:
+    """Where the report is posted: the forge API's URL and the headers it needs."""
+
     url: str
     headers: dict
 
@@ -30,20 +32,20 @@ def _env(name: str, default: str | None = None) -> str:
     return value
 
 
-def _github() -> Target:
+def _github() -> Destination:
     event_path = _env("GITHUB_EVENT_PATH")
     try:
         number = json.loads(Path(event_path).read_text())["pull_request"]["number"]
     except (OSError, ValueError, KeyError, TypeError):
         raise MxspecError(f"{event_path}: not a pull request event (the workflow must run on pull_request)") from None
     api = _env("GITHUB_API_URL", "https://api.github.com").rstrip("/")
-    return Target(f"{api}/repos/{_env('GITHUB_REPOSITORY')}/issues/{number}/comments",
+    return Destination(f"{api}/repos/{_env('GITHUB_REPOSITORY')}/issues/{number}/comments",
                   {"Authorization": f"Bearer {_env('GITHUB_TOKEN')}", "Accept": "application/vnd.github+json"})
 
 
-def _gitlab() -> Target:
+def _gitlab() -> Destination:
     api = _env("CI_API_V4_URL").rstrip("/")
-    return Target(f"{api}/projects/{_env('CI_PROJECT_ID')}/merge_requests/{_env('CI_MERGE_REQUEST_IID')}/notes",
+    return Destination(f"{api}/projects/{_env('CI_PROJECT_ID')}/merge_requests/{_env('CI_MERGE_REQUEST_IID')}/notes",
                   {"PRIVATE-TOKEN": _env("MXSPEC_API_TOKEN")})
 
 
@@ -51,15 +53,15 @@ FORGES = {"github": _github, "gitlab": _gitlab}
 
 
 def post(forge: str, report: str, timeout: float = 30) -> int:
-    target = FORGES[forge]()
+    destination = FORGES[forge]()
     path = Path(report)
     body = path.read_text() if path.is_file() else NO_REPORT
     try:
-        response = requests.post(target.url, json={"body": body}, headers=target.headers, timeout=timeout)
+        response = requests.post(destination.url, json={"body": body}, headers=destination.headers, timeout=timeout)
     except requests.RequestException as error:
-        raise MxspecError(f"could not post the report to {target.url}: {error}") from None
+        raise MxspecError(f"could not post the report to {destination.url}: {error}") from None
     if not response.ok:
-        raise MxspecError(f"posting the report to {target.url} got HTTP {response.status_code}: "
+        raise MxspecError(f"posting the report to {destination.url} got HTTP {response.status_code}: "
                           f"{response.text[:300]}")
-    print(f"report posted: {target.url} (HTTP {response.status_code})")
+    print(f"report posted: {destination.url} (HTTP {response.status_code})")
     return 0 if path.is_file() else 1
