@@ -21,7 +21,7 @@ from mxspec.estate.target import Target, targets_for
 from mxspec.estate.values import MissingVariable
 from mxspec.report.collector import ResultsCollector, result_properties
 from mxspec.transport.backends import spec_variables
-from mxspec.transport.connection import Command, Connection, ConnectionPool, as_unreachable
+from mxspec.transport.connection import Connection, ConnectionPool, as_unreachable, format_transcript
 
 RUN = pytest.StashKey["Run"]()
 FAILED_STEP = pytest.StashKey[str]()
@@ -267,7 +267,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when != "call":
         return report
     transcript = item.stash.get(TRANSCRIPT, [])
-    lines = _format_transcript(transcript) + item.stash.get(EVIDENCE, [])
+    lines = format_transcript(transcript) + item.stash.get(EVIDENCE, [])
     text = "\n".join(lines)
     if report.failed and call.excinfo is not None:
         target = _target(item)
@@ -282,32 +282,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if not (report.failed and isinstance(report.longrepr, str)):
             report.sections.append(("mxspec evidence", text))
     return report
-
-
-def _format_transcript(transcript: list[Command]) -> list[str]:
-    """Each command with its output; a check polled until a bound shows its repeats once."""
-    lines: list[str] = []
-    recent: list[tuple[str, int | None, str]] = []
-    repeats = 0
-    for command in transcript:
-        key = (command.command, command.rc, command.stdout)
-        if key in recent:  # a poll going round: the same few commands, the same answers
-            repeats += 1
-            continue
-        if repeats:
-            lines.append(f"  ({repeats} more runs of the commands above, with the same output)")
-        lines.append(_format_command(command))
-        recent, repeats = (recent + [key])[-3:], 0
-    if repeats:
-        lines.append(f"  ({repeats} more runs of the commands above, with the same output)")
-    return lines
-
-
-def _format_command(command: Command) -> str:
-    status = "timed out" if command.rc is None else f"exit {command.rc}"
-    lines = [f"$ {command.command}    # {status}, {command.seconds * 1000:.0f} ms"]
-    for stream in (command.stdout, command.stderr):
-        text = stream.rstrip()
-        if text:
-            lines += ["  " + line for line in text.splitlines()[:40]]
-    return "\n".join(lines)

@@ -173,3 +173,32 @@ class ConnectionPool:
             os.rmdir(self.control_dir)
         except OSError:
             pass
+
+
+def format_transcript(transcript: list[Command]) -> list[str]:
+    """Each command with its output; a check polled until a bound shows its repeats once."""
+    lines: list[str] = []
+    recent: list[tuple[str, int | None, str]] = []
+    repeats = 0
+    for command in transcript:
+        key = (command.command, command.rc, command.stdout)
+        if key in recent:  # a poll going round: the same few commands, the same answers
+            repeats += 1
+            continue
+        if repeats:
+            lines.append(f"  ({repeats} more runs of the commands above, with the same output)")
+        lines.append(_format_command(command))
+        recent, repeats = (recent + [key])[-3:], 0
+    if repeats:
+        lines.append(f"  ({repeats} more runs of the commands above, with the same output)")
+    return lines
+
+
+def _format_command(command: Command) -> str:
+    status = "timed out" if command.rc is None else f"exit {command.rc}"
+    lines = [f"$ {command.command}    # {status}, {command.seconds * 1000:.0f} ms"]
+    for stream in (command.stdout, command.stderr):
+        text = stream.rstrip()
+        if text:
+            lines += ["  " + line for line in text.splitlines()[:40]]
+    return "\n".join(lines)
