@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from testinfra.backend import base, get_backend, parse_hostspec
+from testinfra.backend import BACKENDS, base, get_backend, parse_hostspec
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.ssh import SshBackend
 
@@ -99,8 +99,9 @@ KINDS = {kind.name: kind for kind in (
     Kind("ssh", "OpenSSH, one shared control master per host, every command bounded (the default)", _ssh),
     Kind("paramiko", "testinfra's default for a bare host name, kept for comparison", _paramiko),
     Kind("local", "the machine mxspec runs on (ansible_connection: local, or local://)", _local),
-    Kind("testinfra", "another testinfra backend given as a raw spec (docker://, ...): unbounded, "
-                      "as testinfra runs it", _testinfra),
+    Kind("testinfra", "another of testinfra's backends, given as a raw spec ("
+                      + ", ".join(f"{name}://" for name in sorted(set(BACKENDS) - {"ssh", "paramiko", "local"}))
+                      + "): unbounded, as testinfra runs it", _testinfra),
 )}
 CHOOSABLE = ("ssh", "paramiko")  # what an inventory may set as mxspec_transport
 
