@@ -56,6 +56,7 @@ def lab(lab_up):
     """The lab, healthy before each test that uses it: every host's configuration as it was at
     boot and every service ready, or healed so (`mxspec lab heal`), or the test fails at once
     naming the host and the cause, instead of waiting out its bounds on a broken lab."""
+    from faults import lab_verified_healthy
     from mxspec import MxspecError
     from mxspec.lab.commands import heal
 
@@ -69,5 +70,6 @@ def lab(lab_up):
             pytest.fail(f"the lab is not healthy ({error}) and `mxspec lab up` failed: {output(booted)}",
                         pytrace=False)
         healed = []
+    lab_verified_healthy()
     for line in healed:  # an earlier test left the lab so: say it, that test has a bug
         warnings.warn(f"lab healed before the test: {line}", stacklevel=1)

@@ -6,7 +6,8 @@ earlier, failed restore left behind. They are put back from the copy the lab kep
 booted (`mxspec.lab.baseline`); `restore` then only applies them (postmap, reload, restart).
 Every restore is checked: the host's configuration as at boot, every lab service of the host
 ready. A restore that fails stops the fault cases, naming the host and what is wrong, rather than
-letting every later case run on a broken lab.
+letting every later case run on a broken lab; they run again only once the lab is verified
+healthy as a whole (`lab_verified_healthy`, from the `lab` fixture's heal before each test).
 """
 
 import contextlib
@@ -47,6 +48,11 @@ def injected(fault: Fault):
             pytest.fail(problem, pytrace=False)
 
 
+def lab_verified_healthy() -> None:
+    """Every host as at boot and ready again (the lab fixture healed it): fault cases may run again."""
+    _stopped.clear()
+
+
 def restore(fault: Fault) -> str:
     """Undo the fault and check the host is as it booted and ready; '' or what is wrong."""
     lab = running_lab(LAB)
@@ -84,9 +90,13 @@ def service_stopped(host: str, service: str) -> Fault:
     return Fault(host, f"service {service} stop", f"service {service} start", f"{service} stopped")
 
 
+# Where "enabled at boot" lives: the links of every runlevel and insserv's order files (SysV, and
+# systemd's own `disable` of a service with an init script calls update-rc.d too), systemd's links.
+BOOT_FILES = (*(f"/etc/rc{level}.d" for level in "0123456S"), "/etc/init.d", "/etc/systemd/system")
+
+
 def postfix_not_enabled_at_boot(host: str, init: str) -> Fault:
-    if init == "sysv":  # the boot links of every runlevel
-        return Fault(host, "update-rc.d postfix disable", "true", "postfix disabled at boot",
-                     tuple(f"/etc/rc{level}.d" for level in "0123456S"))
+    if init == "sysv":
+        return Fault(host, "update-rc.d postfix disable", "true", "postfix disabled at boot", BOOT_FILES)
     return Fault(host, "systemctl disable -q postfix", "systemctl daemon-reload", "postfix disabled at boot",
-                 ("/etc/systemd/system",))
+                 BOOT_FILES)
