@@ -90,3 +90,16 @@ def step_definitions() -> Iterator[StepDefinition]:
     """Every step definition imported so far (a phrase defined for several types comes once each)."""
     for context in list(step_function_context_registry.values()):
         yield StepDefinition(context.type, context.parser.name, context.step_func)
+
+
+_FUNCTIONS: dict[tuple[str, str, str], list[Callable[..., object]]] = {}
+
+
+def step_functions(step: Step, item: pytest.Item) -> list[Callable[..., object]]:
+    """The step definition functions matching the step where the item runs (cached per module)."""
+    key = (item.module.__name__ if getattr(item, "module", None) else "", step.type, step.name)  # type: ignore[attr-defined]
+    if key not in _FUNCTIONS:
+        fixturemanager = item.session._fixturemanager
+        _FUNCTIONS[key] = [step_function_context_registry[fixturedef.func].step_func
+                           for fixturedef in find_fixturedefs_for_step(step.native, fixturemanager, item)]
+    return _FUNCTIONS[key]
