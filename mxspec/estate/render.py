@@ -183,6 +183,8 @@ class Renderer:
             template = ENVIRONMENT.from_string(value)
             context = template.new_context(_Scope(self), shared=True)  # type: ignore[arg-type]
             nodes = list(template.root_render_func(context))
+            if len(nodes) == 1 and isinstance(nodes[0], jinja2.Undefined):
+                str(nodes[0])  # raises: StrictUndefined
             return nodes[0] if len(nodes) == 1 else _concat(nodes)
         except RenderError as error:
             if str(error).startswith(self.where(name)) or "refers to itself" in str(error):
