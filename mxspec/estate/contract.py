@@ -8,8 +8,9 @@ Preflight (`mxspec.bdd.preflight`) checks the selected estates against the contr
 host is contacted; `mxspec vars` prints it; the README's inventory table is checked against it.
 
 `HOST_PARAMETERS` are the Postfix parameters whose values differ host by host by nature (names,
-addresses). A feature that compares hosts or estates leaves them out, or compares them to the
-host's value of `postfix_host_parameters`, whose default renders each from the host's variables.
+addresses), each with its expected value rendered from the host's variables
+(`host_parameters()`): a feature or report that compares hosts or estates leaves these out, or
+compares each with that value.
 """
 
 import difflib
@@ -174,6 +175,15 @@ HOST_PARAMETERS = {
     "smtp_helo_name": "$myhostname",
 }
 
+def host_parameters(variables: dict[str, Any], inventory_hostname: str) -> dict[str, str]:
+    """HOST_PARAMETERS with the values expected on this host (`myhostname`: its `smtp_name`)."""
+    from mxspec.estate.render import Renderer
+
+    raw = {**variables, **{f"postfix.{k}": v for k, v in HOST_PARAMETERS.items()}}
+    renderer = Renderer(raw, {"inventory_hostname": inventory_hostname}, lambda name: "contract.HOST_PARAMETERS")
+    return {name: str(renderer.final(f"postfix.{name}")) for name in HOST_PARAMETERS}
+
+
 _SEND = ("smtp.announced_size_refused", "smtp.message_sent", "smtp.relayed_as_logged")
 _TLS = ("smtp.starttls_certificate", "submission.auth_only_after_starttls", "submission.wrong_password_refused")
 _DNS = ("dns.mx_records_are", "dns.mx_fcrdns", "dns.one_spf_record", "dns.spf_lookup_limit", "dns.spf_allows",
@@ -210,9 +220,6 @@ VARIABLES: tuple[Variable, ...] = (
        steps=(*_TLS, "smtp.old_tls_refused", "smtp.greeting_in_time")),
     _v("smtp_address", IP, "where mxspec's SMTP probes connect, if not the connection target's address",
        "192.0.2.25", default=None),
-    _v("postfix_host_parameters", MAPPING, "Postfix parameters that differ host by host, with the host's values, "
-       "for features comparing hosts or estates", "{myhostname: mx1.example.org}", default=HOST_PARAMETERS,
-       group="postfix"),
     _v("mail_log", MAIL_LOG, "where the host logs mail: `journal` or a file", "/var/log/mail.log", default="journal"),
     _v("packages", TEXTS, "packages the host's role needs installed", "[postfix, opendkim]"),
     _v("services", SERVICES, "services the host's role runs", "[postfix, opendkim]"),
@@ -238,7 +245,7 @@ VARIABLES: tuple[Variable, ...] = (
        steps=("smtp.relayed_as_logged",)),
     _v("spam_mark", HEADER, "the header the spam filter adds to spam", "X-Spam-Flag: YES",
        steps=("smtp.refused_or_marked_spam",)),
-    _v("delivery_headers", HEADERS, "headers every delivered message carries", "[X-Virus-Status: Clean]"),
+    _v("delivery_headers", HEADERS, "headers every delivered message carries", "[\"X-Virus-Status: Clean\"]"),
     _v("outside_client", IP, "mxspec's source address as a client outside the estate (default: its own)",
        "198.51.100.7", default=None),
     _v("trusted_client", IP, "mxspec's source address inside the authorised networks", "10.0.0.250",
