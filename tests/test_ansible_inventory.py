@@ -186,3 +186,36 @@ def test_a_vaulted_value_is_decrypted_with_the_password_file_and_never_shown(vau
     with pytest.raises(MxspecError, match=r"hosts.yml:9: inventory variable 'queue_limit' cannot be decrypted") as error:
         load_estates(path, ["est"], str(wrong))
     assert "not the password" not in str(error.value)
+
+
+@pytest.fixture
+def vaulted_vars_file(tmp_path):
+    """group_vars/est/vault.yml encrypted whole, as `ansible-vault encrypt` leaves it."""
+    vault = pytest.importorskip("ansible.parsing.vault")
+    lib = vault.VaultLib([("default", vault.VaultSecret(VAULT_PASSWORD.encode()))])
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars" / "est").mkdir(parents=True)
+    (inventory / "group_vars" / "est" / "plain.yml").write_text("queue_limit: 20\n")
+    (inventory / "group_vars" / "est" / "vault.yml").write_text(lib.encrypt(b"milter_service: secret-milter\n").decode())
+    (inventory / "hosts").write_text("[est:children]\nsmtp-router\n[smtp-router]\nmx1 ansible_host=127.0.0.1 ansible_port=9\n")
+    password_file = tmp_path / "vault-password"
+    password_file.write_text(VAULT_PASSWORD + "\n")
+    return inventory, password_file
+
+
+def test_a_vars_file_encrypted_whole_is_read_with_the_password_file(vaulted_vars_file):
+    inventory, password_file = vaulted_vars_file
+    host = load_estates(inventory, ["est"], str(password_file))[0].hosts["mx1"]
+    assert host.vars["milter_service"] == "secret-milter" and repr(host.vars["milter_service"]) == "'<secret>'"
+    assert host.origins["milter_service"] == f"{inventory}/group_vars/est/vault.yml:1"
+    assert host.vars["queue_limit"] == 20
+
+
+def test_a_vars_file_encrypted_whole_without_a_password_is_named_when_values_are_missing(vaulted_vars_file):
+    inventory, _ = vaulted_vars_file
+    result = run_mxspec_pytest("--hosts=est", f"--inventories={inventory}", "-k", "milter_runs")
+    text = output(result)
+    assert result.returncode == 4 and "Traceback" not in text, text
+    assert f"mxspec: warning: {inventory}/group_vars/est/vault.yml: vault-encrypted, not read" in text
+    assert "inventory variable 'milter_service' is not set for mx1" in text
+    assert "secret-milter" not in text

@@ -82,6 +82,10 @@ def check(items: Sequence[pytest.Item], target_of: Callable[[pytest.Item], Targe
     findings.missing = [f"{where}:{line}: inventory variable '{name}' is not set for {_named(hosts)}"
                         for (where, line, name), hosts in sorted(missing.items())] + list(unusable)
     _check_types(list(targets.values()), findings)
+    notes = {note: None for target in targets.values() for note in target.estate.notes}
+    findings.warnings += list(notes)
+    if notes and findings.missing:
+        findings.missing.append("(the values may be in vault-encrypted files mxspec could not read: see the warnings)")
     return findings
 
 

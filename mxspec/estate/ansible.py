@@ -20,13 +20,14 @@ import ast
 import re
 import shlex
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mxspec.core.errors import MxspecError
 from mxspec.core.yamlfile import LineDict, load
+from mxspec.estate.vault import Secret
 
 PRIORITY = "ansible_group_priority"
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
@@ -67,11 +68,14 @@ class InventoryHost:
 class Inventory:
     """One Ansible inventory: every source file read, then `group_vars/` and `host_vars/`."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, decrypt: Callable[[Path, str], str] | None = None):
         self.path = Path(path)
+        self.decrypt = decrypt  # text of a vault-encrypted vars file -> its plain text (ansible-core)
+        self.unread: list[Path] = []  # vault-encrypted vars files read without a way to decrypt them
         self.groups: dict[str, Group] = {}
         self.hosts: dict[str, InventoryHost] = {}
         self.files: list[Path] = []
+        self._loaded: dict[Path, dict[str, Value]] = {}
         self.add_group("all", str(self.path))
         self.add_group("ungrouped", str(self.path))
         self.add_child("all", "ungrouped", str(self.path))
@@ -317,17 +321,27 @@ class Inventory:
                     todo.append(child)
         return [name for name, host in self.hosts.items() if group == "all" or wanted & set(host.groups)]
 
-    @staticmethod
-    def _file_vars(paths: list[Path]) -> dict[str, Value]:
+    def _file_vars(self, paths: list[Path]) -> dict[str, Value]:
         result: dict[str, Value] = {}
         for path in paths:
-            data = load(path)
-            if data is None:
-                continue
-            if not isinstance(data, LineDict):
-                raise MxspecError(f"{path}:1: a vars file is a mapping of variable names to values")
-            result.update({str(key): Value(value, f"{path}:{data.key_lines[key]}") for key, value in data.items()})
+            if path not in self._loaded:  # each vars file is read once, however many hosts it serves
+                self._loaded[path] = self._read_vars_file(path)
+            result.update(self._loaded[path])
         return result
+
+    def _read_vars_file(self, path: Path) -> dict[str, Value]:
+        text = path.read_text(encoding="utf-8")
+        secret = text.startswith("$ANSIBLE_VAULT")
+        if secret and self.decrypt is None:
+            self.unread.append(path)
+            return {}
+        data = load(path, self.decrypt(path, text) if secret and self.decrypt else text)
+        if data is None:
+            return {}
+        if not isinstance(data, LineDict):
+            raise MxspecError(f"{path}:1: a vars file is a mapping of variable names to values")
+        return {str(key): Value(Secret(value) if secret and isinstance(value, str) else value,
+                                f"{path}:{data.key_lines[key]}") for key, value in data.items()}
 
 
 def _vars_files(directory: Path, name: str) -> list[Path]:

@@ -66,6 +66,7 @@ class Estate:
     vars: dict
     hosts: dict[str, Host]
     origins: dict[str, str] = field(default_factory=dict, repr=False)
+    notes: list[str] = field(default_factory=list)  # warnings about the inventory as a whole
 
 
 def estate_names(directory: Directory) -> list[str]:
@@ -89,14 +90,23 @@ class Loader:
         self.path = Path(path)
         self.vault_password_file = vault_password_file
         self._inventory: Inventory | None = None
+        self._groups: dict[int, dict[str, list[str]]] = {}
         if not self.path.exists():
             kind = "file" if self.path.suffix else "directory"
             raise MxspecError(f"inventory {kind} {self.path} does not exist")
 
-    def inventory(self) -> Inventory:
+    def inventory(self, path: Path | None = None) -> Inventory:
+        if path is not None:
+            return Inventory(path, self._file_decrypter())
         if self._inventory is None:
-            self._inventory = Inventory(self.path)
+            self._inventory = Inventory(self.path, self._file_decrypter())
         return self._inventory
+
+    def _file_decrypter(self) -> Callable[[Path, str], str] | None:
+        password_file = self.vault_password_file
+        if password_file is None:
+            return None
+        return lambda path, text: vault.decrypt_file(path, text, password_file)
 
     def estate(self, name: str) -> Estate:
         estate_file = _estate_file(self.path, name)
@@ -116,7 +126,7 @@ class Loader:
         data = load(path)
         if not isinstance(data, LineDict) or "all" not in data:
             raise MxspecError(f"{path}:1: an inventory starts with 'all:' (Ansible YAML inventory shape)")
-        inventory = Inventory(path)
+        inventory = self.inventory(path)
         for group in inventory.groups.values():
             if group.name not in ("all", "ungrouped"):
                 roles.check_role(group.name, group.where)
@@ -142,19 +152,27 @@ class Loader:
                                   f"({', '.join(roles.ROLES)}) and sets no {ROLES}")
         raw = inventory.group_variables(group)
         groups = [group, *inventory.ancestors(group)]
-        magic = {"group_names": sorted(g for g in groups if g != "all"), "groups": _groups(inventory)}
+        magic = {"group_names": sorted(g for g in groups if g != "all"), "groups": self.groups(inventory)}
         values, origins = self._render(raw, magic)
-        return Estate(name, path, values, hosts, origins)
+        notes = [f"{path}: vault-encrypted, not read (give --mx-vault-password-file to read it)"
+                 for path in inventory.unread]
+        return Estate(name, path, values, hosts, origins, notes)
 
     def _host(self, inventory: Inventory, name: str, estate: str) -> Host:
         raw = inventory.variables(name)
         groups = inventory.host_groups(name)
         magic = {"inventory_hostname": name, "inventory_hostname_short": name.split(".")[0],
-                 "group_names": sorted(groups), "groups": _groups(inventory)}
+                 "group_names": sorted(groups), "groups": self.groups(inventory)}
         values, origins = self._render(raw, magic)
         host = Host(name, estate, inventory.hosts[name].where, [], values, origins)
         host.roles = _roles(groups, values.get(ROLES), origins.get(ROLES, host.where))
         return host
+
+    def groups(self, inventory: Inventory) -> dict[str, list[str]]:
+        """Ansible's `groups`: every group's hosts, computed once per inventory."""
+        if id(inventory) not in self._groups:
+            self._groups[id(inventory)] = {name: inventory.group_hosts(name) for name in inventory.groups}
+        return self._groups[id(inventory)]
 
     def _render(self, raw: dict[str, Value], magic: dict[str, Any]) -> tuple[dict, dict[str, str]]:
         origins = {key: value.where for key, value in raw.items()}
@@ -172,10 +190,6 @@ class Loader:
         if isinstance(value.value, Vaulted) and self.vault_password_file:
             return vault.decrypt(value.value, name, self.vault_password_file)
         return value.value
-
-
-def _groups(inventory: Inventory) -> dict[str, list[str]]:
-    return {name: inventory.group_hosts(name) for name in inventory.groups}
 
 
 def _roles(groups: list[str], declared: object, where: str) -> list[str]:

@@ -47,6 +47,15 @@ def _vault_lib(password_file: str) -> Any:
 _LIBS: dict[str, Any] = {}
 
 
+def decrypt_file(path: Path, text: str, password_file: str) -> str:
+    """A vars file encrypted whole (`ansible-vault encrypt group_vars/all/vault.yml`): its plain text."""
+    lib = _LIBS.get(password_file) or _LIBS.setdefault(password_file, _vault_lib(password_file))
+    try:
+        return str(lib.decrypt(text.encode()).decode())
+    except Exception as error:  # ansible-core raises AnsibleError and others; none may show the secret
+        raise MxspecError(f"{path}: cannot be decrypted with {password_file}: {type(error).__name__}") from None
+
+
 def decrypt(value: Vaulted, name: str, password_file: str) -> Secret:
     lib = _LIBS.get(password_file) or _LIBS.setdefault(password_file, _vault_lib(password_file))
     try:
