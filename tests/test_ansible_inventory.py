@@ -219,3 +219,22 @@ def test_a_vars_file_encrypted_whole_without_a_password_is_named_when_values_are
     assert f"mxspec: warning: {inventory}/group_vars/est/vault.yml: vault-encrypted, not read" in text
     assert "inventory variable 'milter_service' is not set for mx1" in text
     assert "secret-milter" not in text
+
+
+def test_the_other_connection_variable_names_ansible_honours_are_read(tmp_path):
+    """As ansible-core's ssh connection plugin reads them: of ansible_host and ansible_ssh_host the
+    latter wins, of ansible_private_key_file and ansible_ssh_private_key_file too."""
+    inv = _inventory(tmp_path, """\
+        all:
+          children:
+            smtp-router:
+              hosts:
+                mx1: {ansible_ssh_host: 192.0.2.7, ansible_ssh_user: ops, ansible_ssh_port: 2222}
+                mx2: {ansible_host: 192.0.2.8, ansible_ssh_host: 192.0.2.99, ansible_private_key_file: /a,
+                      ansible_ssh_private_key_file: /b}
+        """)
+    hosts = load_estates(inv, ["all"])[0].hosts
+    assert (hosts["mx1"].target, hosts["mx1"].vars["ansible_user"], hosts["mx1"].vars["ansible_port"]) == \
+        ("192.0.2.7", "ops", 2222)
+    assert hosts["mx1"].origins["ansible_host"] == f"{inv}:5"
+    assert hosts["mx2"].target == "192.0.2.99" and hosts["mx2"].vars["ansible_ssh_private_key_file"] == "/b"

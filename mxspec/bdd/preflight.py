@@ -70,7 +70,7 @@ def check(items: Sequence[pytest.Item], target_of: Callable[[pytest.Item], Targe
             if name not in target.vars:
                 if variable is not None and variable.only_with and variable.only_with not in target.vars:
                     continue  # e.g. submission_user, where no submission_port says the host offers submission
-                if variable is None or variable.required:
+                if variable is None or not variable.fills_in:
                     key = (os.path.relpath(scenario.filename), line, name)
                     if target not in missing.setdefault(key, []):
                         missing[key].append(target)

@@ -141,7 +141,7 @@ def estate_report(estate: Estate, features: Path) -> str:
                 disabled = [need for need in needs.get(variable.name, []) if _runs_on(need.scenario, host)]
                 if variable.only_with and variable.only_with not in variables:
                     disabled = []
-                if variable.required and disabled:
+                if not variable.fills_in and disabled:
                     state = "MISSING    disables " + "; ".join(f"{n.where} {n.scenario.name}" for n in disabled)
                 else:
                     state = f"{'not set':10} {_default(variable)}"

@@ -150,7 +150,7 @@ class Variable:
     meaning: str
     example: str
     default: Any = REQUIRED
-    steps: tuple[str, ...] = ()  # step functions (module.function) whose scenarios need it
+    steps: tuple[str, ...] = ()  # step functions (module.function) that cannot work without it
     connection: bool = False  # read by the transport for every host, not by scenarios
     only_with: str | None = None  # needed only where this other variable is set (submission_user: submission_port)
     honoured: bool = True  # False: declared so that inventories may carry it; mxspec does not act on it yet
@@ -159,6 +159,11 @@ class Variable:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    @property
+    def fills_in(self) -> bool:
+        """Whether a default stands in where the inventory sets nothing (None stands for nothing)."""
+        return self.default is not REQUIRED and self.default is not None
 
 
 def _v(name: str, type_: Type, meaning: str, example: str, **kw: Any) -> Variable:
@@ -228,7 +233,7 @@ VARIABLES: tuple[Variable, ...] = (
     _v("queue_limit", COUNT, "most messages the mail queue may hold", "20"),
     _v("greeting_seconds", SECONDS, "longest wait for the SMTP greeting", "5"),
     _v("tls_minimum", TLS_VERSION, "the oldest TLS version the estate accepts; scenarios needing TLS 1.2 skip without",
-       "TLSv1.2", default=None, steps=("smtp.estate_requires_tls12",)),
+       "TLSv1.2", default=None),
     _v("tls_ca", PATH, "CA file (on mxspec's machine) that signs the hosts' certificates", "/etc/ssl/certs/ca.pem",
        steps=_TLS),
     # The estate's mail.
@@ -250,8 +255,7 @@ VARIABLES: tuple[Variable, ...] = (
        "198.51.100.7", default=None),
     _v("trusted_client", IP, "mxspec's source address inside the authorised networks", "10.0.0.250",
        steps=("smtp.an_smtp_client",)),
-    _v("submission_port", PORT, "the submission port; scenarios on submission skip without it", "587", default=None,
-       steps=("submission.offers_submission",)),
+    _v("submission_port", PORT, "the submission port; scenarios on submission skip without it", "587", default=None),
     _v("submission_user", ADDRESS, "a submission login (its password is never needed: only refusals are tested)",
        "probe@example.org", steps=("submission.wrong_password_refused",), only_with="submission_port"),
     _v("mailstore", HOST, "the host the mailboxes live on, with `maildir_root`", "{ansible_host: store1, "

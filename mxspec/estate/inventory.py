@@ -34,6 +34,10 @@ SSH_CONFIG = "mxspec_ssh_config"
 TRANSPORT = "mxspec_transport"  # ssh (default: shared OpenSSH connection) or paramiko
 SPEC = "mxspec_spec"  # set on hosts given as a raw testinfra spec on the command line
 ROLES = "mxspec_roles"  # a host's roles, where no role group lists it
+# Other names Ansible's ssh connection honours for the connection variables, and whether the other
+# name wins where both are set (its plugin reads the names in turn and keeps the last one found).
+ALIASES = {"ansible_ssh_host": (TARGET, True), "ansible_ssh_user": (USER, True), "ansible_ssh_port": (PORT, True),
+           "ansible_private_key_file": (IDENTITY, False)}
 Directory = str | os.PathLike[str]
 ESTATE_FILE_SUFFIXES = (".yml", ".yaml")
 
@@ -164,6 +168,9 @@ class Loader:
         magic = {"inventory_hostname": name, "inventory_hostname_short": name.split(".")[0],
                  "group_names": sorted(groups), "groups": self.groups(inventory)}
         values, origins = self._render(raw, magic)
+        for alias, (canonical, wins) in ALIASES.items():
+            if alias in values and (wins or canonical not in values):
+                values[canonical], origins[canonical] = values[alias], origins[alias]
         host = Host(name, estate, inventory.hosts[name].where, [], values, origins)
         host.roles = _roles(groups, values.get(ROLES), origins.get(ROLES, host.where))
         return host
