@@ -238,3 +238,18 @@ def test_the_other_connection_variable_names_ansible_honours_are_read(tmp_path):
         ("192.0.2.7", "ops", 2222)
     assert hosts["mx1"].origins["ansible_host"] == f"{inv}:5"
     assert hosts["mx2"].target == "192.0.2.99" and hosts["mx2"].vars["ansible_ssh_private_key_file"] == "/b"
+
+
+def test_ini_vars_for_a_group_declared_nowhere_are_refused(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("[smtp-router]\nmx1\n[smtp-routr:vars]\nqueue_limit=20\n")
+    with pytest.raises(MxspecError, match=r"hosts:3: section \[smtp-routr:vars\] is for group 'smtp-routr', declared nowhere"):
+        Inventory(path)
+
+
+def test_a_group_named_almost_like_a_role_is_a_warning(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("[est:children]\ninbound-mx\noutbond-mx\n[inbound-mx]\nmx1\n[outbond-mx]\nmx1\n")
+    estate = load_estates(path, ["est"])[0]
+    assert estate.hosts["mx1"].roles == ["inbound-mx"]
+    assert f"{path}:6: group 'outbond-mx' is not a role group: did you mean 'outbound-mx'?" in estate.notes

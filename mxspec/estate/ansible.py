@@ -220,6 +220,7 @@ class Inventory:
     def _read_ini(self, path: Path, text: str) -> None:
         group, state = "ungrouped", "hosts"
         pending: dict[str, list[tuple[str, str]]] = {}  # child -> (parent, where): declared later
+        vars_only: dict[str, str] = {}  # group -> where its [group:vars] is, until the group is declared
         for number, raw in enumerate(text.splitlines(), 1):
             line, where = raw.strip(), f"{path}:{number}"
             if not line or line[0] in "#;":
@@ -227,7 +228,7 @@ class Inventory:
             section = SECTION.match(line)
             if section:
                 group, state = section.group(1), section.group(2) or "hosts"
-                self._ini_section(group, state, where, pending)
+                self._ini_section(group, state, where, pending, vars_only)
             elif line.startswith("["):
                 raise MxspecError(f"{where}: invalid section '{line}' (no spaces inside the brackets)")
             elif state == "hosts":
@@ -238,14 +239,17 @@ class Inventory:
                 self.add_child(group, line.split()[0], where)
             else:
                 pending.setdefault(line.split()[0], []).append((group, where))
-        for child, parents in pending.items():
-            raise MxspecError(f"{parents[0][1]}: section [{parents[0][0]}:children] names group '{child}', "
-                              "declared nowhere")
+        _unresolved(pending, vars_only)
 
-    def _ini_section(self, group: str, state: str, where: str, pending: dict[str, list[tuple[str, str]]]) -> None:
+    def _ini_section(self, group: str, state: str, where: str, pending: dict[str, list[tuple[str, str]]],
+                     vars_only: dict[str, str]) -> None:
         if state not in ("hosts", "children", "vars"):
             raise MxspecError(f"{where}: section [{group}:{state}] has an unknown type '{state}' "
                               "(hosts, children or vars)")
+        if state == "vars" and group not in self.groups and group not in pending:
+            vars_only.setdefault(group, where)
+        elif state != "vars":
+            vars_only.pop(group, None)
         if state != "vars" or group not in self.groups:
             self.add_group(group, where)
         if state != "vars":
@@ -342,6 +346,16 @@ class Inventory:
             raise MxspecError(f"{path}:1: a vars file is a mapping of variable names to values")
         return {str(key): Value(Secret(value) if secret and isinstance(value, str) else value,
                                 f"{path}:{data.key_lines[key]}") for key, value in data.items()}
+
+
+def _unresolved(pending: dict[str, list[tuple[str, str]]], vars_only: dict[str, str]) -> None:
+    """As ansible-core: a group named in [parent:children] or given [group:vars] must be declared."""
+    for child, parents in pending.items():
+        raise MxspecError(f"{parents[0][1]}: section [{parents[0][0]}:children] names group '{child}', "
+                          "declared nowhere")
+    for name, where in vars_only.items():
+        raise MxspecError(f"{where}: section [{name}:vars] is for group '{name}', declared nowhere "
+                          f"(no [{name}] nor [{name}:children] section)")
 
 
 def _vars_files(directory: Path, name: str) -> list[Path]:

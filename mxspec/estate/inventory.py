@@ -160,6 +160,11 @@ class Loader:
         values, origins = self._render(raw, magic)
         notes = [f"{path}: vault-encrypted, not read (give --mx-vault-password-file to read it)"
                  for path in inventory.unread]
+        for group_name in {g for host in hosts.values() for g in inventory.host_groups(host.name)}:
+            close = roles.near_role(group_name)
+            if close:
+                notes.append(f"{inventory.groups[group_name].where}: group '{group_name}' is not a role group: "
+                             f"did you mean '{close}'?")
         return Estate(name, path, values, hosts, origins, notes)
 
     def _host(self, inventory: Inventory, name: str, estate: str) -> Host:
