@@ -223,7 +223,7 @@ VARIABLES: tuple[Variable, ...] = (
     # What the host is and announces.
     _v("smtp_name", DOMAIN, "the name the host announces in its SMTP greeting and certificate", "mx1.example.org",
        steps=(*_TLS, "smtp.old_tls_refused", "smtp.greeting_in_time")),
-    _v("smtp_address", IP, "where mxspec's SMTP probes connect, if not the connection target's address",
+    _v("smtp_address", TEXT, "where mxspec's SMTP probes connect (name or address), if not the connection target's",
        "192.0.2.25", default=None),
     _v("mail_log", MAIL_LOG, "where the host logs mail: `journal` or a file", "/var/log/mail.log", default="journal"),
     _v("packages", TEXTS, "packages the host's role needs installed", "[postfix, opendkim]"),
