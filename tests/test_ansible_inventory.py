@@ -21,6 +21,7 @@ from mxspec.estate.ansible import Inventory
 from mxspec.estate.inventory import Loader, load_estates
 
 SITE = PROJECT / "tests" / "data" / "ansible" / "site"
+LAB_INVENTORY = PROJECT / "tests" / "data" / "ansible" / "lab"  # the lab's estates as one Ansible inventory
 needs_ansible = pytest.mark.skipif(not ansible_oracle.available(), reason="ansible-core (the oracle) is not installed")
 
 
@@ -31,7 +32,9 @@ def _raw(value):
 
 
 @needs_ansible
-@pytest.mark.parametrize("source", [SITE, SITE / "hosts", SITE / "mail.yml"], ids=["directory", "ini-file", "yaml-file"])
+@pytest.mark.parametrize("source", [SITE, SITE / "hosts", SITE / "mail.yml", LAB_INVENTORY,
+                                    PROJECT / "inventories" / "old-mx.yml", PROJECT / "inventories" / "new-mx.yml"],
+                         ids=["directory", "ini-file", "yaml-file", "lab-directory", "old-mx-file", "new-mx-file"])
 def test_hosts_groups_and_values_equal_ansible_inventory(source, tmp_path):
     theirs = ansible_oracle.inventory_list(source, tmp_path)
     mine = Inventory(source)
@@ -45,11 +48,12 @@ def test_hosts_groups_and_values_equal_ansible_inventory(source, tmp_path):
 
 
 @needs_ansible
-def test_rendered_values_equal_what_ansible_shows(tmp_path):
-    inventory = Inventory(SITE)
-    loader = Loader(SITE)
+@pytest.mark.parametrize("source", [SITE, LAB_INVENTORY], ids=["site", "lab"])
+def test_rendered_values_equal_what_ansible_shows(source, tmp_path):
+    inventory = Inventory(source)
+    loader = Loader(source)
     names = sorted({name for host in inventory.hosts for name in inventory.variables(host)} | {"ansible_host"})
-    theirs = ansible_oracle.rendered(SITE, names, tmp_path)
+    theirs = ansible_oracle.rendered(source, names, tmp_path)
     assert set(theirs) == set(inventory.hosts)
     for host_name in inventory.hosts:
         host = loader._host(inventory, host_name, "site")
@@ -58,6 +62,16 @@ def test_rendered_values_equal_what_ansible_shows(tmp_path):
         mine.setdefault("ansible_host", host.target)
         assert mine == theirs[host_name], host_name
         assert {name: type(v) for name, v in mine.items()} == {name: type(v) for name, v in theirs[host_name].items()}
+
+
+def test_the_lab_as_one_ansible_inventory_resolves_to_the_estate_files():
+    """The same estates, written the two ways: the same hosts, roles and values, host by host."""
+    for files, inventory in zip(load_estates(PROJECT / "inventories", ["old-mx", "new-mx"]),
+                                load_estates(LAB_INVENTORY, ["old-mx", "new-mx"]), strict=True):
+        assert list(files.hosts) == list(inventory.hosts)
+        for name, host in files.hosts.items():
+            assert (host.roles, host.vars) == (inventory.hosts[name].roles, inventory.hosts[name].vars), name
+        assert {key: inventory.vars.get(key) for key in files.vars} == files.vars
 
 
 def test_each_precedence_level_is_exercised_by_the_test_inventory():
