@@ -158,3 +158,17 @@ def test_mxspec_vars_with_an_unknown_estate_is_a_clear_error(tmp_path):
     result = run_mxspec("vars", "--hosts=other", f"--inventories={inv}")
     assert result.returncode == 2 and "Traceback" not in output(result)
     assert f"unknown estate 'other': no group 'other' in {inv} (estates and groups in {inv}: est)" in result.stderr
+
+
+def test_a_connection_value_that_cannot_be_rendered_stops_the_run(tmp_path):
+    inv = write(tmp_path, """\
+        [est:children]
+        smtp-router
+        [smtp-router]
+        mx1 ansible_port=9 queue_limit=20 ansible_become=false
+        [est:vars]
+        ansible_host="{{ hostvars['bastion']['ansible_host'] }}"
+        """)
+    result = run_mxspec_pytest("--hosts=est", f"--inventories={inv}", "-k", "queue_is_short")
+    assert_stopped_before_any_host(result, f"{inv}:6: inventory variable 'ansible_host' reads hostvars")
+    assert "ansible_become" not in output(result)  # false: nothing mxspec would have to act on

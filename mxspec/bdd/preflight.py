@@ -105,16 +105,7 @@ def _check_types(targets: list[Target], findings: Findings) -> None:
         for name, value in target.vars.items():
             where = origins.get(name, target.where)
             if name in contract.CONTRACT:
-                variable = contract.CONTRACT[name]
-                if isinstance(value, values.UNUSABLE):
-                    continue
-                wrong = contract.problem(name, value)
-                if wrong:
-                    mistyped.setdefault(f"{where}: {wrong}", []).append(target.name)
-                elif not variable.honoured and value not in (None, False, "") and not _default(name, value):
-                    warnings.setdefault(f"{where}: '{name}' is set, but mxspec does not act on it yet: "
-                                        "it connects as ansible_user and runs commands as that user", []
-                                        ).append(target.name)
+                _check_declared(target, contract.CONTRACT[name], value, where, mistyped, warnings)
                 continue
             close = contract.near_miss(name)
             if close and close not in target.vars:
@@ -124,5 +115,18 @@ def _check_types(targets: list[Target], findings: Findings) -> None:
     findings.warnings = [f"{message} (for {', '.join(names)})" for message, names in warnings.items()]
 
 
-def _default(name: str, value: object) -> bool:
-    return value == contract.CONTRACT[name].default
+def _check_declared(target: Target, variable: contract.Variable, value: object, where: str,
+                    mistyped: dict[str, list[str]], warnings: dict[str, list[str]]) -> None:
+    if isinstance(value, values.UNUSABLE):
+        if variable.connection and target.host is not None:  # every scenario on the host connects
+            try:
+                values.usable(variable.name, value)
+            except MxspecError as error:
+                mistyped.setdefault(str(error), []).append(target.name)
+        return
+    wrong = contract.problem(variable.name, value)
+    if wrong:
+        mistyped.setdefault(f"{where}: {wrong}", []).append(target.name)
+    elif not variable.honoured and value not in (None, "") and contract.typed(variable.name, value) != variable.default:
+        warnings.setdefault(f"{where}: '{variable.name}' is set, but mxspec does not act on it yet: "
+                            "it connects as ansible_user and runs commands as that user", []).append(target.name)

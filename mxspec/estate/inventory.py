@@ -24,7 +24,7 @@ from typing import Any
 
 from mxspec.core.errors import MxspecError
 from mxspec.core.yamlfile import LineDict, Vaulted, load
-from mxspec.estate import roles, vault
+from mxspec.estate import roles, values, vault
 from mxspec.estate.ansible import Inventory, Value
 from mxspec.estate.render import MAGIC, Renderer, RenderError, Unrenderable
 
@@ -53,7 +53,8 @@ class Host:
 
     @property
     def target(self) -> str:
-        return str(self.vars.get(TARGET) or self.name)
+        """Where to connect: `ansible_host`, else the inventory name (as Ansible); refused if unusable."""
+        return str(values.usable(TARGET, self.vars.get(TARGET) or self.name))
 
     @property
     def ssh_config(self) -> str | None:
