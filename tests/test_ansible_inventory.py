@@ -267,3 +267,13 @@ def test_a_group_named_almost_like_a_role_is_a_warning(tmp_path):
     estate = load_estates(path, ["est"])[0]
     assert estate.hosts["mx1"].roles == ["inbound-mx"]
     assert f"{path}:6: group 'outbond-mx' is not a role group: did you mean 'outbound-mx'?" in estate.notes
+
+
+def test_a_dynamic_inventory_plugin_configuration_is_named_not_read(tmp_path):
+    (tmp_path / "aws_ec2.yml").write_text("plugin: amazon.aws.aws_ec2\nregions: [eu-west-1]\n")
+    (tmp_path / "static").write_text("[est:children]\nsmtp-router\n[smtp-router]\nmx1\n")
+    estate = load_estates(tmp_path, ["est"])[0]
+    assert f"{tmp_path}/aws_ec2.yml: the configuration of inventory plugin 'amazon.aws.aws_ec2', not read" in \
+        estate.notes[0]
+    with pytest.raises(MxspecError, match=r"unknown estate 'prod'.*aws_ec2.yml: the configuration of inventory plugin"):
+        load_estates(tmp_path, ["prod"])

@@ -72,6 +72,7 @@ class Inventory:
         self.path = Path(path)
         self.decrypt = decrypt  # text of a vault-encrypted vars file -> its plain text (ansible-core)
         self.unread: list[Path] = []  # vault-encrypted vars files read without a way to decrypt them
+        self.skipped: list[str] = []  # inventory sources mxspec cannot read (dynamic inventory plugins)
         self.groups: dict[str, Group] = {}
         self.hosts: dict[str, InventoryHost] = {}
         self.files: list[Path] = []
@@ -173,6 +174,10 @@ class Inventory:
 
     def _read_yaml(self, path: Path, text: str) -> None:
         data = load(path, text)
+        if isinstance(data, LineDict) and "plugin" in data:
+            self.skipped.append(f"{path}: the configuration of inventory plugin '{data['plugin']}', not read "
+                                "(mxspec reads static inventories; `ansible-inventory -i PATH --list -y` writes one)")
+            return
         if not isinstance(data, LineDict) or not data:
             raise MxspecError(f"{path}:1: a YAML inventory is a mapping of groups (e.g. 'all:')")
         for name, node in data.items():

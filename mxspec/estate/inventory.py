@@ -124,7 +124,8 @@ class Loader:
             known = ", ".join(files + groups) or "none"
             where = f"no {self.path / (name + '.yml')} and no group '{name}' in the inventory" if self.path.is_dir() \
                 else f"no group '{name}' in {self.path}"
-            raise MxspecError(f"unknown estate '{name}': {where} (estates and groups in {self.path}: {known})")
+            skipped = "".join(f"; {note}" for note in inventory.skipped)
+            raise MxspecError(f"unknown estate '{name}': {where} (estates and groups in {self.path}: {known}){skipped}")
         return self._group_estate(inventory, name)
 
     def _estate_file(self, path: Path, name: str) -> Estate:
@@ -160,7 +161,7 @@ class Loader:
         magic = {"group_names": sorted(g for g in groups if g != "all"), "groups": self.groups(inventory)}
         values, origins = self._render(raw, magic)
         notes = [f"{path}: vault-encrypted, not read (give --mx-vault-password-file to read it)"
-                 for path in inventory.unread]
+                 for path in inventory.unread] + inventory.skipped
         for group_name in {g for host in hosts.values() for g in inventory.host_groups(host.name)}:
             close = roles.near_role(group_name)
             if close:
