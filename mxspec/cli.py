@@ -1,7 +1,8 @@
-"""The `mxspec` command: the lab's life cycle, reports, and the step vocabulary."""
+"""The `mxspec` command: the lab's life cycle, reports, the step vocabulary and the inventory variables."""
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     comment.add_argument("forge", choices=["github", "gitlab"], help="whose CI this runs in")
     comment.add_argument("--report", default="reports/readiness.md", help="the Markdown report (default: reports/readiness.md)")
 
+    variables = sub.add_parser("vars", help="the inventory variables mxspec reads (the estate contract); with "
+                                             "--hosts, what each estate sets and what a missing value disables")
+    variables.add_argument("--hosts", metavar="ESTATE[,ESTATE]", help="estates to report on")
+    variables.add_argument("--inventories", metavar="PATH", default="inventories",
+                           help="the Ansible inventory (file or directory) or folder of <estate>.yml (default: inventories)")
+    variables.add_argument("--features", metavar="DIR", default="features", help="feature files (default: features)")
+    variables.add_argument("--mx-vault-password-file", metavar="FILE",
+                           default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
+                           help="decrypt vault-encrypted values (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
+    variables.add_argument("--markdown", action="store_true", help="the contract as a Markdown table (the README's)")
+
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default=None,
                        help="package of the project's own step modules, besides the built-in ones "
@@ -62,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "steps":
         return _print_steps(args.modules)
+    if args.command == "vars":
+        return _print_vars(args)
     if args.command == "report":
         from mxspec.report.command import combine
 
@@ -90,6 +104,27 @@ def _lab(args: argparse.Namespace) -> int:
         print("\n".join(done) if done else "every host as it was at boot, and ready")
     elif args.action == "ssh":
         commands.ssh(root, args.host, args.remote_command)
+    return 0
+
+
+def vars_markdown() -> str:
+    from mxspec.bdd import varsdoc
+
+    return varsdoc.markdown()
+
+
+def _print_vars(args: argparse.Namespace) -> int:
+    from mxspec.bdd import varsdoc
+    from mxspec.estate.inventory import load_estates
+
+    if args.markdown:
+        print(varsdoc.markdown(), end="")
+    elif not args.hosts:
+        print(varsdoc.describe(Path(args.features)))
+    else:
+        names = [name.strip() for name in args.hosts.split(",") if name.strip()]
+        estates = load_estates(args.inventories, names, args.mx_vault_password_file)
+        print("\n\n".join(varsdoc.estate_report(estate, Path(args.features)) for estate in estates))
     return 0
 
 

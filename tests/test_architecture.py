@@ -32,6 +32,12 @@ def test_testinfra_backends_are_touched_in_the_transport_only():
     assert {path for path in _holding(TESTINFRA_PRIVATE) if not path.startswith("mxspec/transport/")} == set()
 
 
+def test_ansible_core_is_imported_in_the_vault_only():
+    """ansible-core is optional: only decrypting a vault may need it (the tests use it as an oracle)."""
+    imports = re.compile(r"^\s*(import|from) ansible\b|import_module\(\"ansible[.\"]", re.M)
+    assert {p for p in _holding(imports) if p.startswith("mxspec/")} == {"mxspec/estate/vault.py"}
+
+
 def test_ssh_command_lines_are_built_in_the_transport_only():
     package = {path for path in _holding(re.compile(r'\[\s*"ssh"|execvp\("ssh"')) if path.startswith("mxspec/")}
     assert package == {"mxspec/transport/openssh.py"}

@@ -44,8 +44,8 @@ class FakeHost:
     def __init__(self, mail_log: str):
         self.mail_log = mail_log
 
-    def value(self, text: str) -> str:
-        assert text == "{{ mail_log }}"
+    def setting(self, name: str) -> str:
+        assert name == "mail_log"
         return self.mail_log
 
 

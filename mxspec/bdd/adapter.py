@@ -8,11 +8,13 @@ that kind lives here, shaped as mxspec's own small types, so an upgrade of pytes
 change in this one file. Checked against pytest-bdd 9.0.
 """
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pytest_bdd.parser import FeatureParser
 from pytest_bdd.scenario import find_fixturedefs_for_step, scenario_wrapper_template_registry
 from pytest_bdd.steps import step_function_context_registry
 
@@ -90,3 +92,52 @@ def step_definitions() -> Iterator[StepDefinition]:
     """Every step definition imported so far (a phrase defined for several types comes once each)."""
     for context in list(step_function_context_registry.values()):
         yield StepDefinition(context.type, context.parser.name, context.step_func)
+
+
+_FUNCTIONS: dict[tuple[str, str, str], list[Callable[..., object]]] = {}
+
+
+def step_functions(step: Step, item: pytest.Item) -> list[Callable[..., object]]:
+    """The step definition functions matching the step where the item runs (cached per module)."""
+    key = (item.module.__name__ if getattr(item, "module", None) else "", step.type, step.name)  # type: ignore[attr-defined]
+    if key not in _FUNCTIONS:
+        fixturemanager = item.session._fixturemanager
+        _FUNCTIONS[key] = [step_function_context_registry[fixturedef.func].step_func
+                           for fixturedef in find_fixturedefs_for_step(step.native, fixturemanager, item)]
+    return _FUNCTIONS[key]
+
+
+@dataclass(frozen=True)
+class FeatureScenario:
+    """A scenario as written in a feature file, read without pytest: for `mxspec vars`."""
+
+    filename: str
+    line: int
+    name: str
+    tags: frozenset[str]  # the feature's, the rule's and its own
+    steps: tuple[Step, ...]
+
+
+def read_feature(path: str) -> list[FeatureScenario]:
+    """The scenarios of a feature file (pytest-bdd's parser; a Gherkin error is an MxspecError)."""
+    from mxspec.core.errors import MxspecError
+
+    try:
+        feature = FeatureParser(os.path.dirname(path) or ".", os.path.basename(path)).parse()
+    except Exception as error:  # pytest-bdd's parser raises its own and gherkin's errors
+        raise MxspecError(f"{path}: not a valid feature file: {error}") from None
+    found = []
+    for template in feature.scenarios.values():
+        tags = frozenset(feature.tags | template.tags | (template.rule.tags if template.rule else set()))
+        steps = tuple(Step(step.type, step.keyword.strip(), step.name, step.line_number,
+                           tuple(cell.value for row in (step.datatable.rows if step.datatable else [])
+                                 for cell in row.cells), step)
+                      for step in template.steps)
+        found.append(FeatureScenario(path, template.line_number, template.name, tags, steps))
+    return found
+
+
+def matching_functions(step: Step) -> list[Callable[..., object]]:
+    """Step definition functions imported so far whose phrase matches the step (no pytest session)."""
+    return [context.step_func for context in list(step_function_context_registry.values())
+            if (context.type is None or context.type == step.type) and context.parser.is_matching(step.name)]

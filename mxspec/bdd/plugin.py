@@ -49,8 +49,13 @@ class Run:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mxspec", "mxspec: estates and behaviours")
-    group.addoption("--inventories", metavar="DIR", default=None,
-                    help="directory holding <estate>.yml inventories (default: inventories/ in the rootdir)")
+    group.addoption("--inventories", metavar="PATH", default=None,
+                    help="an Ansible inventory (INI or YAML file, or a directory with group_vars/ and host_vars/) "
+                         "whose groups are estates, or a directory of <estate>.yml files "
+                         "(default: inventories/ in the rootdir)")
+    group.addoption("--mx-vault-password-file", metavar="FILE", default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
+                    help="decrypt vault-encrypted inventory values with the password in FILE (needs ansible-core: "
+                         "mxspec[ansible]; default: $ANSIBLE_VAULT_PASSWORD_FILE)")
     group.addoption("--roles", metavar="ROLE,ROLE", default=None,
                     help="roles of hosts given in --hosts as raw testinfra specs (ssh://..., local://)")
     group.addoption("--mx-connect-timeout", metavar="SECONDS", type=float, default=10,
@@ -100,7 +105,8 @@ def _make_run(config: pytest.Config) -> Run:
             raise MxspecError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     directory = Path(config.option.inventories or Path(config.rootpath) / "inventories")
     selected = [name.strip() for name in (config.getoption("hosts", None) or "").split(",") if name.strip()]
-    estates = load_estates(directory, [name for name in selected if "://" not in name])
+    estates = load_estates(directory, [name for name in selected if "://" not in name],
+                           config.option.mx_vault_password_file)
     raw = [spec for spec in selected if "://" in spec]
     if raw:
         estates.append(raw_estate(raw, config.option.roles, spec_variables))
@@ -201,10 +207,25 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             raise pytest.UsageError("features use undefined steps (no host was contacted):\n  "
                                     + "\n  ".join(problems))
         # Opt-in scenarios left out of this run need no inventory values.
-        unset = preflight.missing_variables([i for i in items if not i.get_closest_marker("skip")], _target)
-        if unset:
-            raise pytest.UsageError("the inventory lacks values the features use (no host was contacted):\n  "
-                                    + "\n  ".join(unset))
+        _preflight(config, [i for i in items if not i.get_closest_marker("skip")])
+
+
+def _preflight(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The estate contract, before any host is contacted: warnings shown, errors stop the run."""
+    findings = preflight.check(items, _target)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for warning in findings.warnings:
+        if reporter is not None:
+            reporter.write_line(f"mxspec: warning: {warning}", yellow=True)
+    problems = []
+    if findings.missing:
+        problems.append("the inventory lacks values the features use (no host was contacted):\n  "
+                        + "\n  ".join(findings.missing))
+    if findings.mistyped:
+        problems.append("inventory values of the wrong type (no host was contacted):\n  "
+                        + "\n  ".join(findings.mistyped))
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
 
 
 def _is_scenario(item: pytest.Item) -> bool:

@@ -95,7 +95,7 @@ class ChangeJournal:
         self.recorded: set[str] = set()
         self.services: dict[str, str] = {}  # service -> main process id when first recorded
         self.guard: subprocess.Popen[bytes] | None = None
-        self.apply_command = mailhost.vars.get(APPLY_COMMAND)
+        self.apply_command = mailhost.setting(APPLY_COMMAND)
 
     def _run(self, command: str, what: str) -> CommandResult:
         result = self.mailhost.run(command)

@@ -19,8 +19,8 @@ class Dns:
     def __init__(self, subject: Subject):
         self.subject = subject
         self.resolver = dns.resolver.Resolver(configure=False)
-        self.resolver.nameservers = [str(subject.value("{{ dns_server }}"))]
-        self.resolver.port = int(subject.vars.get("dns_port", 53))
+        self.resolver.nameservers = [subject.setting("dns_server")]
+        self.resolver.port = subject.setting("dns_port")
         self.resolver.timeout = self.resolver.lifetime = subject.timeout
 
     def query(self, name: str, rdtype: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from mxspec.estate import values
+from mxspec.estate import contract, values
 from mxspec.estate.inventory import named_host
 from mxspec.estate.target import Target
 from mxspec.transport.connection import CommandResult, Connection, ConnectionPool
@@ -24,13 +24,27 @@ class Subject:
         """The text with `{{ name }}` references replaced by inventory values."""
         return values.expand(text, self.vars, f"{self.name} ({self.target.where})")
 
+    def setting(self, name: str) -> Any:
+        """A declared variable (`estate.contract`), typed, with its default where the inventory sets none."""
+        variable = contract.CONTRACT[name]  # a KeyError here is a step reading an undeclared variable
+        if name in self.vars:
+            return contract.typed(name, values.usable(name, self.vars[name]))
+        if variable.required:
+            raise values.MissingVariable(f"inventory variable '{name}' is not set for {self.name} ({self.target.where})")
+        return variable.default
+
+    def has(self, name: str) -> bool:
+        """Whether the inventory sets this declared variable for the host (or estate)."""
+        contract.CONTRACT[name]  # noqa: B018 - a KeyError here is a step asking about an undeclared variable
+        return name in self.vars
+
     def table(self, datatable: list[list[str]]) -> list[dict]:
         return values.expand_table(datatable, self.vars, f"{self.name} ({self.target.where})")
 
     def other_host(self, variable: str) -> "MailHost":
         """A host named by an inventory variable (e.g. the mailstore), over the run's connections."""
-        host = named_host(self.value("{{ " + variable + " }}"), variable, self.name, self.target.estate.name,
-                          self.target.where)
+        where = self.target.host.origins.get(variable, self.target.where) if self.target.host else self.target.where
+        host = named_host(self.setting(variable), variable, self.name, self.target.estate.name, where)
         return MailHost(Target(self.target.estate, host), self.pool.get(host), self.pool, self.timeout, self.evidence)
 
 
@@ -46,7 +60,7 @@ class MailHost(Subject):
     @property
     def address(self) -> str:
         """Where mxspec's SMTP probes go: `smtp_address`, else the connection target's address."""
-        return str(self.vars.get("smtp_address") or resolve(self.host.target, self.host.ssh_config))
+        return str(self.setting("smtp_address") or resolve(self.host.target, self.host.ssh_config))
 
     def run(self, command: str, *args: str) -> CommandResult:
         return self.connection.run(command, *args)

@@ -44,7 +44,7 @@ class MailLog:
 
     @staticmethod
     def of(mailhost: MailHost) -> "MailLog":
-        where = str(mailhost.value("{{ mail_log }}"))
+        where = mailhost.setting("mail_log")
         return JournalLog(mailhost, where) if where == JOURNAL else FileLog(mailhost, where)
 
     def recent_command(self) -> str:

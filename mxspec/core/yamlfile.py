@@ -20,6 +20,23 @@ class LineDict(dict):
     key_lines: dict
 
 
+class Vaulted:
+    """A value encrypted with ansible-vault (`!vault |`): its ciphertext is never shown."""
+
+    def __init__(self, ciphertext: str, where: str):
+        self.ciphertext = ciphertext
+        self.where = where
+
+    def __repr__(self) -> str:
+        return "<vault-encrypted value>"
+
+    __str__ = __repr__
+
+
+class Unsafe(str):
+    """A string marked `!unsafe`: Ansible never renders it as a template, nor does mxspec."""
+
+
 class _Loader(yaml.SafeLoader):
     name: str
 
@@ -42,18 +59,31 @@ def _construct_mapping(loader: "_Loader", node: yaml.MappingNode) -> LineDict:
     return mapping
 
 
+def _construct_vault(loader: "_Loader", node: yaml.Node) -> Vaulted:
+    return Vaulted(str(loader.construct_scalar(node)), f"{loader.name}:{node.start_mark.line + 1}")  # type: ignore[arg-type]
+
+
+def _construct_unsafe(loader: "_Loader", node: yaml.Node) -> Unsafe:
+    return Unsafe(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("!vault", _construct_vault)
+_Loader.add_constructor("!unsafe", _construct_unsafe)
 
 
-def load(path: str | os.PathLike[str]) -> Any:
+def load(path: str | os.PathLike[str], text: str | None = None) -> Any:
+    """The YAML document in `path` (or `text`, read from it already), with line numbers."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            loader = _Loader(stream)
-            loader.name = str(path)
-            try:
-                return loader.get_single_data()
-            finally:
-                loader.dispose()
+        if text is None:
+            with open(path, encoding="utf-8") as stream:
+                text = stream.read()
+        loader = _Loader(text)
+        loader.name = str(path)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except FileNotFoundError:
         raise MxspecError(f"{path}: no such file") from None
     except yaml.MarkedYAMLError as error:

@@ -32,3 +32,11 @@ def check_role(role: str, where: str) -> None:
         close = difflib.get_close_matches(role, list(ROLES), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise MxspecError(f"{where}: unknown role '{role}'{hint}; known: {', '.join(sorted(ROLES))}")
+
+
+def near_role(name: str) -> str | None:
+    """The role a group name nearly spells (`outbond-mx`), or None (also for the roles themselves)."""
+    if name.replace("_", "-") in ROLES:
+        return None
+    close = difflib.get_close_matches(name.replace("_", "-"), list(ROLES), n=1, cutoff=0.8)
+    return close[0] if close else None

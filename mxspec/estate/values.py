@@ -9,7 +9,11 @@ import re
 from typing import Any
 
 from mxspec.core.errors import MxspecError
+from mxspec.core.yamlfile import Vaulted
+from mxspec.estate import vault
+from mxspec.estate.render import Unrenderable
 
+UNUSABLE = (Vaulted, Unrenderable)  # values a scenario cannot use as they are
 REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
 
 
@@ -23,6 +27,15 @@ def lookup(variables: dict, name: str, owner: str) -> Any:
         if not isinstance(value, dict) or part not in value:
             raise MissingVariable(f"inventory variable '{name}' is not set for {owner}")
         value = value[part]
+    return usable(name, value)
+
+
+def usable(name: str, value: Any) -> Any:
+    """The value, or a clear refusal where it is still encrypted or could not be rendered."""
+    if isinstance(value, Vaulted):
+        raise MxspecError(vault.refusal(name, value))
+    if isinstance(value, Unrenderable):
+        raise MxspecError(value.reason)
     return value
 
 

@@ -14,7 +14,7 @@ from mxspec.steps.phrases import TYPES
 def _each_domain(estate: Subject, what: str, check: Callable[[Dns, str], list[str]]) -> None:
     """Run check(resolver, domain) -> problems for every local domain; fail listing them all."""
     resolver, problems = Dns(estate), []
-    for domain in estate.value("{{ local_domains }}"):
+    for domain in estate.setting("local_domains"):
         problems += [f"{domain}: {problem}" for problem in check(resolver, domain)]
     if problems:
         raise AssertionError(f"estate {estate.name}: {what}:\n  " + "\n  ".join(problems))

@@ -17,7 +17,7 @@ CLIENTS = {"outside the estate": "outside_client", "on an authorised network": "
 @pytest.fixture
 def smtp_client(mailhost: MailHost) -> Client:
     """Unless a scenario says otherwise, mxspec speaks SMTP as a client outside the estate."""
-    return Client("a client outside the estate", mailhost.vars.get("outside_client"))
+    return Client("a client outside the estate", mailhost.setting("outside_client"))
 
 
 @given(parsers.parse("an SMTP client {where}"), target_fixture="smtp_client")
@@ -25,7 +25,7 @@ def an_smtp_client(mailhost: MailHost, where: str) -> Client:
     """Where the SMTP client connects from: "outside the estate" or "on an authorised network"."""
     if where not in CLIENTS:
         raise AssertionError(f'unknown client "{where}"; say one of: {", ".join(CLIENTS)}')
-    return Client(f"a client {where}", mailhost.vars.get(CLIENTS[where]))
+    return Client(f"a client {where}", mailhost.setting(CLIENTS[where]))
 
 
 @then("each recipient gets the expected reply:")
@@ -38,7 +38,7 @@ def recipients_replies(mailhost: MailHost, smtp_client: Client, datatable: list[
 def announced_size_refused(mailhost: MailHost, smtp_client: Client, size: str, reply: str) -> None:
     """MAIL FROM with SIZE=size gets the reply (e.g. "552 5.3.4"); nothing is sent."""
     got = smtpchecks.announced_size_reply(mailhost, smtp_client, int(mailhost.value(size)),
-                                          mailhost.value("{{ test_sender }}"))
+                                          mailhost.setting("test_sender"))
     if not got.matches(mailhost.value(reply)):
         raise AssertionError(f"host {mailhost.name}: MAIL FROM with SIZE={mailhost.value(size)}: "
                              f"expected {mailhost.value(reply)}, got {got}")
@@ -57,25 +57,25 @@ def ehlo_offers(mailhost: MailHost, smtp_client: Client, extensions: list[str]) 
 @then("STARTTLS gives a certificate for the host's name, signed by the estate's CA")
 def starttls_certificate(mailhost: MailHost) -> None:
     """The certificate verifies against `tls_ca` and names `smtp_name`."""
-    context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
+    context = smtpchecks.client_context(mailhost.setting("tls_ca"))
     try:
-        smtpchecks.starttls(mailhost, context, mailhost.value("{{ smtp_name }}"))
+        smtpchecks.starttls(mailhost, context, mailhost.setting("smtp_name"))
     except ssl.SSLError as error:
         raise AssertionError(f"host {mailhost.name}: certificate not valid for "
-                             f"{mailhost.value('{{ smtp_name }}')}: {error.reason or error}") from None
+                             f"{mailhost.setting('smtp_name')}: {error.reason or error}") from None
 
 
 @then("a client limited to TLS 1.1 cannot start TLS")
 def old_tls_refused(mailhost: MailHost) -> None:
     """STARTTLS fails for a client that offers TLS 1.1 at most."""
-    why = smtpchecks.tls_refused_for(mailhost, ssl.TLSVersion.TLSv1_1, mailhost.value("{{ smtp_name }}"))
+    why = smtpchecks.tls_refused_for(mailhost, ssl.TLSVersion.TLSv1_1, mailhost.setting("smtp_name"))
     mailhost.evidence.append(f"-- TLS 1.1 client refused: {why}")
 
 
 @given("the estate requires TLS 1.2 or newer")
 def estate_requires_tls12(mailhost: MailHost) -> None:
     """Skips the scenario unless the inventory's `tls_minimum` is TLSv1.2 or TLSv1.3."""
-    if str(mailhost.vars.get("tls_minimum", "")) not in ("TLSv1.2", "TLSv1.3"):
+    if str(mailhost.setting("tls_minimum") or "") not in ("TLSv1.2", "TLSv1.3"):
         pytest.skip(f"estate {mailhost.target.estate.name} does not require TLS 1.2 (tls_minimum not set)")
 
 
@@ -83,7 +83,7 @@ def estate_requires_tls12(mailhost: MailHost) -> None:
       target_fixture="sent")
 def message_sent(mailhost: MailHost, smtp_client: Client, kind: str, recipient: str) -> SentMessage:
     """Sends one message ("a clean message", "... EICAR test virus ...", "... GTUBE ...") from `test_sender`."""
-    return smtpchecks.send(mailhost, smtp_client, kind, mailhost.value("{{ test_sender }}"), mailhost.value(recipient))
+    return smtpchecks.send(mailhost, smtp_client, kind, mailhost.setting("test_sender"), mailhost.value(recipient))
 
 
 @when(parsers.parse("{kind:MessageKind} from {sender:Quoted} is sent to {recipient:Quoted}", extra_types=TYPES),
@@ -98,7 +98,7 @@ def message_refused(mailhost: MailHost, sent: SentMessage, reply: str) -> None:
     """The message was refused (at RCPT or after DATA) with this reply, e.g. "5" or "550 5.7.1"."""
     if not sent.reply.matches(reply):
         cleanup = ""
-        if sent.reply.code == 250 and "mailstore" in mailhost.vars:
+        if sent.reply.code == 250 and mailhost.has("mailstore"):
             # Accepted after all: find the copy and remove it, so the mailbox keeps no probe.
             store = mailhost.other_host("mailstore")
             found = smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, 30)
@@ -135,7 +135,7 @@ def refused_or_marked_spam(mailhost: MailHost, sent: SentMessage, seconds: str) 
     if sent.reply.code != 250:
         raise AssertionError(f"host {mailhost.name}: neither refused nor accepted: {sent.reply}")
     text = _delivered(mailhost, sent, seconds)
-    mark = mailhost.value("{{ spam_mark }}")
+    mark = mailhost.setting("spam_mark")
     if not any(line.lower().startswith(mark.lower()) for line in smtpchecks.headers_of(text)):
         raise AssertionError(f"message {sent.id} was delivered without '{mark}'")
 
@@ -154,7 +154,7 @@ def _delivered(mailhost: MailHost, sent: SentMessage, seconds: str) -> str:
 @then(parsers.parse("the SMTP greeting arrives within {seconds:Count} seconds and names the host", extra_types=TYPES))
 def greeting_in_time(mailhost: MailHost, smtp_client: Client, seconds: str) -> None:
     """A simple query answered: the 220 banner comes within the bound and carries `smtp_name`."""
-    bound, name = float(mailhost.value(seconds)), mailhost.value("{{ smtp_name }}")
+    bound, name = float(mailhost.value(seconds)), mailhost.setting("smtp_name")
     banner, elapsed = smtpchecks.greeting(mailhost, smtp_client, bound)
     if banner.code != 220 or name not in banner.message:
         raise AssertionError(f"host {mailhost.name}: greeting '{banner}' does not name {name}")
@@ -179,11 +179,11 @@ def relayed_as_logged(mailhost: MailHost, smtp_client: Client, datatable: list[l
     """Columns recipient, relayed to: the host's own log (`mail_log`: journal or a file) shows each
     message's `to=` line with `relay=NEXT HOP` and `status=sent`; the copy is then removed from
     the `mailstore`, if it landed there."""
-    seconds = float(mailhost.value("{{ delivery_seconds }}"))
-    store = mailhost.other_host("mailstore") if "mailstore" in mailhost.vars else None
+    seconds = mailhost.setting("delivery_seconds")
+    store = mailhost.other_host("mailstore") if mailhost.has("mailstore") else None
     problems = []
     for row in mailhost.table(datatable):
-        sent = smtpchecks.send(mailhost, smtp_client, "clean", mailhost.value("{{ test_sender }}"), row["recipient"])
+        sent = smtpchecks.send(mailhost, smtp_client, "clean", mailhost.setting("test_sender"), row["recipient"])
         try:
             if sent.reply.code != 250:
                 raise AssertionError(f"{row['recipient']}: message refused: {sent.reply}")

@@ -15,16 +15,16 @@ from mxspec.transport.smtp import Reply, Session
 @given("the estate offers submission with authentication")
 def offers_submission(mailhost: MailHost) -> None:
     """Skips the scenario where the inventory sets no `submission_port` for the host."""
-    if not mailhost.vars.get("submission_port"):
+    if not mailhost.setting("submission_port"):
         pytest.skip(f"host {mailhost.name} offers no submission service (submission_port not set)")
 
 
 @then("on the submission port, AUTH is offered only after STARTTLS")
 def auth_only_after_starttls(mailhost: MailHost) -> None:
     """EHLO before STARTTLS lists no AUTH; EHLO after it does."""
-    port = int(mailhost.value("{{ submission_port }}"))
-    context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
-    before, _, after, _ = smtpchecks.starttls(mailhost, context, mailhost.value("{{ smtp_name }}"), port)
+    port = mailhost.setting("submission_port")
+    context = smtpchecks.client_context(mailhost.setting("tls_ca"))
+    before, _, after, _ = smtpchecks.starttls(mailhost, context, mailhost.setting("smtp_name"), port)
     if "AUTH" in before:
         raise AssertionError(f"host {mailhost.name}: port {port} offers AUTH before STARTTLS ({before['AUTH']})")
     if "AUTH" not in after:
@@ -35,14 +35,13 @@ def auth_only_after_starttls(mailhost: MailHost) -> None:
                     extra_types=TYPES))
 def wrong_password_refused(mailhost: MailHost, reply: str) -> None:
     """AUTH PLAIN after STARTTLS as `submission_user` with a wrong password gets the reply (e.g. "535")."""
-    user = "{{ submission_user }}"
-    port = int(mailhost.value("{{ submission_port }}"))
-    context = smtpchecks.client_context(mailhost.value("{{ tls_ca }}"))
+    port = mailhost.setting("submission_port")
+    context = smtpchecks.client_context(mailhost.setting("tls_ca"))
 
     async def wrong_login(s: Session) -> Reply:
-        return await s.auth_plain(mailhost.value(user), "not-the-password-" + mailhost.name)
+        return await s.auth_plain(mailhost.setting("submission_user"), "not-the-password-" + mailhost.name)
 
-    *_, got = smtpchecks.starttls(mailhost, context, mailhost.value("{{ smtp_name }}"), port, after=wrong_login)
+    *_, got = smtpchecks.starttls(mailhost, context, mailhost.setting("smtp_name"), port, after=wrong_login)
     if not got.matches(mailhost.value(reply)):
         raise AssertionError(f"host {mailhost.name}: wrong password answered {got}, expected {reply}")
 
