@@ -107,10 +107,8 @@ def test_nothing_declared_is_unused():
     read = {name for names in reads_by_function().values() for name in names}
     used = feature_references() | read | connection_names()
     unused = sorted(name for name, variable in contract.CONTRACT.items()
-                    if name not in used and variable.honoured)
+                    if name not in used)
     assert not unused, f"declared but read by no feature, step, check or connection: {unused}"
-    # Declared and not acted on yet (become, ssh options): preflight warns where an inventory sets them.
-    assert all(v.connection for v in contract.VARIABLES if not v.honoured)
 
 
 def test_what_the_contract_says_a_step_needs_the_step_reads():

@@ -20,11 +20,11 @@ def test_status_shows_every_host_running_with_its_services(lab):
     result = run_mxspec("lab", "status")
     assert result.returncode == 0, output(result)
     rows = result.stdout.splitlines()[1:]
-    assert len(rows) == 9
+    assert len(rows) == 10
     assert all(" running " in row for row in rows), result.stdout
 
 
-@pytest.mark.parametrize("host", ["lab-dns", "lab-store", "lab-remote", "old-mx-1", "new-mx-in-1",
+@pytest.mark.parametrize("host", ["lab-dns", "lab-store", "lab-remote", "lab-bastion", "old-mx-1", "new-mx-in-1",
                                   "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"])
 def test_each_host_answers_and_runs_its_services(lab, host):
     result = lab_ssh(host, "hostname; cat /proc/1/comm; ip route")

@@ -94,17 +94,18 @@ def test_a_near_miss_of_a_declared_name_is_a_warning_with_file_and_line(tmp_path
     assert "ntp_servers" not in text  # variables mxspec does not read are ignored
 
 
-def test_connection_variables_mxspec_does_not_act_on_yet_are_a_warning(tmp_path):
+def test_become_that_is_not_a_boolean_stops_the_run_before_any_host_is_contacted(tmp_path):
     inv = write(tmp_path, """\
         [est:children]
         smtp-router
         [smtp-router]
-        mx1 ansible_host=127.0.0.1 ansible_port=9 ansible_become=true queue_limit=20
+        mx1 ansible_host=127.0.0.1 ansible_port=9 ansible_become=maybe queue_limit=20
         """)
     result = run_mxspec_pytest("--hosts=est", f"--inventories={inv}", "-k", "queue_is_short", "--collect-only", "-q")
     text = output(result)
-    assert result.returncode == 0, text
-    assert f"mxspec: warning: {inv}:4: 'ansible_become' is set, but mxspec does not act on it yet" in text
+    assert result.returncode != 0, text
+    assert f"{inv}:4: inventory variable 'ansible_become' is not a boolean (true or false)" in text, text
+    assert "Traceback" not in text
 
 
 def test_a_value_only_a_skipped_opt_in_scenario_needs_is_not_asked_for(tmp_path):

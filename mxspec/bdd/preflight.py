@@ -9,9 +9,8 @@
 - **mistyped**: a declared variable set to a value of the wrong type, at the file and line that
   set it (whether or not a selected scenario reads it: it is wrong either way);
 - **near misses** (warnings): an undeclared variable spelt almost like a declared one that the
-  host lacks (`local_domain` for `local_domains`), at its file and line; and connection variables
-  mxspec declares but does not act on yet. Other undeclared variables are ignored: real
-  inventories carry many.
+  host lacks (`local_domain` for `local_domains`), at its file and line. Other undeclared
+  variables are ignored: real inventories carry many.
 """
 
 import os
@@ -127,6 +126,3 @@ def _check_declared(target: Target, variable: contract.Variable, value: object, 
     wrong = contract.problem(variable.name, value)
     if wrong:
         mistyped.setdefault(f"{where}: {wrong}", []).append(target.name)
-    elif not variable.honoured and value not in (None, "") and contract.typed(variable.name, value) != variable.default:
-        warnings.setdefault(f"{where}: '{variable.name}' is set, but mxspec does not act on it yet: "
-                            "it connects as ansible_user and runs commands as that user", []).append(target.name)

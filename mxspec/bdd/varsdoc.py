@@ -80,8 +80,6 @@ def describe(features: Path) -> str:
             lines += ["", f"{group}:"] if lines else [f"{group}:"]
         lines.append(f"  {variable.name:30} {variable.type.name:24} {_default(variable)}")
         lines.append(f"      {variable.meaning}; e.g. {variable.example}")
-        if not variable.honoured:
-            lines.append("      (declared for existing inventories; mxspec does not act on it yet)")
         if needs.get(variable.name):
             lines.append(f"      needed by scenarios in {_needed_by(needs[variable.name])}")
     lines += ["", "Postfix parameters that differ host by host (left out of comparisons; expected value):"]
@@ -93,8 +91,7 @@ def markdown() -> str:
     rows = ["| variable | type | default | meaning | example |", "| --- | --- | --- | --- | --- |"]
     for variable in contract.VARIABLES:
         default = "**required**" if variable.required else ("—" if variable.default is None else f"`{variable.default}`")
-        meaning = variable.meaning + ("" if variable.honoured else " (not acted on yet)")
-        rows.append(f"| `{variable.name}` | {variable.type.name} | {default} | {meaning} | `{variable.example}` |")
+        rows.append(f"| `{variable.name}` | {variable.type.name} | {default} | {variable.meaning} | `{variable.example}` |")
     return "\n".join(rows) + "\n"
 
 

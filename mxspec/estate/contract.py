@@ -153,7 +153,6 @@ class Variable:
     steps: tuple[str, ...] = ()  # step functions (module.function) that cannot work without it
     connection: bool = False  # read by the transport for every host, not by scenarios
     only_with: str | None = None  # needed only where this other variable is set (submission_user: submission_port)
-    honoured: bool = True  # False: declared so that inventories may carry it; mxspec does not act on it yet
     group: str = "behaviour"
 
     @property
@@ -205,15 +204,15 @@ VARIABLES: tuple[Variable, ...] = (
     _v("ansible_connection", TEXT, "`local`: the machine mxspec runs on; otherwise ssh", "local", default="ssh",
        connection=True, group="connection"),
     _v("ansible_ssh_common_args", TEXT, "extra ssh options, e.g. a bastion (ProxyJump)", "-o ProxyJump=ops@bastion",
-       default=None, connection=True, honoured=False, group="connection"),
+       default=None, connection=True, group="connection"),
     _v("ansible_ssh_extra_args", TEXT, "extra ssh options for ssh only", "-o StrictHostKeyChecking=yes", default=None,
-       connection=True, honoured=False, group="connection"),
+       connection=True, group="connection"),
     _v("ansible_become", BOOLEAN, "run privileged commands through sudo", "true", default=False, connection=True,
-       honoured=False, group="connection"),
+       group="connection"),
     _v("ansible_become_user", TEXT, "the user sudo runs commands as", "root", default="root", connection=True,
-       honoured=False, group="connection"),
+       group="connection"),
     _v("ansible_become_method", TEXT, "how to become that user (sudo)", "sudo", default="sudo", connection=True,
-       honoured=False, group="connection"),
+       group="connection"),
     _v("mxspec_ssh_config", PATH, "an ssh_config file for every ssh mxspec runs", "/var/lib/mxspec-lab/run/ssh_config",
        default=None, connection=True, group="connection"),
     _v("mxspec_transport", TEXT, "ssh (shared OpenSSH connection) or paramiko", "ssh", default="ssh", connection=True,

@@ -34,7 +34,8 @@ def write_ssh_config(lab: Lab, path: Path, control_dir: Path) -> None:
             "  UserKnownHostsFile /dev/null\n"
             "  LogLevel ERROR\n"
             "  ControlMaster auto\n"
-            f"  ControlPath {control_dir}/%n.sock\n"
+            # per user too: an operator's jump through the bastion must not ride root's master
+            f"  ControlPath {control_dir}/%r@%n.sock\n"
             "  ControlPersist 300\n")
     path.write_text("# Written by `mxspec lab up`; one alias per lab host.\n\n" + "\n".join(blocks))
 

@@ -129,6 +129,7 @@ def _host_files(lab: Lab, host: LabHost) -> dict[str, tuple[bytes, int]]:
     cert, cert_key = access.host_certificate(lab, host)
     files = {
         "/root/.ssh/authorized_keys": (Path(f"{key}.pub").read_bytes(), 0o600),
+        "/home/operator/.ssh/authorized_keys": (Path(f"{key}.pub").read_bytes(), 0o644),
         "/etc/ssl/lab/ca.crt": (ca_cert.read_bytes(), 0o644),
         "/etc/ssl/lab/host.crt": (cert.read_bytes(), 0o644),
         "/etc/ssl/lab/host.key": (cert_key.read_bytes(), 0o600),
@@ -142,8 +143,8 @@ def _host_files(lab: Lab, host: LabHost) -> dict[str, tuple[bytes, int]]:
 
 
 def _stop_host(lab: Lab, name: str, pid: int | None, requested: bool = False) -> None:
-    sock = run_dir(lab) / "control" / f"{name}.sock"
-    if sock.exists():  # a control master outliving its container would hang the next ssh
+    # a control master outliving its container would hang the next ssh (one per user: root, operator)
+    for sock in (run_dir(lab) / "control").glob(f"*@{name}.sock"):
         openssh.end_control_master(sock, name)
         sock.unlink(missing_ok=True)
     machines.stop(name, pid, requested=requested)

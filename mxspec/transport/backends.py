@@ -21,11 +21,23 @@ from testinfra.backend.ssh import SshBackend
 from mxspec.core.errors import CommandTimeout, MxspecError
 from mxspec.estate.inventory import IDENTITY, PORT, SPEC, SSH_CONFIG, TARGET, TRANSPORT, USER, Host
 
+BECOME = "ansible_become"  # inventory: run commands as another user (root by default) with sudo
+BECOME_USER = "ansible_become_user"
+BECOME_METHOD = "ansible_become_method"
+SSH_ARGS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")  # e.g. -o ProxyJump=me@bastion
+
 
 class BoundedRunMixin:
     """Bounds every command a testinfra backend runs through a local process (ssh, local)."""
 
     command_timeout: float = 60
+
+    def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
+        # -n: a sudo that wants a password fails at once with its own message, instead of
+        # waiting for a prompt nobody will answer until the command's bound.
+        if sudo_user is None:
+            return str(self.quote("sudo -n /bin/sh -c %s", command))  # type: ignore[attr-defined]
+        return str(self.quote("sudo -n -u %s /bin/sh -c %s", sudo_user, command))  # type: ignore[attr-defined]
 
     def run_local(self, command: str, *args: str) -> base.CommandResult:
         cmd = self.encode(self.quote(command, *args))  # type: ignore[attr-defined]
@@ -43,13 +55,13 @@ class BoundedRunMixin:
 class BoundedSshBackend(BoundedRunMixin, SshBackend):
     def process_line(self, remote: str) -> str:
         """The shell line that runs `remote` on the host over this backend's connection."""
-        cmd, args = self._build_ssh_command(remote)
+        cmd, args = self._build_ssh_command(self.get_command(remote))
         return str(self.quote(" ".join(cmd), *args))
 
 
 class BoundedLocalBackend(BoundedRunMixin, LocalBackend):
     def process_line(self, remote: str) -> str:
-        return remote
+        return str(self.get_command(remote))
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,22 @@ def _address(host: Host) -> str:
     return spec
 
 
+def become(host: Host) -> tuple[bool, str | None]:
+    """Whether the host's commands run through sudo, and as whom (None: sudo's default, root)."""
+    value = host.vars.get(BECOME, False)
+    on = value if isinstance(value, bool) else str(value).strip().lower() in ("yes", "true", "1", "on")
+    method = host.vars.get(BECOME_METHOD, "sudo")
+    if on and method != "sudo":
+        raise MxspecError(f"{host.where}: host '{host.name}': {BECOME_METHOD} '{method}' is not supported; "
+                          "mxspec becomes another user with sudo")
+    return on, (str(host.vars[BECOME_USER]) if on and host.vars.get(BECOME_USER) else None)
+
+
 def _ssh(host: Host, control_path: str, connect_timeout: float) -> BoundedSshBackend:
+    sudo, sudo_user = become(host)
+    # The inventory's own ssh arguments (a ProxyJump through a bastion, options) as Ansible passes
+    # them: shell words on ssh's command line.
+    own = " ".join(str(host.vars[name]) for name in SSH_ARGS if host.vars.get(name))
     return BoundedSshBackend(
         _address(host),
         ssh_config=host.ssh_config,
@@ -78,7 +105,8 @@ def _ssh(host: Host, control_path: str, connect_timeout: float) -> BoundedSshBac
         timeout=int(max(1, connect_timeout)),
         controlpersist=300,
         ssh_extra_args=f"-o BatchMode=yes -o ControlPath={control_path} "
-                       "-o ServerAliveInterval=5 -o ServerAliveCountMax=2",
+                       f"-o ServerAliveInterval=5 -o ServerAliveCountMax=2 {own}".rstrip(),
+        sudo=sudo, sudo_user=sudo_user,
     )
 
 
@@ -88,7 +116,8 @@ def _paramiko(host: Host, control_path: str, connect_timeout: float) -> Any:
 
 
 def _local(host: Host, control_path: str, connect_timeout: float) -> BoundedLocalBackend:
-    return BoundedLocalBackend()
+    sudo, sudo_user = become(host)
+    return BoundedLocalBackend(sudo=sudo, sudo_user=sudo_user)
 
 
 def _testinfra(host: Host, control_path: str, connect_timeout: float) -> Any:

@@ -87,13 +87,23 @@ class Connection:
             try:
                 result = self.testinfra.run("true")
                 if result.rc != 0:
-                    self._unreachable = _last_line(result.stderr) or f"exit {result.rc}"
+                    self._unreachable = self._refused(result)
             except Exception as error:  # each transport fails its own way: decoded in one place
                 self._unreachable = reason(error)
             if not self._unreachable and self.on_contact:
                 self.on_contact(self)
         if self._unreachable:
             raise HostUnreachable(f"host {self.name} unreachable: {self._unreachable}")
+
+    def _refused(self, result: base.CommandResult) -> str:
+        """Why a trivial command failed: sudo's refusal said with the user and what to change."""
+        said = _last_line(result.stderr) or f"exit {result.rc}"
+        if not (getattr(self.backend, "sudo", False) and "sudo" in result.stderr):
+            return said
+        user = getattr(getattr(self.backend, "host", None), "user", None) or "the login user"
+        become = getattr(self.backend, "sudo_user", None) or "root"
+        return (f"as {user}, `sudo -n` to {become} refused: {said} (mxspec never answers a password "
+                f"prompt: give {user} NOPASSWD sudo on the host, or connect as a user that needs no become)")
 
     def run(self, command: str, *args: str) -> base.CommandResult:
         self.check()

@@ -1,0 +1,2 @@
+# The bastion runs nothing but sshd (base role).
+true
