@@ -81,7 +81,8 @@ class JournalLog(MailLog):
     def since_start_command(self, grep: str) -> str:
         return (f"since=$(systemctl show -p ActiveEnterTimestamp --value {POSTFIX_UNIT}); "
                 f"[ -n \"$since\" ] || {{ echo '{POSTFIX_UNIT} has not started' >&2; exit 3; }}; "
-                'log=$(journalctl --no-pager -o short-iso --since "$since") || '
+                # the mail facility only: sudo logs each command it runs (this one's patterns included)
+                'log=$(journalctl --no-pager -o short-iso --since "$since" SYSLOG_FACILITY=2) || '
                 "{ echo 'journalctl failed' >&2; exit 3; }; "
                 f'printf "%s\\n" "$log" | grep -F {grep} | head -n 50')
 

@@ -129,7 +129,7 @@ def _host_files(lab: Lab, host: LabHost) -> dict[str, tuple[bytes, int]]:
     cert, cert_key = access.host_certificate(lab, host)
     files = {
         "/root/.ssh/authorized_keys": (Path(f"{key}.pub").read_bytes(), 0o600),
-        "/home/operator/.ssh/authorized_keys": (Path(f"{key}.pub").read_bytes(), 0o644),
+        "/home/ops/.ssh/authorized_keys": (Path(f"{key}.pub").read_bytes(), 0o644),
         "/etc/ssl/lab/ca.crt": (ca_cert.read_bytes(), 0o644),
         "/etc/ssl/lab/host.crt": (cert.read_bytes(), 0o644),
         "/etc/ssl/lab/host.key": (cert_key.read_bytes(), 0o600),
@@ -143,7 +143,7 @@ def _host_files(lab: Lab, host: LabHost) -> dict[str, tuple[bytes, int]]:
 
 
 def _stop_host(lab: Lab, name: str, pid: int | None, requested: bool = False) -> None:
-    # a control master outliving its container would hang the next ssh (one per user: root, operator)
+    # a control master outliving its container would hang the next ssh (one per user: root, ops)
     for sock in (run_dir(lab) / "control").glob(f"*@{name}.sock"):
         openssh.end_control_master(sock, name)
         sock.unlink(missing_ok=True)
