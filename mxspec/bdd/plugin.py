@@ -15,7 +15,7 @@ from mxspec.bdd import adapter, preflight, vocabulary
 from mxspec.checks import changes
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
-from mxspec.estate import roles
+from mxspec.estate import roles, shards
 from mxspec.estate.inventory import Estate, load_estates, raw_estate
 from mxspec.estate.target import Target, targets_for
 from mxspec.estate.values import MissingVariable
@@ -45,6 +45,15 @@ class Run:
         self.pool = pool
         self.timeout = timeout
         self.notices: list[str] = []  # what the run found and did on first reaching each host
+        self.shard: shards.Shard | None = None  # --mx-shard: this runner checks these targets only
+        self.units: set[str] = set()
+        self.shard_note = ""  # why this shard has nothing to run, when it has not
+
+    def covers(self) -> dict[str, list[str]] | None:
+        """Estate -> the targets (hosts, and the estate itself for @estate) this run checks; None: all."""
+        if self.shard is None:
+            return None
+        return {e.name: [t for t in [*e.hosts, e.name] if shards.unit(e.name, t) in self.units] for e in self.estates}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +82,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "report (HTML, Markdown, JSON) to DIR; the exit code is 0 for GO, 1 for NO-GO")
     group.addoption("--mx-waivers", metavar="FILE", default=None,
                     help="accepted differences (scenario, host, reason, owner, expires) for the readiness report")
+    group.addoption("--mx-shard", metavar="K/N", default=None,
+                    help="check shard K of N: a stable share of the selected estates' hosts, for N runners; "
+                         "write --mx-results on each and merge them with `mxspec report`")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,19 +96,32 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{tag}: {description}")
     config.addinivalue_line("markers", "xdist_group(name): scenarios run on one pytest-xdist worker")
     try:
-        config.stash[RUN] = _make_run(config)
+        config.stash[RUN] = run = _make_run(config)
         option = config.option
-        if option.mx_report and len(config.stash[RUN].estates) != 2:
+        if option.mx_report and len(run.estates) != 2:
             raise MxspecError("--mx-report compares two estates: give --hosts=OLD,NEW (old first)")
+        if option.mx_shard:
+            _shard(run, option.mx_shard, option.mx_report)
         if (option.mx_results or option.mx_report) and not hasattr(config, "workerinput"):
             # Only the controller writes results: xdist workers hand theirs back in their reports.
             config.pluginmanager.register(ResultsCollector(
-                config, config.stash[RUN].estates, Path(option.mx_results) if option.mx_results else None,
-                Path(option.mx_report) if option.mx_report else None, option.mx_waivers), "mxspec-results")
+                config, run.estates, Path(option.mx_results) if option.mx_results else None,
+                Path(option.mx_report) if option.mx_report else None, option.mx_waivers,
+                str(run.shard or ""), run.covers()), "mxspec-results")
         elif option.mx_waivers:
             raise MxspecError("--mx-waivers goes with --mx-report")
     except MxspecError as error:
         raise pytest.UsageError(str(error)) from None
+
+
+def _shard(run: Run, spec: str, report: str | None) -> None:
+    run.shard = shards.parse(spec)
+    if report:
+        raise MxspecError(f"--mx-shard={spec} with --mx-report: a shard holds part of the estates, and the "
+                          "readiness verdict is for the whole of them; write --mx-results=FILE on each shard "
+                          "and merge the files with `mxspec report FILE... --old OLD --new NEW`")
+    everything = [shards.unit(e.name, t) for e in run.estates for t in [*e.hosts, e.name]]
+    run.units = run.shard.select(everything)
 
 
 def _make_run(config: pytest.Config) -> Run:
@@ -133,6 +158,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN, None)
     if run and hasattr(session.config, "workeroutput"):
         session.config.workeroutput["mxspec_notices"] = run.notices
+    # A matrix may be wider than the estate: a shard with nothing to check passes, and says so.
+    if run and run.shard_note and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -144,6 +172,8 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN, None)
+    if run and run.shard_note:
+        terminalreporter.write_line(f"mxspec: {run.shard_note}", yellow=True)
     if run and run.notices:
         terminalreporter.section("mxspec: hosts restored before testing", yellow=True)
         for notice in run.notices:
@@ -187,6 +217,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             f"{config.option.inventories or 'inventories/'})")
     # Scenarios with no host of their role in the selected estates are not collected at all.
     items[:] = [item for item in items if not _is_scenario(item) or _target(item) is not None]
+    if run.shard is not None:
+        _keep_shard(config, run, items)
     for item in items:
         target = _target(item)
         if target is None:
@@ -208,6 +240,24 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                     + "\n  ".join(problems))
         # Opt-in scenarios left out of this run need no inventory values.
         _preflight(config, [i for i in items if not i.get_closest_marker("skip")])
+
+
+def _keep_shard(config: pytest.Config, run: Run, items: list[pytest.Item]) -> None:
+    """--mx-shard: the scenarios of this shard's hosts; the others deselected, as -k would."""
+    def mine(item: pytest.Item) -> bool:
+        target = _target(item)
+        return target is None or shards.unit(target.estate.name, target.name) in run.units
+
+    others = [item for item in items if not mine(item)]
+    if others:
+        items[:] = [item for item in items if mine(item)]
+        config.hook.pytest_deselected(items=others)
+    hosts = sorted(unit for unit in run.units if unit.partition("/")[2] not in {e.name for e in run.estates})
+    if not run.units:
+        run.shard_note = f"shard {run.shard} has no host of the selected estates: nothing to check here"
+    elif not any(_is_scenario(item) for item in items):
+        run.shard_note = (f"shard {run.shard} has no scenario to run on its hosts "
+                          f"({', '.join(hosts) or 'the estates themselves'})")
 
 
 def _preflight(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -30,14 +30,14 @@ def target_in_id(nodeid: str, names: list[str]) -> str | None:
 
 class ResultsCollector:
     def __init__(self, config: pytest.Config, estates: list[Any], results_path: Path | None, report_dir: Path | None,
-                 waivers_path: str | None):
+                 waivers_path: str | None, shard: str = "", covers: dict[str, list[str]] | None = None):
         self.config = config
         self.results_path = results_path
         self.report_dir = report_dir
         self.waivers = readiness.load_waivers(waivers_path) if waivers_path else []
         self.results = Results(
             {e.name: sorted({r for h in e.hosts.values() for r in h.roles}) for e in estates},
-            {e.name: {h.name: list(h.roles) for h in e.hosts.values()} for e in estates})
+            {e.name: {h.name: list(h.roles) for h in e.hosts.values()} for e in estates}, shard=shard, covers=covers)
         self.planned: dict[str, int] = {}
         self.done: dict[str, list[str]] = {}
         self.readiness: readiness.Readiness | None = None

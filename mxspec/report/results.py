@@ -2,6 +2,12 @@
 
 Every record travels in the test report's `user_properties`, which pytest-xdist carries back
 from its workers, so a distributed run writes the same file as a serial one.
+
+A file describes its estates whole (every host and its roles) and says which of their hosts it
+holds results for: all of them, or, from a shard (`--mx-shard=K/N`), the shard's hosts
+(`covers`). `merge` puts files back together and refuses what would make a report speak for
+hosts it has no results of: a host covered by two files that disagree, an estate described
+differently, a host no file covers (a shard left out).
 """
 
 import datetime
@@ -38,32 +44,68 @@ class Results:
     hosts: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # estate -> host -> roles
     results: list[Result] = field(default_factory=list)
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    shard: str = ""  # "K/N" when written by one shard of a run
+    covers: dict[str, list[str]] | None = None  # estate -> targets held here; None: every target
 
-    def merge(self, other: "Results") -> None:
-        for estate in other.estates:
-            if estate in self.estates:
-                raise MxspecError(f"estate '{estate}' appears in two results files")
-        self.estates.update(other.estates)
-        self.hosts.update(other.hosts)
-        self.results += other.results
+    def targets(self, estate: str) -> list[str]:
+        """The targets of an estate this file holds results for (a host's name, or the estate's own)."""
+        if self.covers is not None:
+            return list(self.covers.get(estate, []))
+        return [*self.hosts.get(estate, {}), estate]
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"format": FORMAT, "created": self.created, "estates": self.estates, "hosts": self.hosts,
-                "results": [asdict(r) for r in self.results]}
+        data: dict = {"format": FORMAT, "created": self.created, "estates": self.estates, "hosts": self.hosts}
+        if self.shard:
+            data |= {"shard": self.shard, "covers": self.covers}
+        data["results"] = [asdict(r) for r in self.results]
         path.write_text(json.dumps(data, indent=1))
 
 
-def read(path: Path) -> Results:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise MxspecError(f"{path}: no such results file") from None
-    except (OSError, ValueError) as error:
-        raise MxspecError(f"{path}: not a results file ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise MxspecError(f"{path}: not an mxspec results file (format {FORMAT} expected)")
-    try:
-        return Results(data["estates"], data["hosts"], [Result(**r) for r in data["results"]], data["created"])
-    except (KeyError, TypeError) as error:
-        raise MxspecError(f"{path}: malformed results file ({error})") from None
+def merge(files: list[tuple[str, Results]]) -> Results:
+    """Results files (name, contents) as one: hosts may be split across files, never told twice differently."""
+    merged = Results({}, {}, [])
+    described: dict[str, str] = {}  # estate -> the first file describing it
+    held: dict[tuple[str, str], str] = {}  # (estate, target) -> the file holding its results
+    for name, results in files:
+        for estate in results.estates:
+            first = described.setdefault(estate, name)
+            if first != name and (merged.estates[estate], merged.hosts.get(estate)) != (
+                    results.estates[estate], results.hosts.get(estate)):
+                raise MxspecError(f"estate '{estate}' has other hosts or roles in {name} than in {first}: "
+                                  "results files to merge come from runs over the same inventory")
+            merged.estates.setdefault(estate, results.estates[estate])
+            merged.hosts.setdefault(estate, results.hosts.get(estate, {}))
+            for target in results.targets(estate):
+                _take(merged, results, (estate, target), name, held)
+    _check_covered(merged, held, [(name, results.shard) for name, results in files if results.shard])
+    return merged
+
+
+def _of(results: Results, key: tuple[str, str]) -> list[Result]:
+    return [r for r in results.results if (r.estate, r.target) == key]
+
+
+def _take(merged: Results, results: Results, key: tuple[str, str], name: str, held: dict) -> None:
+    first = held.setdefault(key, name)
+    mine = _of(results, key)
+    if first == name:
+        merged.results += mine
+    elif _of(merged, key) != mine:
+        what = f"estate '{key[0]}'" if key[0] == key[1] else f"host '{key[1]}' of estate '{key[0]}'"
+        raise MxspecError(f"{what} has results in both {first} and {name}, and they differ: "
+                          "give each host's results once (each shard's file once)")
+
+
+def _check_covered(merged: Results, held: dict, shards: list[tuple[str, str]]) -> None:
+    counts = {shard.partition("/")[2] for _, shard in shards}
+    if len(counts) > 1:
+        raise MxspecError("results files of differently sharded runs: "
+                          + ", ".join(f"{name} is shard {shard}" for name, shard in shards))
+    for estate, hosts in merged.hosts.items():
+        missing = [host for host in [*hosts, estate] if (estate, host) not in held]
+        if missing:
+            given = ", ".join(sorted((shard for _, shard in shards), key=lambda s: int(s.partition("/")[0])))
+            names = ", ".join("the estate-wide scenarios" if name == estate else name for name in missing)
+            raise MxspecError(f"the results files hold part of estate '{estate}' only: none holds {names}"
+                              + (f" (shards given: {given}; every shard of the run is needed)" if shards else ""))
