@@ -109,3 +109,19 @@ def _check_covered(merged: Results, held: dict, shards: list[tuple[str, str]]) -
             names = ", ".join("the estate-wide scenarios" if name == estate else name for name in missing)
             raise MxspecError(f"the results files hold part of estate '{estate}' only: none holds {names}"
                               + (f" (shards given: {given}; every shard of the run is needed)" if shards else ""))
+
+
+def read(path: Path) -> Results:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise MxspecError(f"{path}: no such results file") from None
+    except (OSError, ValueError) as error:
+        raise MxspecError(f"{path}: not a results file ({error})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise MxspecError(f"{path}: not an mxspec results file (format {FORMAT} expected)")
+    try:
+        return Results(data["estates"], data["hosts"], [Result(**r) for r in data["results"]], data["created"],
+                       data.get("shard", ""), data.get("covers"))
+    except (KeyError, TypeError) as error:
+        raise MxspecError(f"{path}: malformed results file ({error})") from None
