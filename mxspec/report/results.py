@@ -87,11 +87,13 @@ def _of(results: Results, key: tuple[str, str]) -> list[Result]:
 
 
 def _take(merged: Results, results: Results, key: tuple[str, str], name: str, held: dict) -> None:
-    first = held.setdefault(key, name)
     mine = _of(results, key)
-    if first == name:
+    if key not in held:
+        held[key] = name
         merged.results += mine
-    elif _of(merged, key) != mine:
+        return
+    first = held[key]
+    if _of(merged, key) != mine:
         what = f"estate '{key[0]}'" if key[0] == key[1] else f"host '{key[1]}' of estate '{key[0]}'"
         raise MxspecError(f"{what} has results in both {first} and {name}, and they differ: "
                           "give each host's results once (each shard's file once)")
