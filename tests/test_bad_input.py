@@ -149,3 +149,19 @@ def test_waivers_file_errors_name_the_file(tmp_path):
     waivers.write_text("waivers:\n  - {scenario: s, reason: r, owner: o}\n")
     result = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-report={tmp_path}/r", f"--mx-waivers={waivers}")
     assert_clean_error(result, f"{waivers}:2: waiver 1 lacks expires")
+
+
+@pytest.mark.parametrize("shard, fragment", [
+    ("0/3", "--mx-shard=0/3: shard 0 does not exist, shards count from 1 to 3"),
+    ("4/3", "--mx-shard=4/3: shard 4 does not exist, shards count from 1 to 3"),
+    ("x", "--mx-shard=x: not a shard; expected K/N"),
+    ("1/0", "--mx-shard=1/0: the number of shards N must be at least 1"),
+])
+def test_bad_shard_names_the_option(shard, fragment):
+    assert_clean_error(run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-shard={shard}"), fragment)
+
+
+def test_a_shard_does_not_give_the_readiness_verdict(tmp_path):
+    assert_clean_error(run_mxspec_pytest("--hosts=old-mx,new-mx", "--mx-shard=2/3", f"--mx-report={tmp_path}/r"),
+                       "--mx-shard=2/3 with --mx-report: a shard holds part of the estates",
+                       "write --mx-results=FILE on each shard and merge the files with `mxspec report")
