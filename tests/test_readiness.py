@@ -167,3 +167,27 @@ def test_junit_and_cucumber_reports_keep_working_beside_the_readiness_report(lab
     scenarios = [element for feature in features for element in feature["elements"]]
     assert len(scenarios) == 10
     assert all(step["result"]["status"] == "passed" for s in scenarios for step in s["steps"])
+
+
+def test_three_shards_merged_by_mxspec_report_equal_the_unsharded_run(lab, tmp_path):
+    """Issue 15's 'done when': the hosts of both estates over 3 runners, merged, give the one run's report."""
+    from conftest import run_mxspec_pytest
+
+    whole = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-report={tmp_path / 'whole'}", "-p", "no:cacheprovider")
+    assert whole.returncode in (0, 1) and "Traceback" not in output(whole), output(whole)
+    files = []
+    for k in (1, 2, 3):
+        files.append(str(tmp_path / f"shard-{k}.json"))
+        shard = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-shard={k}/3", f"--mx-results={files[-1]}",
+                                  "-p", "no:cacheprovider")
+        assert shard.returncode in (0, 1) and "deselected" in output(shard), output(shard)
+    merged = run_mxspec("report", *files, "--old", "old-mx", "--new", "new-mx", "--out", str(tmp_path / "merged"))
+    assert merged.returncode == whole.returncode, output(merged)
+
+    def behaviours(name):
+        data = json.loads((tmp_path / name / "readiness.json").read_text())
+        return data["verdict"], data["counts"], [(b["role"], b["scenario"], b["example"], b["status"], b["old"],
+                                                  b["new"]) for b in data["behaviours"]]
+
+    assert behaviours("merged") == behaviours("whole")
+    assert behaviours("whole")[0] == "GO"
