@@ -169,7 +169,7 @@ def test_junit_and_cucumber_reports_keep_working_beside_the_readiness_report(lab
     assert all(step["result"]["status"] == "passed" for s in scenarios for step in s["steps"])
 
 
-def test_three_shards_merged_by_mxspec_report_equal_the_unsharded_run(lab, tmp_path):
+def test_a_distributed_run_over_three_shards_merged_by_mxspec_report_equals_the_unsharded_run(lab, tmp_path):
     """Issue 15's 'done when': the hosts of both estates over 3 runners, merged, give the one run's report."""
     from conftest import run_mxspec_pytest
 
