@@ -1,5 +1,6 @@
 """Shards across runners: which hosts a shard checks, and shards' results merged into one report (no host contacted)."""
 
+import datetime
 import json
 import random
 import re
@@ -10,6 +11,7 @@ from conftest import PROJECT, output, run_mxspec, run_mxspec_pytest
 from mxspec import MxspecError
 from mxspec.estate import shards
 from mxspec.estate.inventory import load_estates
+from mxspec.report import readiness, render
 from mxspec.report.results import Result, Results, merge, read
 
 HOSTS = [f"mx-{n}" for n in range(1, 24)]
@@ -223,3 +225,40 @@ def test_shards_of_other_runs_are_refused(tmp_path):
     assert result.stderr.strip() == (
         f"mxspec: error: estate 'new-mx' has other hosts or roles in {tmp_path / 'changed.json'} than in {three[0]}: "
         "results files to merge come from runs over the same inventory")
+
+
+def test_the_plugins_shard_files_merge_into_the_unsharded_report(tmp_path):
+    """The real run, end to end, with every host unreachable (nothing listens on 127.0.0.1:9; the
+    estate-wide scenarios, which query the estate's DNS, left out): each host's scenarios fail at
+    once, so both sides are 'broken in both' and the reports must agree item by item."""
+    inventories = tmp_path / "inventories"
+    inventories.mkdir()
+    for source in (PROJECT / "inventories").glob("*.yml"):
+        text = re.sub(r"mxspec_ssh_config: \S+", "ansible_port: 9", source.read_text())
+        text = re.sub(r"ansible_host: [\w.-]+", "ansible_host: 127.0.0.1", text).replace("10.213.0.", "192.0.2.")
+        (inventories / source.name).write_text(text)
+    common = ("-p", "no:cacheprovider", "--hosts=old-mx,new-mx", f"--inventories={inventories}", "-m", "not estate",
+              "--mx-connect-timeout=3", "--mx-timeout=3", "features")
+    whole = run_mxspec_pytest(*common, f"--mx-report={tmp_path / 'whole'}")
+    assert whole.returncode == 1 and "unreachable" in whole.stdout, output(whole)
+    files = [str(tmp_path / f"shard-{k}.json") for k in (1, 2, 3)]
+    for k, path in enumerate(files, 1):
+        shard = run_mxspec_pytest(*common, f"--mx-shard={k}/3", f"--mx-results={path}")
+        assert shard.returncode == 1 and "deselected" in shard.stdout, output(shard)
+    assert sum(len(read(f).results) for f in files) == len(read(tmp_path / "whole" / "results.json").results) > 100
+    merged = run_mxspec("report", *files, "--old", "old-mx", "--new", "new-mx", "--out", str(tmp_path / "merged"))
+    assert merged.returncode == 1, output(merged)
+    expected = json.loads((tmp_path / "whole" / "readiness.json").read_text())
+    assert expected["counts"]["broken in both"] > 30
+    assert json.loads((tmp_path / "merged" / "readiness.json").read_text()) == expected
+    for kind in ("md", "html"):
+        assert (tmp_path / "merged" / f"readiness.{kind}").read_text() == \
+            (tmp_path / "whole" / f"readiness.{kind}").read_text()
+
+
+def test_a_behaviours_hosts_read_in_inventory_order_however_the_results_came():
+    data, shuffled = whole_run(), whole_run()
+    shuffled.results.reverse()  # e.g. the shard holding the later hosts merged first
+    today = datetime.date(2026, 11, 25)
+    assert render.to_json(readiness.compare(shuffled, "old-mx", "new-mx", [], today)) == \
+        render.to_json(readiness.compare(data, "old-mx", "new-mx", [], today))
