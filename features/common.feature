@@ -1,7 +1,8 @@
 Feature: Every mail host
   Whatever its role, a mail host has its mail software installed, runs it now and starts it
-  at boot, keeps a valid configuration, listens where the estate expects, has logged no
-  fatal error since it started, and keeps its queue short. The values come from the
+  at boot, keeps a valid configuration and runs it as it is on disk (lookup tables compiled,
+  changes reloaded), listens where the estate expects, has logged no fatal error since it
+  started, and keeps its queue short. The values come from the
   estate's inventory, so the same behaviours serve the old estate and the new one.
 
   Scenario: The mail software is installed
@@ -21,6 +22,12 @@ Feature: Every mail host
 
   Scenario: The Postfix configuration is valid
     Then "postfix check" reports no problems
+
+  Scenario: The lookup tables Postfix uses are compiled from their current source
+    Then every indexed map Postfix uses is compiled from its current source, in a format this Postfix can open
+
+  Scenario: Postfix runs the configuration that is on disk
+    Then main.cf and master.cf have not changed since Postfix last started or reloaded
 
   Scenario: Postfix listens where the estate expects
     Then the host listens on:

@@ -32,6 +32,9 @@ Feature: Inbound MX
       Then EHLO offers "STARTTLS" and "SIZE"
       And STARTTLS gives a certificate for the host's name, signed by the estate's CA
 
+    Scenario: The inbound MX's certificates stay valid for the estate's margin and match Postfix's key
+      Then every certificate the host presents with STARTTLS stays valid for the estate's margin and matches Postfix's key
+
     Scenario: Outdated TLS versions are refused where the estate requires TLS 1.2
       Given the estate requires TLS 1.2 or newer
       Then a client limited to TLS 1.1 cannot start TLS

@@ -21,6 +21,9 @@ Feature: Outbound MX
     Then on the submission port, AUTH is offered only after STARTTLS
     And on the submission port, a wrong password for the submission user is refused with "535"
 
+  Scenario: The outbound MX's certificates stay valid for the estate's margin and match Postfix's key
+    Then every certificate the host presents with STARTTLS stays valid for the estate's margin and matches Postfix's key
+
   @sends_mail
   Scenario: Mail leaving the estate is signed with DKIM
     Given an SMTP client on an authorised network

@@ -51,6 +51,22 @@ CASES = [
          Fault("old-mx-1", "chown root /var/spool/postfix/active",
                "chown postfix /var/spool/postfix/active && postfix stop && postfix start", "active queue owned by root"),
          "open directory active: Permission denied"),
+    # A map's source edited and never compiled: the inbound MXs run no pick-up that would compile it.
+    Case("the_lookup_tables_postfix_uses_are_compiled_from_their_current_source", "new-mx", "new-mx-in-2",
+         Fault("new-mx-in-2", "sed -i 's/^bob@beta.test.*/bob@beta.test\tREJECT/' /etc/postfix/relay_recipients",
+               "postmap /etc/postfix/relay_recipients", "relay_recipients edited without postmap",
+               ("/etc/postfix/relay_recipients",)),
+         "/etc/postfix/relay_recipients.db is older than its source"),
+    # main.cf edited and never reloaded: the outbound MX runs no pick-up that would reload it.
+    Case("postfix_runs_the_configuration_that_is_on_disk", "new-mx", "new-out-1",
+         Fault("new-out-1", "postconf -e delay_warning_time=4h", "postfix reload", "main.cf edited without reload",
+               ("/etc/postfix/main.cf",)),
+         "/etc/postfix/main.cf changed at"),
+    Case("postfix_runs_the_configuration_that_is_on_disk", "old-mx", "old-mx-1",
+         # a comment only: the host's pick-up (cron) reloads on changed settings, not on this
+         Fault("old-mx-1", "echo '# edited, never reloaded' >> /etc/postfix/main.cf", "postfix reload",
+               "main.cf edited without reload", ("/etc/postfix/main.cf",)),
+         "/etc/postfix/main.cf changed at"),
     Case("postfix_listens_where_the_estate_expects", "new-mx", "new-mx-in-1",
          service_stopped("new-mx-in-1", "rspamd"), "not listening on tcp://127.0.0.1:11332"),
     Case("postfix_has_logged_no_fatal_error_since_it_last_started", "old-mx", "old-mx-1",
@@ -88,6 +104,15 @@ CASES = [
                "rm -f /root/other.* && postfix reload", "a self-signed certificate for another name",
                ("/etc/postfix/main.cf",)),
          "certificate verify failed: self-signed certificate"),
+    Case("the_inbound_mxs_certificates_stay_valid_for_the_estates_margin_and_match_postfixs_key", "new-mx",
+         "new-mx-in-1",
+         # smtpd_tls_chain_files wins over smtpd_tls_key_file: another certificate is served than the key file's
+         Fault("new-mx-in-1", "openssl req -x509 -newkey rsa:2048 -nodes -days 60 -subj /CN=new-mx-in-1.lab.test "
+               "-keyout /root/other.key -out /root/other.crt 2>/dev/null && cat /root/other.key /root/other.crt "
+               "> /root/other.pem && postconf -e smtpd_tls_chain_files=/root/other.pem && postfix reload",
+               "rm -f /root/other.* && postfix reload", "a certificate served that is not the key file's",
+               ("/etc/postfix/main.cf",)),
+         "does not match the private key Postfix is configured with (/etc/ssl/lab/host.key)"),
     Case("outdated_tls_versions_are_refused_where_the_estate_requires_tls_12", "new-mx", "new-mx-in-2",
          # No OpenSSL baseline (Debian's says TLS 1.2 at least) and every protocol allowed.
          Fault("new-mx-in-2", "postconf -e tls_config_file=none 'smtpd_tls_protocols=>=TLSv1' "
@@ -146,6 +171,13 @@ CASES = [
                "submission/inet/smtpd_tls_auth_only=no && postfix reload",
                "postfix reload", "AUTH offered in clear", ("/etc/postfix/master.cf",)),
          "port 587 offers AUTH before STARTTLS"),
+    Case("the_outbound_mxs_certificates_stay_valid_for_the_estates_margin_and_match_postfixs_key", "new-mx", "new-out-1",
+         Fault("new-out-1", "openssl req -x509 -newkey rsa:2048 -nodes -days 5 -subj /CN=new-out-1.lab.test "
+               "-keyout /root/soon.key -out /root/soon.crt 2>/dev/null && postconf -e "
+               "smtpd_tls_cert_file=/root/soon.crt smtpd_tls_key_file=/root/soon.key && postfix reload",
+               "rm -f /root/soon.* && postfix reload", "a certificate that expires in 5 days",
+               ("/etc/postfix/main.cf",)),
+         "expires in 5.0 days (not after"),
     Case("mail_leaving_the_estate_is_signed_with_dkim", "new-mx", "new-out-1",
          service_stopped("new-out-1", "opendkim"), "the message arrived without a DKIM-Signature header"),
     # Configuration changes (opt-in): the router's pick-up mechanism, lab-apply, broken one way each

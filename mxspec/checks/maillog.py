@@ -20,6 +20,7 @@ RECENT_LINES = 20000
 DELIVERY = re.compile(r": (?P<queue_id>\w+): to=<(?P<recipient>[^>]*)>.*?relay=(?P<relay>[^\s,\[]+)"
                       r".*?status=(?P<status>\w+)")
 FINAL = {"sent", "bounced", "expired"}
+RELOAD = "reload -- version"  # what the Postfix master logs when it reloads its configuration
 POSTFIX_UNIT = "postfix@-.service"  # Debian's unit that runs the Postfix master under systemd
 
 
@@ -59,6 +60,11 @@ class MailLog:
         """Where the mail log ends now, for `lines_since`."""
         raise NotImplementedError
 
+    def reload_times_command(self, pid: str, since: int) -> str:
+        """A shell command printing when (epoch seconds, one a line) the master `pid` logged a reload,
+        from about `since` on; or exiting 3 with why it cannot read the log."""
+        raise NotImplementedError
+
     def lines_since(self, since: str) -> list[str]:
         """Mail log lines written after `mark()` returned `since`."""
         raise NotImplementedError
@@ -86,6 +92,12 @@ class JournalLog(MailLog):
                 "{ echo 'journalctl failed' >&2; exit 3; }; "
                 f'printf "%s\\n" "$log" | grep -F {grep} | head -n 50')
 
+    def reload_times_command(self, pid: str, since: int) -> str:
+        # _PID: the master's own entries only, however busy the mail log is
+        return (f"log=$(journalctl --no-pager -q -o short-unix --since @{int(since)} "
+                f"_PID={shlex.quote(pid)} SYSLOG_FACILITY=2) || {{ echo 'journalctl failed' >&2; exit 3; }}; "
+                f"printf '%s\\n' \"$log\" | grep -F {shlex.quote(f'[{pid}]: {RELOAD}')} | cut -d' ' -f1")
+
     def mark(self) -> str:
         result = self.mailhost.run("journalctl -n 0 --show-cursor -q")
         return str(result.stdout).strip().removeprefix("-- cursor: ")
@@ -112,6 +124,17 @@ class FileLog(MailLog):
         return (f"test -r {log_q} || {{ echo 'no readable mail log {self.where}' >&2; exit 3; }}; "
                 f"n=$(grep -n 'postfix/master\\[[0-9]*\\]: daemon started' {log_q} | tail -n 1 | cut -d: -f1); "
                 f'tail -n +"${{n:-1}}" {log_q} | grep -F {grep} | head -n 50')
+
+    def reload_times_command(self, pid: str, since: int) -> str:
+        # The log rotated once (uncompressed) too; syslog's stamps are the host's local time, as
+        # `date` reads them there: `Nov 25 14:16:48` (this year, or last if that is ahead) or RFC 3339.
+        log_q = shlex.quote(self.where)
+        line = shlex.quote(f"postfix/master[{pid}]: {RELOAD}")
+        return (f"test -r {log_q} || {{ echo 'no readable mail log {self.where}' >&2; exit 3; }}; "
+                f"now=$(date +%s); for f in {log_q}.1 {log_q}; do [ -r \"$f\" ] && grep -hF {line} \"$f\"; done | "
+                "while IFS= read -r l; do case \"$l\" in [0-9][0-9][0-9][0-9]-*) ts=${l%% *};; "
+                "*) ts=$(printf '%s' \"$l\" | cut -c1-15);; esac; t=$(date -d \"$ts\" +%s) || continue; "
+                "[ \"$t\" -gt \"$now\" ] && t=$(date -d \"$ts 1 year ago\" +%s); echo \"$t\"; done")
 
     def mark(self) -> str:
         result = self.mailhost.run(f"stat -c %s {shlex.quote(self.where)} 2>/dev/null || echo 0")

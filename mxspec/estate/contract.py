@@ -221,7 +221,7 @@ VARIABLES: tuple[Variable, ...] = (
        "[inbound-mx, outbound-mx]", default=None, connection=True, group="connection"),
     # What the host is and announces.
     _v("smtp_name", DOMAIN, "the name the host announces in its SMTP greeting and certificate", "mx1.example.org",
-       steps=(*_TLS, "smtp.old_tls_refused", "smtp.greeting_in_time")),
+       steps=(*_TLS, "smtp.old_tls_refused", "smtp.greeting_in_time", "smtp.certificates_valid_and_matching")),
     _v("smtp_address", TEXT, "where mxspec's SMTP probes connect (name or address), if not the connection target's",
        "192.0.2.25", default=None),
     _v("mail_log", MAIL_LOG, "where the host logs mail: `journal` or a file", "/var/log/mail.log", default="journal"),
@@ -233,6 +233,8 @@ VARIABLES: tuple[Variable, ...] = (
     _v("greeting_seconds", SECONDS, "longest wait for the SMTP greeting", "5"),
     _v("tls_minimum", TLS_VERSION, "the oldest TLS version the estate accepts; scenarios needing TLS 1.2 skip without",
        "TLSv1.2", default=None),
+    _v("certificate_margin_days", COUNT, "the fewest days a certificate the hosts serve may have left", "21",
+       default=21),
     _v("tls_ca", PATH, "CA file (on mxspec's machine) that signs the hosts' certificates", "/etc/ssl/certs/ca.pem",
        steps=_TLS),
     # The estate's mail.

@@ -2,9 +2,10 @@
 
 
 
+import pytest
 from pytest_bdd import parsers, then
 
-from mxspec.checks import hostchecks
+from mxspec.checks import hostchecks, liveconfig
 from mxspec.checks.mailhost import MailHost
 from mxspec.steps.phrases import TYPES
 
@@ -25,6 +26,19 @@ def services_running_and_enabled(mailhost: MailHost, datatable: list[list[str]])
 def command_reports_no_problems(mailhost: MailHost, command: str) -> None:
     """The command exits 0 and prints nothing (e.g. "postfix check")."""
     hostchecks.command_is_silent(mailhost, mailhost.value(command))
+
+
+@then("every indexed map Postfix uses is compiled from its current source, in a format this Postfix can open")
+def maps_compiled_from_source(mailhost: MailHost) -> None:
+    """Each hash/btree/lmdb/cdb map: a type `postconf -m` lists, compiled after its source, sampled keys as in the source."""
+    if not liveconfig.maps_compiled_from_source(mailhost):
+        pytest.skip(f"host {mailhost.name}: Postfix uses no indexed (hash, btree, lmdb, cdb) map")
+
+
+@then("main.cf and master.cf have not changed since Postfix last started or reloaded")
+def configuration_is_live(mailhost: MailHost) -> None:
+    """Their modification times are not after the master's start or its last reload in the mail log."""
+    liveconfig.configuration_is_live(mailhost)
 
 
 @then("the host listens on:")

@@ -6,7 +6,7 @@ import ssl
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from mxspec.checks import hostchecks, maillog, smtpchecks
+from mxspec.checks import certificates, hostchecks, maillog, smtpchecks
 from mxspec.checks.mailhost import MailHost
 from mxspec.checks.smtpchecks import Client, SentMessage
 from mxspec.steps.phrases import TYPES
@@ -63,6 +63,13 @@ def starttls_certificate(mailhost: MailHost) -> None:
     except ssl.SSLError as error:
         raise AssertionError(f"host {mailhost.name}: certificate not valid for "
                              f"{mailhost.setting('smtp_name')}: {error.reason or error}") from None
+
+
+@then("every certificate the host presents with STARTTLS stays valid for the estate's margin and matches Postfix's key")
+def certificates_valid_and_matching(mailhost: MailHost) -> None:
+    """Port 25 and `submission_port`: valid `certificate_margin_days` more days, its key that of smtpd_tls_key_file."""
+    ports = [25] + ([int(mailhost.setting("submission_port"))] if mailhost.setting("submission_port") else [])
+    certificates.certificates_valid_and_matching(mailhost, ports, mailhost.setting("certificate_margin_days"))
 
 
 @then("a client limited to TLS 1.1 cannot start TLS")
