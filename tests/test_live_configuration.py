@@ -101,6 +101,8 @@ def test_a_map_compiled_after_its_source_and_answering_as_it_says_passes_with_ev
     host = relay_map_host(1000, 1001, "alice@alpha.test\tOK\nbob@beta.test\tOK\n")
     assert [m.name for m in liveconfig.maps_compiled_from_source(host)] == ["hash:/etc/postfix/relay_recipients"]
     assert "looked up 2 of 2 keys" in host.evidence[-1]
+    lookup = next(command for command in host.commands if "postmap -q -" in command)
+    assert lookup.startswith("printf '%s\\n' alice@alpha.test bob@beta.test | postmap -q -") and "\n" not in lookup
 
 
 def test_a_map_source_edited_without_postmap_fails_naming_both_files_and_the_wrong_answer():
@@ -224,9 +226,9 @@ def certs(tmp_path_factory) -> Path:
 def served(certs: Path, name: str, port: int = 25) -> certificates.Served:
     der = subprocess.run(["openssl", "x509", "-in", certs / f"{name}.crt", "-outform", "DER"], capture_output=True,
                          check=True).stdout
-    host = FakeHost()
-    pem = certificates.ssl.DER_cert_to_PEM_cert(der)
-    return certificates.parse_x509(port, host.run(f"printf %s '{pem}' | openssl x509 -noout -subject -enddate -pubkey").stdout)
+    command = certificates.read_certificate_command(der)
+    assert "\n" not in command
+    return certificates.parse_x509(port, FakeHost().run(command).stdout)
 
 
 def keys_of(certs: Path, *names: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ certificate must be seen, not refused); the host's own openssl reads its dates a
 the public keys of the key files Postfix names, so nothing on mxspec's machine parses X.509.
 """
 
+import base64
 import re
 import shlex
 import ssl
@@ -78,6 +79,12 @@ def served_certificate(mailhost: MailHost, port: int) -> bytes:
     return bytes(der)
 
 
+def read_certificate_command(der: bytes) -> str:
+    """openssl reading a certificate given on its command line (base64, one line): subject, end date, public key."""
+    return (f"echo {base64.b64encode(der).decode()} | openssl base64 -d -A | "
+            "openssl x509 -inform DER -noout -subject -enddate -pubkey")
+
+
 def _host_openssl(mailhost: MailHost, command: str, what: str) -> str:
     result = mailhost.run(command)
     if result.rc != 0:
@@ -119,8 +126,7 @@ def certificates_valid_and_matching(mailhost: MailHost, ports: list[int], margin
     keys = configured_keys(mailhost)
     problems = []
     for port in ports:
-        pem = ssl.DER_cert_to_PEM_cert(served_certificate(mailhost, port))
-        output = _host_openssl(mailhost, f"printf %s {shlex.quote(pem)} | openssl x509 -noout -subject -enddate -pubkey",
+        output = _host_openssl(mailhost, read_certificate_command(served_certificate(mailhost, port)),
                                f"reading the certificate served on port {port}")
         served = parse_x509(port, output)
         mailhost.evidence.append(f"-- port {port}: certificate {served.subject}, not after {served.not_after}")

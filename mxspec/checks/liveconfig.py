@@ -152,8 +152,7 @@ def map_problems(mailhost: MailHost, indexed: IndexedMap, supported: set[str]) -
     keys = sample(list(entries))
     if keys:
         tool = "postalias" if indexed.aliases else "postmap"
-        keys_text = "".join(f"{key}\n" for key in keys)
-        command = f"printf %s {shlex.quote(keys_text)} | {tool} -q - {shlex.quote(indexed.name)}"
+        command = f"printf '%s\\n' {' '.join(map(shlex.quote, keys))} | {tool} -q - {shlex.quote(indexed.name)}"
         result = mailhost.run(command)
         answers = lookup_answers(str(result.stdout), indexed.aliases)
         for key in keys:
