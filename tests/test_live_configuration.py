@@ -110,7 +110,9 @@ def test_a_map_source_edited_without_postmap_fails_naming_both_files_and_the_wro
     with pytest.raises(AssertionError) as failure:
         liveconfig.maps_compiled_from_source(host)
     text = str(failure.value)
-    assert "/etc/postfix/relay_recipients.db is older than its source /etc/postfix/relay_recipients" in text
+    assert ("/etc/postfix/relay_recipients.db is older than its source /etc/postfix/relay_recipients (compiled "
+            "1970-01-01 00:16:41 UTC, source changed 1970-01-01 00:16:42 UTC): the source was edited and not "
+            "compiled (postmap)") in text
     assert "bob@beta.test answers REJECT; the source says OK" in text
 
 
@@ -144,6 +146,7 @@ def test_the_master_start_is_now_minus_its_elapsed_time_and_reloads_count_from_t
     running = liveconfig.parse_running(RUNNING)
     assert (running.pid, running.started) == ("4242", 9500)
     assert running.files == {"/etc/postfix/main.cf": 9000, "/etc/postfix/master.cf": 9400}
+    assert liveconfig.parse_running(RUNNING + "file  /etc/postfix/gone.cf\n").files == running.files
     assert liveconfig.last_reload("9400\n9600\n9700.25\n", 9500) == 9700
     assert liveconfig.last_reload("9400\n", 9500) is None and liveconfig.last_reload("", 9500) is None
 
@@ -153,17 +156,22 @@ def live_host(running, reloads, mail_log="/var/log/mail.log"):
 
 
 def test_configuration_changed_before_the_start_or_last_reload_is_live():
-    liveconfig.configuration_is_live(live_host(RUNNING, ""))
+    host = live_host(RUNNING, "")
+    liveconfig.configuration_is_live(host)
+    assert ("master 4242: started at 1970-01-01 02:38:20 UTC, no reload since in the mail log (/var/log/mail.log)"
+            in host.evidence[-1])
     host = live_host(RUNNING.replace("file 9400", "file 9800"), "9900\n")
     liveconfig.configuration_is_live(host)
-    assert "reloaded at 9900" in host.evidence[-1]
+    assert "last reloaded at 1970-01-01 02:45:00 UTC" in host.evidence[-1]
 
 
 def test_main_cf_changed_after_the_last_reload_is_not_live():
     host = live_host(RUNNING.replace("file 9000", "file 9950"), "9900\n", mail_log="journal")
     with pytest.raises(AssertionError) as failure:
         liveconfig.configuration_is_live(host)
-    assert "/etc/postfix/main.cf changed at 9950, 50 s after the master last (re)loaded it" in str(failure.value)
+    assert ("/etc/postfix/main.cf changed at 1970-01-01 02:45:50 UTC, 50 s after the master last (re)loaded it"
+            in str(failure.value))
+    assert "(master 4242, last reloaded at 1970-01-01 02:45:00 UTC)" in str(failure.value)
     assert "master.cf" not in str(failure.value).split("\n", 1)[1]
     assert "journalctl" in host.commands[-1] and "_PID=4242" in host.commands[-1]
 

@@ -8,6 +8,7 @@ functions of text, so it is tested without a host; the checks run one bounded co
 import re
 import shlex
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from mxspec.checks.mailhost import MailHost
 from mxspec.checks.maillog import MailLog
@@ -101,6 +102,11 @@ def lookup_answers(output: str, aliases: bool = False) -> dict[str, str]:
     return answers
 
 
+def when(epoch: int) -> str:
+    """A time as engineers read it in a report: UTC, to the second."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _fail_if(problems: list[str], what: str) -> None:
     if problems:
         raise AssertionError(f"{what}:\n  " + "\n  ".join(problems))
@@ -144,7 +150,7 @@ def map_problems(mailhost: MailHost, indexed: IndexedMap, supported: set[str]) -
     problems = []
     if int(compiled_time) < int(source_time):
         problems.append(f"{indexed.name}: {indexed.compiled} is older than its source {indexed.path} "
-                        f"(compiled {compiled_time}, source changed {source_time}, seconds since 1970): "
+                        f"(compiled {when(int(compiled_time))}, source changed {when(int(source_time))}): "
                         f"the source was edited and not compiled ({'newaliases' if indexed.aliases else 'postmap'})")
     if len(text) >= SOURCE_BYTES:  # the last line read may be cut short
         text = text[:text.rfind("\n") + 1]
@@ -161,7 +167,8 @@ def map_problems(mailhost: MailHost, indexed: IndexedMap, supported: set[str]) -
                 problems.append(f"{indexed.name}: {key} answers {got if got is not None else 'nothing'}; "
                                 f"the source says {entries[key] or '(empty)'}")
     mailhost.evidence.append(f"-- {indexed.name} (used by {', '.join(indexed.parameters)}): source changed "
-                             f"{source_time}, compiled {compiled_time}; looked up {len(keys)} of {len(entries)} keys")
+                             f"{when(int(source_time))}, compiled {when(int(compiled_time))}; "
+                             f"looked up {len(keys)} of {len(entries)} keys")
     return problems
 
 
@@ -199,7 +206,8 @@ def parse_running(output: str) -> Running:
         name, _, rest = line.strip().partition(" ")
         if name == "file":
             when, _, path = rest.strip().partition(" ")
-            files[path] = int(when)
+            if when.isdigit():  # a file stat could not read is not Postfix's configuration
+                files[path] = int(when)
         elif name:
             fields[name] = rest.strip()
     return Running(fields["pid"], int(fields["now"]) - int(fields["elapsed"]), files)
@@ -224,10 +232,11 @@ def configuration_is_live(mailhost: MailHost) -> None:
         raise AssertionError(f"host {mailhost.name}: {reloads.stderr.strip()}")
     reloaded = last_reload(str(reloads.stdout), running.started)
     live_since = max(running.started, reloaded or 0)
-    how = f"reloaded at {reloaded}" if reloaded else f"started at {running.started}, not reloaded since ({log.where})"
-    mailhost.evidence.append(f"-- Postfix master {running.pid}: {how} (seconds since 1970); files: "
-                             + ", ".join(f"{path} changed {when}" for path, when in running.files.items()))
-    changed = [f"{path} changed at {when}, {when - live_since} s after the master last (re)loaded it"
-               for path, when in running.files.items() if when > live_since]
+    how = (f"last reloaded at {when(reloaded)}" if reloaded
+           else f"started at {when(running.started)}, no reload since in the mail log ({log.where})")
+    mailhost.evidence.append(f"-- Postfix master {running.pid}: {how}; files: "
+                             + ", ".join(f"{path} changed at {when(changed)}" for path, changed in running.files.items()))
+    changed = [f"{path} changed at {when(at)}, {at - live_since} s after the master last (re)loaded it"
+               for path, at in running.files.items() if at > live_since]
     _fail_if(changed, f"host {mailhost.name}: the running Postfix (master {running.pid}, {how}) "
                       "does not run the configuration on disk")
