@@ -211,10 +211,10 @@ def test_key_files_are_smtpds_key_files_in_main_and_master_cf_else_its_chain_fil
     both = ("smtpd_tls_cert_file = /etc/ssl/host.crt\nsmtpd_tls_key_file = /etc/ssl/host.key\n"
             "smtpd_tls_chain_files = /etc/ssl/chain.pem\nsubmission/inet/smtpd_tls_key_file = /etc/ssl/sub.key\n"
             "smtp_tls_key_file = /etc/ssl/client.key\n")
-    assert certificates.key_files(both) == ["/etc/ssl/host.key", "/etc/ssl/sub.key"]
-    assert certificates.key_files("smtpd_tls_chain_files = /etc/ssl/rsa.pem, /etc/ssl/ec.pem\n") == [
-        "/etc/ssl/rsa.pem", "/etc/ssl/ec.pem"]
-    assert certificates.key_files("mydestination = localhost\n") == []
+    assert certificates.key_files(both) == (["/etc/ssl/host.key", "/etc/ssl/sub.key"], ["/etc/ssl/chain.pem"])
+    assert certificates.key_files("smtpd_tls_chain_files = /etc/ssl/rsa.pem, /etc/ssl/ec.pem\n") == (
+        ["/etc/ssl/rsa.pem", "/etc/ssl/ec.pem"], [])
+    assert certificates.key_files("mydestination = localhost\n") == ([], [])
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -241,7 +241,7 @@ def served(certs: Path, name: str, port: int = 25) -> certificates.Served:
 
 def keys_of(certs: Path, *names: str) -> dict[str, str]:
     host = FakeHost([("postconf", "".join(f"smtpd_tls_key_file = {certs / n}.key\n" for n in names), 0)])
-    return certificates.configured_keys(host)
+    return certificates.configured_keys(host)[0]
 
 
 def test_a_certificate_valid_beyond_the_margin_and_matching_its_key_passes(certs):
@@ -263,3 +263,6 @@ def test_a_certificate_whose_key_postfix_does_not_have_fails_naming_the_key_file
     problems = certificates.certificate_problems(served(certs, "year"), keys_of(certs, "soon"), 21, time.time())
     assert problems == [f"port 25: the certificate served (CN = year.example.org) does not match the private key "
                         f"Postfix is configured with ({certs / 'soon.key'})"]
+    besides = certificates.certificate_problems(served(certs, "year"), keys_of(certs, "soon"), 21, time.time(),
+                                                ("/root/other.pem",))
+    assert besides[0].endswith("; smtpd_tls_chain_files (/root/other.pem) is set too, and Postfix serves from it")

@@ -47,10 +47,11 @@ def normal_key(pem: str) -> str:
     return "".join(pem.split())
 
 
-def key_files(postconf_output: str) -> list[str]:
-    """The private key files Postfix's smtpd is given (`name = value` lines of postconf -nx and -Px):
-    smtpd_tls_key_file and smtpd_tls_eckey_file, in main.cf and master.cf; only where none is set,
-    smtpd_tls_chain_files (which holds keys and certificates together)."""
+def key_files(postconf_output: str) -> tuple[list[str], list[str]]:
+    """The private key files the configuration names for smtpd (`name = value` lines of postconf -nx
+    and -Px): smtpd_tls_key_file and smtpd_tls_eckey_file, in main.cf and master.cf; only where none
+    is set, smtpd_tls_chain_files (keys and certificates together). Second: the chain files set
+    besides named key files, which Postfix then serves from instead."""
     keys: list[str] = []
     chains: list[str] = []
     for line in postconf_output.splitlines():
@@ -63,7 +64,9 @@ def key_files(postconf_output: str) -> list[str]:
             keys += files
         elif parameter == CHAIN_PARAMETER:
             chains += files
-    return list(dict.fromkeys(keys or chains))
+    if keys:
+        return list(dict.fromkeys(keys)), list(dict.fromkeys(chains))
+    return list(dict.fromkeys(chains)), []
 
 
 def served_certificate(mailhost: MailHost, port: int) -> bytes:
@@ -93,11 +96,13 @@ def _host_openssl(mailhost: MailHost, command: str, what: str) -> str:
     return str(result.stdout)
 
 
-def configured_keys(mailhost: MailHost) -> dict[str, str]:
-    """Key file -> its public key (PEM, whitespace removed), for each key file Postfix names."""
-    files = key_files(str(mailhost.run("postconf -nx; postconf -Px").stdout))
+def configured_keys(mailhost: MailHost) -> tuple[dict[str, str], list[str]]:
+    """Key file -> its public key (PEM, whitespace removed), for each key file Postfix names; and the
+    chain files set besides them (see key_files)."""
+    files, chains = key_files(str(mailhost.run("postconf -nx; postconf -Px").stdout))
     if not files:  # the defaults: smtpd_tls_key_file = $smtpd_tls_cert_file
-        files = key_files(str(mailhost.run("postconf -xh smtpd_tls_key_file | sed 's/^/smtpd_tls_key_file = /'").stdout))
+        files, chains = key_files(str(mailhost.run(
+            "postconf -xh smtpd_tls_key_file | sed 's/^/smtpd_tls_key_file = /'").stdout))
     keys = {}
     for path in files:
         output = _host_openssl(mailhost, f"openssl pkey -pubout -in {shlex.quote(path)}",
@@ -105,10 +110,11 @@ def configured_keys(mailhost: MailHost) -> dict[str, str]:
         found = PUBLIC_KEY.search(output)
         if found:
             keys[path] = normal_key(found.group(0))
-    return keys
+    return keys, chains
 
 
-def certificate_problems(served: Served, keys: dict[str, str], margin_days: int, now: float) -> list[str]:
+def certificate_problems(served: Served, keys: dict[str, str], margin_days: int, now: float,
+                         chains: tuple[str, ...] = ()) -> list[str]:
     problems = []
     left = served.days_left(now)
     if left < margin_days:
@@ -117,20 +123,22 @@ def certificate_problems(served: Served, keys: dict[str, str], margin_days: int,
                         f"within the estate's margin of {margin_days} days")
     if served.public_key not in keys.values():
         named = ", ".join(keys) or "none readable"
+        besides = (f"; smtpd_tls_chain_files ({', '.join(chains)}) is set too, and Postfix serves from it"
+                   if chains else "")
         problems.append(f"port {served.port}: the certificate served ({served.subject}) does not match the private "
-                        f"key Postfix is configured with ({named})")
+                        f"key Postfix is configured with ({named}){besides}")
     return problems
 
 
 def certificates_valid_and_matching(mailhost: MailHost, ports: list[int], margin_days: int) -> None:
-    keys = configured_keys(mailhost)
+    keys, chains = configured_keys(mailhost)
     problems = []
     for port in ports:
         output = _host_openssl(mailhost, read_certificate_command(served_certificate(mailhost, port)),
                                f"reading the certificate served on port {port}")
         served = parse_x509(port, output)
         mailhost.evidence.append(f"-- port {port}: certificate {served.subject}, not after {served.not_after}")
-        problems += certificate_problems(served, keys, margin_days, time.time())
+        problems += certificate_problems(served, keys, margin_days, time.time(), tuple(chains))
     mailhost.evidence.append("-- Postfix's key files: " + (", ".join(keys) or "none"))
     if problems:
         raise AssertionError(f"host {mailhost.name}: certificates served with STARTTLS:\n  " + "\n  ".join(problems))
