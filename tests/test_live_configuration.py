@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from mxspec.checks import certificates, liveconfig
-from mxspec.checks.maillog import FileLog
+from mxspec.checks.maillog import FileLog, JournalLog
 
 POSTCONF = """\
 alias_database = hash:/etc/aliases
@@ -85,7 +85,7 @@ class FakeHost:
         for part, stdout, rc in self.answers:
             if part in command:
                 return SimpleNamespace(rc=rc, stdout=stdout, stderr="" if rc == 0 else "failed")
-        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+        done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=30)
         return SimpleNamespace(rc=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
 
@@ -176,6 +176,14 @@ def test_main_cf_changed_after_the_last_reload_is_not_live():
     assert "journalctl" in host.commands[-1] and "_PID=4242" in host.commands[-1]
 
 
+def test_the_commands_run_on_the_host_are_plain_sh():
+    commands = [liveconfig.RUNNING_COMMAND,
+                liveconfig.MAP_FILES_COMMAND.format(source="/etc/postfix/x", compiled="/etc/postfix/x.db", limit=10)]
+    for command in commands:
+        syntax = subprocess.run(["/bin/sh", "-n", "-c", command], capture_output=True, text=True, timeout=30)
+        assert syntax.returncode == 0, (command, syntax.stderr)
+
+
 def test_a_stopped_master_is_said_so():
     host = FakeHost([("master.pid", "", 3)])
     with pytest.raises(AssertionError, match="cannot tell what Postfix runs"):
@@ -191,7 +199,7 @@ def test_reload_times_are_read_from_a_syslog_file_and_its_rotation_in_the_hosts_
                    "2026-01-04T03:04:05.123456+00:00 mx1 postfix/master[77]: reload -- version 3.7.11, conf\n"
                    "Jan  3 03:05:00 mx1 postfix/master[77]: daemon started -- version 3.7.11\n")
     command = FileLog(FakeHost(), str(log)).reload_times_command("77", 0)
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, env={"TZ": "UTC"})
+    done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=30, env={"TZ": "UTC"})
     times = [int(word) for word in done.stdout.split()]
     assert done.returncode == 0 and len(times) == 3, done
     year = time.gmtime().tm_year
@@ -203,8 +211,15 @@ def test_reload_times_are_read_from_a_syslog_file_and_its_rotation_in_the_hosts_
 
 def test_an_unreadable_log_file_says_so():
     command = FileLog(FakeHost(), "/nonexistent/mail.log").reload_times_command("77", 0)
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=30)
     assert done.returncode == 3 and "no readable mail log /nonexistent/mail.log" in done.stderr
+
+
+def test_the_journal_read_of_reloads_is_the_masters_own_entries_since_it_started():
+    command = JournalLog(FakeHost(mail_log="journal"), "journal").reload_times_command("4242", 9500)
+    assert "--since @9500 _PID=4242 SYSLOG_FACILITY=2" in command and "'[4242]: reload -- version'" in command
+    syntax = subprocess.run(["/bin/sh", "-n", "-c", command], capture_output=True, text=True, timeout=30)
+    assert syntax.returncode == 0, syntax.stderr
 
 
 def test_key_files_are_smtpds_key_files_in_main_and_master_cf_else_its_chain_files():

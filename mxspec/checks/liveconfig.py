@@ -130,7 +130,7 @@ def supported_types(mailhost: MailHost) -> set[str]:
 
 # Prints the source's and the compiled file's modification times (or `missing`), then up to
 # SOURCE_BYTES of the source after a marker line.
-_MAP_FILES = ("for f in {source} {compiled}; do stat -c %Y \"$f\" 2>/dev/null || echo missing; done; "
+MAP_FILES_COMMAND = ("for f in {source} {compiled}; do stat -c %Y \"$f\" 2>/dev/null || echo missing; done; "
               "echo '--source--'; head -c {limit} {source} 2>/dev/null")
 
 
@@ -139,7 +139,7 @@ def map_problems(mailhost: MailHost, indexed: IndexedMap, supported: set[str]) -
     if indexed.type not in supported:
         return [f"{indexed.name}: this Postfix cannot open {indexed.type} maps (postconf -m: {' '.join(sorted(supported))})"]
     source, compiled = shlex.quote(indexed.path), shlex.quote(indexed.compiled)
-    output = _run(mailhost, _MAP_FILES.format(source=source, compiled=compiled, limit=SOURCE_BYTES),
+    output = _run(mailhost, MAP_FILES_COMMAND.format(source=source, compiled=compiled, limit=SOURCE_BYTES),
                   f"reading {indexed.name}")
     times, _, text = output.partition("--source--\n")
     source_time, compiled_time = (times.split() + ["missing", "missing"])[:2]
@@ -185,7 +185,7 @@ def maps_compiled_from_source(mailhost: MailHost) -> list[IndexedMap]:
 
 # The running master, when it started and the configuration's files, in epoch seconds:
 # `pid <pid>`, `started <epoch>`, `now <epoch>`, `file <epoch> <path>` lines.
-_RUNNING = ("q=$(postconf -h queue_directory) && c=$(postconf -h config_directory) || exit 3; "
+RUNNING_COMMAND = ("q=$(postconf -h queue_directory) && c=$(postconf -h config_directory) || exit 3; "
             "pid=$(sed 's/ //g' \"$q/pid/master.pid\" 2>/dev/null); "
             "[ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null || { echo 'the Postfix master is not running' >&2; exit 3; }; "
             "echo \"pid $pid\"; echo \"now $(date +%s)\"; echo \"elapsed $(ps -o etimes= -p \"$pid\")\"; "
@@ -222,7 +222,7 @@ def last_reload(reload_times: str, since: int) -> int | None:
 
 def configuration_is_live(mailhost: MailHost) -> None:
     """main.cf and master.cf are not newer than the master's last start or reload."""
-    result = mailhost.run(_RUNNING)
+    result = mailhost.run(RUNNING_COMMAND)
     if result.rc != 0:
         raise AssertionError(f"host {mailhost.name}: cannot tell what Postfix runs: {result.stderr.strip()}")
     running = parse_running(str(result.stdout))
