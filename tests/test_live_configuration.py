@@ -135,6 +135,14 @@ def test_a_map_in_a_format_this_postfix_cannot_open_or_never_compiled_fails():
         liveconfig.maps_compiled_from_source(host)
 
 
+def test_a_map_without_its_source_file_says_so(tmp_path: Path):
+    compiled = tmp_path / "transport.db"
+    compiled.write_text("")
+    host = FakeHost([("postconf -nx", f"transport_maps = hash:{tmp_path}/transport\n", 0), ("postconf -m", "hash\n", 0)])
+    with pytest.raises(AssertionError, match=f"hash:{tmp_path}/transport: no source file {tmp_path}/transport to compile"):
+        liveconfig.maps_compiled_from_source(host)
+
+
 def test_a_host_without_indexed_maps_has_nothing_to_check():
     assert liveconfig.maps_compiled_from_source(FakeHost([("postconf -nx", "mydestination = localhost\n", 0)])) == []
 

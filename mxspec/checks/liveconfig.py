@@ -131,7 +131,7 @@ def supported_types(mailhost: MailHost) -> set[str]:
 # Prints the source's and the compiled file's modification times (or `missing`), then up to
 # SOURCE_BYTES of the source after a marker line.
 MAP_FILES_COMMAND = ("for f in {source} {compiled}; do stat -c %Y \"$f\" 2>/dev/null || echo missing; done; "
-              "echo '--source--'; head -c {limit} {source} 2>/dev/null")
+              "echo '--source--'; head -c {limit} {source} 2>/dev/null || true")
 
 
 def map_problems(mailhost: MailHost, indexed: IndexedMap, supported: set[str]) -> list[str]:
