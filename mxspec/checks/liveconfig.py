@@ -131,7 +131,7 @@ def supported_types(mailhost: MailHost) -> set[str]:
 # Prints the source's and the compiled file's modification times (or `missing`), then up to
 # SOURCE_BYTES of the source after a marker line.
 MAP_FILES_COMMAND = ("for f in {source} {compiled}; do stat -c %Y \"$f\" 2>/dev/null || echo missing; done; "
-              "echo '--source--'; head -c {limit} {source} 2>/dev/null || true")
+                     "echo '--source--'; head -c {limit} {source} 2>/dev/null || true")
 
 
 def map_problems(mailhost: MailHost, indexed: IndexedMap, supported: set[str]) -> list[str]:
@@ -160,6 +160,8 @@ def map_problems(mailhost: MailHost, indexed: IndexedMap, supported: set[str]) -
         tool = "postalias" if indexed.aliases else "postmap"
         command = f"printf '%s\\n' {' '.join(map(shlex.quote, keys))} | {tool} -q - {shlex.quote(indexed.name)}"
         result = mailhost.run(command)
+        if result.stderr.strip():
+            mailhost.evidence.append(f"-- {tool} -q on {indexed.name}: {result.stderr.strip()}")
         answers = lookup_answers(str(result.stdout), indexed.aliases)
         for key in keys:
             got = answers.get(key.lower())
@@ -183,13 +185,14 @@ def maps_compiled_from_source(mailhost: MailHost) -> list[IndexedMap]:
     return found
 
 
-# The running master, when it started and the configuration's files, in epoch seconds:
-# `pid <pid>`, `started <epoch>`, `now <epoch>`, `file <epoch> <path>` lines.
+# The running master and the configuration's files, times in seconds since 1970 by the host's clock:
+# `pid <pid>`, `now <time>`, `elapsed <seconds the master has run>`, `file <changed> <path>` lines.
 RUNNING_COMMAND = ("q=$(postconf -h queue_directory) && c=$(postconf -h config_directory) || exit 3; "
-            "pid=$(sed 's/ //g' \"$q/pid/master.pid\" 2>/dev/null); "
-            "[ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null || { echo 'the Postfix master is not running' >&2; exit 3; }; "
-            "echo \"pid $pid\"; echo \"now $(date +%s)\"; echo \"elapsed $(ps -o etimes= -p \"$pid\")\"; "
-            "for f in \"$c/main.cf\" \"$c/master.cf\"; do echo \"file $(stat -c %Y \"$f\") $f\"; done")
+                   "pid=$(sed 's/ //g' \"$q/pid/master.pid\" 2>/dev/null); "
+                   "[ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null || "
+                   "{ echo 'the Postfix master is not running' >&2; exit 3; }; "
+                   "echo \"pid $pid\"; echo \"now $(date +%s)\"; echo \"elapsed $(ps -o etimes= -p \"$pid\")\"; "
+                   "for f in \"$c/main.cf\" \"$c/master.cf\"; do echo \"file $(stat -c %Y \"$f\") $f\"; done")
 
 
 @dataclass(frozen=True)
