@@ -129,7 +129,7 @@ class FileLog(MailLog):
         # The log rotated once (uncompressed) too; syslog's stamps are the host's local time, as
         # `date` reads them there: `Nov 25 14:16:48` (this year, or last if that is ahead) or RFC 3339.
         log_q = shlex.quote(self.where)
-        line = shlex.quote(f"postfix/master[{pid}]: {RELOAD}")
+        line = shlex.quote(f"/master[{pid}]: {RELOAD}")  # postfix/master, or the syslog_name the estate chose
         return (f"test -r {log_q} || {{ echo 'no readable mail log {self.where}' >&2; exit 3; }}; "
                 f"now=$(date +%s); for f in {log_q}.1 {log_q}; do [ -r \"$f\" ] && grep -hF {line} \"$f\"; done | "
                 "while IFS= read -r l; do case \"$l\" in [0-9][0-9][0-9][0-9]-*) ts=${l%% *};; "
