@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from mxspec.checks import certificates, liveconfig
+from mxspec.checks.mailhost import MailHost
 from mxspec.checks.maillog import FileLog, JournalLog
 
 POSTCONF = """\
@@ -79,6 +80,8 @@ class FakeHost:
 
     def setting(self, name):
         return {"mail_log": self.mail_log, "smtp_name": "mx1.example.org"}[name]
+
+    output = MailHost.output  # the real one, over this run()
 
     def run(self, command, *args):
         self.commands.append(command)

@@ -88,14 +88,6 @@ def read_certificate_command(der: bytes) -> str:
             "openssl x509 -inform DER -noout -subject -enddate -pubkey")
 
 
-def _host_openssl(mailhost: MailHost, command: str, what: str) -> str:
-    result = mailhost.run(command)
-    if result.rc != 0:
-        raise AssertionError(f"host {mailhost.name}: {what}: openssl exited {result.rc}: "
-                             f"{(result.stderr or result.stdout).strip()}")
-    return str(result.stdout)
-
-
 def configured_keys(mailhost: MailHost) -> tuple[dict[str, str], list[str]]:
     """Key file -> its public key (PEM, whitespace removed), for each key file Postfix names; and the
     chain files set besides them (see key_files)."""
@@ -105,7 +97,7 @@ def configured_keys(mailhost: MailHost) -> tuple[dict[str, str], list[str]]:
             "postconf -xh smtpd_tls_key_file | sed 's/^/smtpd_tls_key_file = /'").stdout))
     keys = {}
     for path in files:
-        output = _host_openssl(mailhost, f"openssl pkey -pubout -in {shlex.quote(path)}",
+        output = mailhost.output(f"openssl pkey -pubout -in {shlex.quote(path)}",
                                f"reading the public key of Postfix's key file {path}")
         found = PUBLIC_KEY.search(output)
         if found:
@@ -134,7 +126,7 @@ def certificates_valid_and_matching(mailhost: MailHost, ports: list[int], margin
     keys, chains = configured_keys(mailhost)
     problems = []
     for port in ports:
-        output = _host_openssl(mailhost, read_certificate_command(served_certificate(mailhost, port)),
+        output = mailhost.output(read_certificate_command(served_certificate(mailhost, port)),
                                f"reading the certificate served on port {port}")
         served = parse_x509(port, output)
         mailhost.evidence.append(f"-- port {port}: certificate {served.subject}, not after {served.not_after}")

@@ -112,20 +112,12 @@ def _fail_if(problems: list[str], what: str) -> None:
         raise AssertionError(f"{what}:\n  " + "\n  ".join(problems))
 
 
-def _run(mailhost: MailHost, command: str, what: str) -> str:
-    result = mailhost.run(command)
-    if result.rc != 0:
-        raise AssertionError(f"host {mailhost.name}: {what}: `{command}` exited {result.rc}: "
-                             f"{(result.stderr or result.stdout).strip()}")
-    return str(result.stdout)
-
-
 def maps_in_use(mailhost: MailHost) -> list[IndexedMap]:
-    return indexed_maps(_run(mailhost, "postconf -nx && postconf -Px", "reading the Postfix configuration"))
+    return indexed_maps(mailhost.output("postconf -nx && postconf -Px", "reading the Postfix configuration"))
 
 
 def supported_types(mailhost: MailHost) -> set[str]:
-    return set(_run(mailhost, "postconf -m", "asking Postfix which map types it supports").split())
+    return set(mailhost.output("postconf -m", "asking Postfix which map types it supports").split())
 
 
 # Prints the source's and the compiled file's modification times (or `missing`), then up to
@@ -139,7 +131,7 @@ def map_problems(mailhost: MailHost, indexed: IndexedMap, supported: set[str]) -
     if indexed.type not in supported:
         return [f"{indexed.name}: this Postfix cannot open {indexed.type} maps (postconf -m: {' '.join(sorted(supported))})"]
     source, compiled = shlex.quote(indexed.path), shlex.quote(indexed.compiled)
-    output = _run(mailhost, MAP_FILES_COMMAND.format(source=source, compiled=compiled, limit=SOURCE_BYTES),
+    output = mailhost.output(MAP_FILES_COMMAND.format(source=source, compiled=compiled, limit=SOURCE_BYTES),
                   f"reading {indexed.name}")
     times, _, text = output.partition("--source--\n")
     source_time, compiled_time = (times.split() + ["missing", "missing"])[:2]

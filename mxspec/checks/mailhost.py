@@ -65,6 +65,15 @@ class MailHost(Subject):
     def run(self, command: str, *args: str) -> CommandResult:
         return self.connection.run(command, *args)
 
+    def output(self, command: str, what: str) -> str:
+        """The command's output; a failure fails the check, saying what it was for and why (the
+        command itself, which may be long, is in the evidence)."""
+        result = self.run(command)
+        if result.rc != 0:
+            raise AssertionError(f"host {self.name}: {what}: exit {result.rc}: "
+                                 f"{(result.stderr or result.stdout).strip()}")
+        return str(result.stdout)
+
     @property
     def testinfra(self) -> Any:
         """testinfra's Host over the same connection, for its modules (package, service, ...)."""
