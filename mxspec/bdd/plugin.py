@@ -12,7 +12,7 @@ import pytest
 
 from mxspec import steps
 from mxspec.bdd import adapter, preflight, vocabulary
-from mxspec.checks import changes
+from mxspec.checks import changes, facts
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.estate import roles, shards
@@ -44,7 +44,7 @@ class Run:
         self.estates = estates
         self.pool = pool
         self.timeout = timeout
-        self.notices: list[str] = []  # what the run found and did on first reaching each host
+        self.notices: list[str] = []  # what the run found and did on the hosts: restores, re-opened channels
         self.shard: shards.Shard | None = None  # --mx-shard: this runner checks these targets only
         self.units: set[str] = set()
         self.shard_note = ""  # why this shard has nothing to run, when it has not
@@ -137,8 +137,8 @@ def _make_run(config: pytest.Config) -> Run:
         estates.append(raw_estate(raw, config.option.roles, spec_variables))
     elif config.option.roles:
         raise MxspecError("--roles applies to hosts given as raw specs (ssh://..., local://) in --hosts")
-    run = Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout),
-              config.option.mx_timeout)
+    run = Run(estates, ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout,
+                                      is_fact=facts.is_fact), config.option.mx_timeout)
     run.pool.on_contact = lambda connection: _restore_left_over(run, connection)
     return run
 
@@ -156,6 +156,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     # Under pytest-xdist the restores happen in the workers; their notices travel back in
     # workeroutput, which xdist hands to the controller when a worker ends.
     run = session.config.stash.get(RUN, None)
+    if run:
+        run.notices += run.pool.notices()
     if run and hasattr(session.config, "workeroutput"):
         session.config.workeroutput["mxspec_notices"] = run.notices
     # A matrix may be wider than the estate: a shard with nothing to check passes, and says so.
@@ -175,7 +177,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if run and run.shard_note:
         terminalreporter.write_line(f"mxspec: {run.shard_note}", yellow=True)
     if run and run.notices:
-        terminalreporter.section("mxspec: hosts restored before testing", yellow=True)
+        terminalreporter.section("mxspec: notices from the hosts", yellow=True)
         for notice in run.notices:
             terminalreporter.write_line(notice)
 
@@ -296,8 +298,13 @@ def mailhost(request: pytest.FixtureRequest, mx_target: Target | None) -> Genera
     connection = run.pool.get(mx_target.host)
     transcript = request.node.stash.setdefault(TRANSCRIPT, [])
     connection.testinfra.transcript = transcript
+    changing = any(request.node.get_closest_marker(tag) for tag in OPT_IN)
+    if changing:  # what was read before may not hold during the change, nor after its restore
+        run.pool.forget_facts()
     yield MailHost(mx_target, connection, run.pool, run.timeout, request.getfixturevalue("evidence"))
     connection.testinfra.transcript = None
+    if changing:
+        run.pool.forget_facts()
 
 
 @pytest.fixture

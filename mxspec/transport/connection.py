@@ -34,28 +34,46 @@ class Command:
     stdout: str
     stderr: str
     seconds: float
+    known: bool = False  # a fact read earlier in the run, not run again
 
 
 class CountingHost(testinfra.host.Host):
-    """testinfra's Host that counts, times and (per scenario) records every command it runs."""
+    """testinfra's Host that counts, times and (per scenario) records every command it runs.
 
-    def __init__(self, backend: Any):
+    Facts — commands whose answer holds until the host is changed (`is_fact` says which) — are
+    run once and their answer kept, until `forget_facts()`; a scenario that changes a host
+    forgets them before and after it runs.
+    """
+
+    def __init__(self, backend: Any, is_fact: Callable[[str], bool] = lambda command: False):
         super().__init__(backend)
         self.commands = 0
         self.seconds = 0.0
         self.transcript: list[Command] | None = None
+        self.is_fact = is_fact
+        self.facts: dict[str, base.CommandResult] = {}
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        shown = self.backend.get_command(command, *args)
+        asked = base.BaseBackend.quote(command, *args)  # as the check asked it, whoever it runs as
+        known = self.facts.get(asked)
+        if known is not None:
+            self._record(Command(shown, known.rc, known.stdout, known.stderr, 0.0, known=True))
+            return known
         started = time.monotonic()
         self.commands += 1
-        shown = self.backend.get_command(command, *args)
         try:
             result = super().run(command, *args, **kwargs)
         except CommandTimeout:
             self._record(Command(shown, None, "", "", time.monotonic() - started))
             raise
         self._record(Command(shown, result.rc, result.stdout, result.stderr, time.monotonic() - started))
+        if result.rc == 0 and self.is_fact(asked):
+            self.facts[asked] = result
         return result
+
+    def forget_facts(self) -> None:
+        self.facts.clear()
 
     def _record(self, command: Command) -> None:
         self.seconds += command.seconds
@@ -67,7 +85,8 @@ class Connection:
     """The connection to one inventory host, opened once and checked before first use."""
 
     def __init__(self, host: Host, control_dir: str, connect_timeout: float, command_timeout: float,
-                 on_contact: "Callable[[Connection], None] | None" = None):
+                 on_contact: "Callable[[Connection], None] | None" = None,
+                 is_fact: Callable[[str], bool] = lambda command: False):
         self.name = host.name
         self.on_contact = on_contact  # called once, right after the host first answers
         self.control_path = os.path.join(control_dir, f"{host.name}.sock")
@@ -76,7 +95,7 @@ class Connection:
         except RuntimeError as error:  # testinfra: unknown transport, or its library missing
             raise MxspecError(f"host {host.name} ({host.where}): {error}") from None
         self.backend.command_timeout = command_timeout
-        self.testinfra = CountingHost(self.backend)
+        self.testinfra = CountingHost(self.backend, is_fact)
         self._checked = False
         self._unreachable: str | None = None
 
@@ -128,7 +147,16 @@ class Connection:
         return subprocess.Popen(process_line(remote), shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
 
+    def notices(self) -> list[str]:
+        """What the run should say of this connection: each time its channel died and was re-opened."""
+        channel = getattr(self.backend, "_channel", None)
+        return [f"host {self.name}: its channel died ({why}); opened again, and the command it was given run on the new one"
+                for why in (channel.reopened if channel else [])]
+
     def close(self) -> None:
+        close_channel = getattr(self.backend, "close", None)
+        if close_channel is not None:
+            close_channel()
         if os.path.exists(self.control_path):
             openssh.end_control_master(self.control_path)
 
@@ -159,9 +187,11 @@ class ConnectionPool:
     """Connections to every host of the run, made on first use and closed at the end."""
 
     def __init__(self, connect_timeout: float = 10, command_timeout: float = 60,
-                 on_contact: Callable[[Connection], None] | None = None):
+                 on_contact: Callable[[Connection], None] | None = None,
+                 is_fact: Callable[[str], bool] = lambda command: False):
         self.control_dir = tempfile.mkdtemp(prefix="mxspec-ssh-")
         self.on_contact = on_contact
+        self.is_fact = is_fact
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.connections: dict[str, Connection] = {}
@@ -169,8 +199,16 @@ class ConnectionPool:
     def get(self, host: Host) -> Connection:
         if host.name not in self.connections:
             self.connections[host.name] = Connection(
-                host, self.control_dir, self.connect_timeout, self.command_timeout, self.on_contact)
+                host, self.control_dir, self.connect_timeout, self.command_timeout, self.on_contact, self.is_fact)
         return self.connections[host.name]
+
+    def notices(self) -> list[str]:
+        return [notice for connection in self.connections.values() for notice in connection.notices()]
+
+    def forget_facts(self) -> None:
+        """Before and after a scenario that changes a host: what was read may no longer hold."""
+        for connection in self.connections.values():
+            connection.testinfra.forget_facts()
 
     def stats(self) -> tuple[int, float]:
         hosts = [c.testinfra for c in self.connections.values()]
@@ -206,7 +244,8 @@ def format_transcript(transcript: list[Command]) -> list[str]:
 
 def _format_command(command: Command) -> str:
     status = "timed out" if command.rc is None else f"exit {command.rc}"
-    lines = [f"$ {command.command}    # {status}, {command.seconds * 1000:.0f} ms"]
+    took = "as read earlier in this run" if command.known else f"{command.seconds * 1000:.0f} ms"
+    lines = [f"$ {command.command}    # {status}, {took}"]
     for stream in (command.stdout, command.stderr):
         text = stream.rstrip()
         if text:
