@@ -13,7 +13,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from mxspec.checks import smtpchecks
+from mxspec.checks import facts, smtpchecks
 from mxspec.checks.mailhost import MailHost
 from mxspec.transport.smtp import Session
 
@@ -91,7 +91,7 @@ def read_certificate_command(der: bytes) -> str:
 def configured_keys(mailhost: MailHost) -> tuple[dict[str, str], list[str]]:
     """Key file -> its public key (PEM, whitespace removed), for each key file Postfix names; and the
     chain files set besides them (see key_files)."""
-    files, chains = key_files(str(mailhost.run("postconf -nx; postconf -Px").stdout))
+    files, chains = key_files(facts.postfix_configuration(mailhost))
     if not files:  # the defaults: smtpd_tls_key_file = $smtpd_tls_cert_file
         files, chains = key_files(str(mailhost.run(
             "postconf -xh smtpd_tls_key_file | sed 's/^/smtpd_tls_key_file = /'").stdout))

@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mxspec.checks import facts
 from mxspec.checks.mailhost import MailHost
 from mxspec.checks.maillog import MailLog
 
@@ -113,7 +114,7 @@ def _fail_if(problems: list[str], what: str) -> None:
 
 
 def maps_in_use(mailhost: MailHost) -> list[IndexedMap]:
-    return indexed_maps(mailhost.output("postconf -nx && postconf -Px", "reading the Postfix configuration"))
+    return indexed_maps(facts.postfix_configuration(mailhost))
 
 
 def supported_types(mailhost: MailHost) -> set[str]:

@@ -1,0 +1,35 @@
+"""Facts: what a host's answer to a command stays until the host is changed.
+
+Several scenarios ask the same of one host — the listening sockets, the Postfix configuration,
+whether a package is installed, the host's system — and the answer cannot change in between
+unless something changes the host. So each is read once per host and run, and kept until a
+scenario that changes a host (@changes_host, @disruptive) begins or ends. What can change on its
+own is never a fact: whether a service is running, the queue, the mail log, the time.
+"""
+
+import re
+
+from mxspec.checks.mailhost import MailHost
+
+# Every setting of main.cf and master.cf as `name = value` lines, $names expanded: how Postfix
+# reads its configuration from disk. One spelling, so that it is read once.
+POSTFIX_CONFIGURATION = "postconf -nx && postconf -Px"
+
+# Each a whole command, as the check (or testinfra's module) asks it.
+FACTS = [re.compile(pattern) for pattern in (
+    r"(/usr/bin/|/bin/|/usr/sbin/|/sbin/)?ss --numeric --listening --(tcp|udp|unix)",  # testinfra's socket module
+    r"(/usr/bin/|/bin/|/usr/sbin/|/sbin/)?netstat -n -l -[tuxp]+",
+    re.escape(POSTFIX_CONFIGURATION),
+    r"postconf -m",  # the map types this Postfix supports
+    r"dpkg-query -f '\$\{Status\}' -W [\w.+-]+",  # testinfra's package module
+    r"command -v [\w.-]+",  # testinfra: which commands the host has
+    r"uname -[smr]|cat /etc/os-release|test -d /run/systemd/system/",  # testinfra: the system
+)]
+
+
+def is_fact(command: str) -> bool:
+    return any(pattern.fullmatch(command) for pattern in FACTS)
+
+
+def postfix_configuration(mailhost: MailHost) -> str:
+    return mailhost.output(POSTFIX_CONFIGURATION, "reading the Postfix configuration")
