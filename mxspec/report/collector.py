@@ -28,6 +28,14 @@ def target_in_id(nodeid: str, names: list[str]) -> str | None:
     return next((name for name in names if params == name or params.startswith(name + "-")), None)
 
 
+def _failure(report: pytest.TestReport) -> str:
+    """What a failed scenario's report says, the same whether it ran here or on a pytest-xdist worker."""
+    text = report.longreprtext
+    if hasattr(report, "node"):  # from a worker: pytest's text starts with a line naming it ("[gw0] linux -- Python ...")
+        text = text.partition("\n")[2]
+    return text
+
+
 class ResultsCollector:
     def __init__(self, config: pytest.Config, estates: list[Any], results_path: Path | None, report_dir: Path | None,
                  waivers_path: str | None, shard: str = "", covers: dict[str, list[str]] | None = None):
@@ -67,7 +75,7 @@ class ResultsCollector:
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = "failed" if report.failed else report.outcome
-            message = report.longreprtext[-3000:] if report.failed else (
+            message = _failure(report)[-3000:] if report.failed else (
                 str(report.longrepr[2]) if report.skipped and isinstance(report.longrepr, tuple) else "")
             self.results.results.append(Result(
                 props["mx_estate"], props["mx_target"], list(props["mx_roles"]), props["mx_feature"],
