@@ -3,7 +3,7 @@
 A run over several hosts (or estates) is distributed by default: as many workers as the CPUs mxspec may
 use, never more than the run has targets. A run with one target, or none (the project's own tests), stays
 serial and starts no worker; so does one whose distribution the operator chose (-n, --dist, --tx,
--p no:xdist) or that runs under a debugger.
+-p no:xdist), one under a debugger, and one writing --cucumberjson.
 """
 
 import os
@@ -12,6 +12,7 @@ import pytest
 from xdist.remote import Producer
 from xdist.scheduler import LoadGroupScheduling
 
+from mxspec.bdd import adapter
 from mxspec.core.errors import BadInput
 
 USAGE = "N, how many hosts to check at once: 1 or more (1: one after another, no workers)"
@@ -35,16 +36,17 @@ def distribute(config: pytest.Config, targets: int) -> None:
     """Set pytest-xdist's options for `targets` hosts and estates, before its own pytest_cmdline_main reads them."""
     requested = config.option.mx_parallel
     count = workers(requested, targets, len(os.sched_getaffinity(0)))
-    if not config.pluginmanager.has_plugin("xdist"):  # -p no:xdist
+    if not config.pluginmanager.has_plugin("xdist"):
         if requested is not None and count > 1:
             raise BadInput(f"--mx-parallel={requested} needs pytest-xdist, which -p no:xdist turned off")
         return
     chosen = _chosen_by_operator(config)
-    if chosen:
-        if requested is not None:
-            raise BadInput(f"--mx-parallel={requested} and {chosen} both say how to distribute the run: give one")
-        return
-    if count > 1 and not (config.option.usepdb or config.option.trace):  # a debugger needs the terminal
+    if chosen and requested is not None:
+        raise BadInput(f"--mx-parallel={requested} and {chosen} both say how to distribute the run: give one")
+    serial = _serial_only(config)
+    if serial and requested is not None and count > 1:
+        raise BadInput(f"--mx-parallel={requested} with {serial[0]}: {serial[1]}; leave --mx-parallel out")
+    if count > 1 and not chosen and not serial:
         config.option.numprocesses = count
         config.option.dist = "loadgroup"  # one host's scenarios on one worker: see HostScheduling
 
@@ -57,6 +59,17 @@ def _chosen_by_operator(config: pytest.Config) -> str:
     if option.dist != "no" or option.distload:
         return f"--dist {option.dist}"
     return "--tx" if option.tx else ""
+
+
+def _serial_only(config: pytest.Config) -> tuple[str, str] | None:
+    """An option given that needs the run in one process, and why."""
+    for debugger, option in (("usepdb", "--pdb"), ("trace", "--trace")):
+        if config.getoption(debugger, False):
+            return option, "a debugger needs the terminal of the process it stops"
+    report = adapter.serial_report(config)
+    if report:
+        return report, "pytest-bdd writes it from a serial run only (under pytest-xdist it writes [])"
+    return None
 
 
 def target_in_id(nodeid: str, names: list[str]) -> str | None:
