@@ -12,6 +12,7 @@ import pytest
 
 from mxspec import steps
 from mxspec.bdd import adapter, parallel, preflight, vocabulary
+from mxspec.bdd.progress import Progress
 from mxspec.checks import changes
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
@@ -131,10 +132,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): scenarios run on one pytest-xdist worker")
     run, option = config.stash[RUN], config.option
     if hasattr(config, "workerinput"):
-        return  # the controller writes results: xdist workers hand theirs back in their reports
+        return  # the controller writes results and shows progress: xdist workers hand theirs back in their reports
+    if run.estates:
+        config.pluginmanager.register(Progress(config), "mxspec-progress")
     if option.mx_results or option.mx_report:
         try:
-            collector = ResultsCollector(config, run.estates, Path(option.mx_results) if option.mx_results else None,
+            collector = ResultsCollector(run.estates, Path(option.mx_results) if option.mx_results else None,
                                          Path(option.mx_report) if option.mx_report else None, option.mx_waivers,
                                          str(run.shard or ""), run.covers())
         except MxspecError as error:  # the waivers file
