@@ -279,8 +279,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for tag, (option, reason) in OPT_IN.items():
             if item.get_closest_marker(tag) and not getattr(config.option, option):
                 item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))
-    # Stop before any host is contacted. (xdist workers can't stop the run cleanly; there the same
-    # problems fail their scenarios with the same messages instead.)
+    # Stop before any host is contacted. (Under pytest-xdist the controller collects too and stops the run
+    # here, see pytest_collection; its workers, which could not stop it cleanly, need not check again.)
     if not hasattr(config, "workerinput"):
         problems = vocabulary.undefined_steps(scenario_items)
         if problems:
