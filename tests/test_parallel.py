@@ -149,6 +149,19 @@ def test_parallel_1_and_a_single_target_are_serial(project):
     assert one.returncode == 0 and not workers_started(output(one)), output(one)  # a shard of one target
 
 
+def test_a_distributed_run_stops_before_any_host_is_contacted_on_bad_input(project):
+    """The controller collects too, so the estate contract is checked there, as in a serial run."""
+    new = project / "inventories" / "new.yml"
+    new.write_text(new.read_text().replace(", check_command: 'false'", ""))
+    result = run(project, "--mx-parallel=2")
+    text = output(result)
+    assert result.returncode == 4 and "Traceback" not in text, text
+    assert workers_started(text) == 2 and "no tests ran" in text, text
+    assert ("ERROR: the inventory lacks values the features use (no host was contacted):\n"
+            f"  checks.feature:4: inventory variable 'check_command' is not set for new-2 ({new}:6)"
+            ) in result.stderr, text
+
+
 def test_the_operators_own_distribution_is_kept(project):
     chosen = run(project, "-n", "1", "-v")
     assert workers_started(output(chosen)) == 1, output(chosen)
