@@ -57,6 +57,8 @@ class Progress:
         if reporter is None:
             return
         done = sum(len(self.outcomes.get(name, [])) == count for name, count in self.planned.items())
+        if done == 1 and self.config.get_verbosity() <= 0 and not self.config.pluginmanager.has_plugin("dsession"):
+            reporter.write_line("")  # after "collected N items", as pytest leaves it (pytest-xdist leaves its own)
         skipped = outcomes.count("skipped")
         reporter.write_line(f"[mxspec] {done}/{len(self.planned)} done  {target}: {len(outcomes)} scenarios, "
                             f"{outcomes.count('failed')} failed" + (f", {skipped} skipped" if skipped else ""))
