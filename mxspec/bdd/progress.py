@@ -15,15 +15,12 @@ from mxspec.report.collector import scenario_outcome
 
 
 class Progress:
+    """Registered by the plugin on the controller of every run with --hosts (workers hand their reports to it)."""
+
     def __init__(self, config: pytest.Config):
         self.config = config
         self.planned: dict[str, int] = {}  # target -> how many scenarios it runs
         self.outcomes: dict[str, list[str]] = {}  # target -> the outcomes of those that ended
-
-    def pytest_sessionstart(self) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self.config.get_verbosity() <= 0:
-            reporter.showfspath = False  # else each target's line would follow the test file's name
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_teststatus(self, report: Any) -> Generator[None, Any, Any]:
@@ -41,6 +38,9 @@ class Progress:
             target = props.get("mx_target")
             if target is not None:
                 self.planned[target] = self.planned.get(target, 0) + 1
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.planned and reporter is not None and self.config.get_verbosity() <= 0:
+            reporter.showfspath = False  # else each target's line would follow the test file's name
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props: dict[str, Any] = dict(report.user_properties)
