@@ -71,8 +71,9 @@ def measure(host: str, transport: str, rounds: int) -> tuple[Counter, float]:
         inventory_for(Path(directory), host, transport)
         started = time.monotonic()
         for _ in range(rounds):
+            # --mx-parallel=1: the counter counts scenarios and commands in this process, not in workers
             code = pytest.main([str(PROJECT / "features"), "--hosts=bench", f"--inventories={directory}",
-                                "-q", "-p", "no:cacheprovider", "--no-header", "--no-summary"],
+                                "--mx-parallel=1", "-q", "-p", "no:cacheprovider", "--no-header", "--no-summary"],
                                plugins=[counter])
             if code not in (0, 1):
                 sys.exit(f"benchmark run failed (pytest exit {code})")

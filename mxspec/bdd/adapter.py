@@ -59,6 +59,12 @@ def is_scenario_function(function: object) -> bool:
         return False
 
 
+def serial_report(config: pytest.Config) -> str | None:
+    """The pytest-bdd report option given that only a serial run writes: --cucumberjson is written from the
+    process running the scenarios, and under pytest-xdist the controller, which runs none, writes []."""
+    return "--cucumberjson" if getattr(config.option, "cucumber_json_path", None) else None
+
+
 def is_scenario(item: pytest.Item) -> bool:
     return is_scenario_function(getattr(item, "obj", None))
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from mxspec import steps
-from mxspec.bdd import adapter, preflight, vocabulary
+from mxspec.bdd import adapter, parallel, preflight, vocabulary
+from mxspec.bdd.progress import Progress
 from mxspec.checks import changes, facts
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
@@ -49,6 +50,15 @@ class Run:
         self.units: set[str] = set()
         self.shard_note = ""  # why this shard has nothing to run, when it has not
 
+    def targets(self) -> list[str]:
+        """Every target this run checks, as shard units: each host, and each estate for its @estate scenarios."""
+        every = [shards.unit(e.name, t) for e in self.estates for t in [*e.hosts, e.name]]
+        return every if self.shard is None else [unit for unit in every if unit in self.units]
+
+    def names(self) -> list[str]:
+        """Every host and estate name, longest first: what test ids are read with (see parallel.target_in_id)."""
+        return sorted({e.name for e in self.estates} | {h for e in self.estates for h in e.hosts}, key=len, reverse=True)
+
     def covers(self) -> dict[str, list[str]] | None:
         """Estate -> the targets (hosts, and the estate itself for @estate) this run checks; None: all."""
         if self.shard is None:
@@ -85,6 +95,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mx-shard", metavar="K/N", default=None,
                     help="check shard K of N: a stable share of the selected estates' hosts, for N runners; "
                          "write --mx-results on each and merge them with `mxspec report`")
+    group.addoption("--mx-parallel", metavar="N", default=None,
+                    help="check up to N hosts at once, each on a pytest-xdist worker of its own (default: as many as "
+                         "the CPUs mxspec may use, at most the hosts and estates of the run; 1: one after another)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
+    """The run's estates, loaded before anything else runs: how many hosts they hold sizes pytest-xdist's
+    workers, which its own pytest_cmdline_main starts from the options set here (a wrapper's code before
+    `yield` runs before every plain implementation, xdist's tryfirst one included)."""
+    try:
+        config.stash[RUN] = run = _make_run(config)
+        config.add_cleanup(run.pool.close)
+        option = config.option
+        if option.mx_report and len(run.estates) != 2:
+            raise MxspecError("--mx-report compares two estates: give --hosts=OLD,NEW (old first)")
+        if option.mx_shard:
+            _shard(run, option.mx_shard, option.mx_report)
+        if not (option.mx_results or option.mx_report) and option.mx_waivers:
+            raise MxspecError("--mx-waivers goes with --mx-report")
+        if not hasattr(config, "workerinput"):  # a worker of a distributed run starts none itself
+            parallel.distribute(config, len(run.targets()))
+    except MxspecError as error:
+        raise pytest.UsageError(str(error)) from None
+    return (yield)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,33 +130,52 @@ def pytest_configure(config: pytest.Config) -> None:
     for tag, description in roles.SCOPE_TAGS.items():
         config.addinivalue_line("markers", f"{tag}: {description}")
     config.addinivalue_line("markers", "xdist_group(name): scenarios run on one pytest-xdist worker")
-    try:
-        config.stash[RUN] = run = _make_run(config)
-        option = config.option
-        if option.mx_report and len(run.estates) != 2:
-            raise MxspecError("--mx-report compares two estates: give --hosts=OLD,NEW (old first)")
-        if option.mx_shard:
-            _shard(run, option.mx_shard, option.mx_report)
-        if (option.mx_results or option.mx_report) and not hasattr(config, "workerinput"):
-            # Only the controller writes results: xdist workers hand theirs back in their reports.
-            config.pluginmanager.register(ResultsCollector(
-                config, run.estates, Path(option.mx_results) if option.mx_results else None,
-                Path(option.mx_report) if option.mx_report else None, option.mx_waivers,
-                str(run.shard or ""), run.covers()), "mxspec-results")
-        elif option.mx_waivers:
-            raise MxspecError("--mx-waivers goes with --mx-report")
-    except MxspecError as error:
-        raise pytest.UsageError(str(error)) from None
+    run, option = config.stash[RUN], config.option
+    if hasattr(config, "workerinput"):
+        return  # the controller writes results and shows progress: xdist workers hand theirs back in their reports
+    if run.estates:
+        config.pluginmanager.register(Progress(config), "mxspec-progress")
+    if option.mx_results or option.mx_report:
+        try:
+            collector = ResultsCollector(run.estates, Path(option.mx_results) if option.mx_results else None,
+                                         Path(option.mx_report) if option.mx_report else None, option.mx_waivers,
+                                         str(run.shard or ""), run.covers())
+        except MxspecError as error:  # the waivers file
+            raise pytest.UsageError(str(error)) from None
+        config.pluginmanager.register(collector, "mxspec-results")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """Under pytest-xdist the controller collects too, as a serial run does (its workers collect again, to
+    run): what stops a run before any host is contacted (undefined steps, the estate contract, a broken
+    feature) stops it here, before any worker is given a scenario; and the run's plan is known for progress.
+    xdist's own hook, after this one, keeps pytest from collecting a second time."""
+    config = session.config
+    if config.pluginmanager.has_plugin("dsession") and config.stash[RUN].estates:
+        session.perform_collect()
+        if session.testsfailed and not config.option.continue_on_collection_errors:
+            raise session.Interrupted(f"{session.testsfailed} error{'s' if session.testsfailed != 1 else ''} "
+                                      "during collection")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadgroup (mxspec's own choice, or the operator's) keeps each host's scenarios on one worker."""
+    run = config.stash.get(RUN, None)
+    if run and run.estates and config.getvalue("dist") == "loadgroup":
+        return parallel.HostScheduling(config, log, run.names())
+    return None
 
 
 def _shard(run: Run, spec: str, report: str | None) -> None:
-    run.shard = shards.parse(spec)
+    shard = shards.parse(spec)
     if report:
         raise MxspecError(f"--mx-shard={spec} with --mx-report: a shard holds part of the estates, and the "
                           "readiness verdict is for the whole of them; write --mx-results=FILE on each shard "
                           "and merge the files with `mxspec report FILE... --old OLD --new NEW`")
-    everything = [shards.unit(e.name, t) for e in run.estates for t in [*e.hosts, e.name]]
-    run.units = run.shard.select(everything)
+    run.units = shard.select(run.targets())
+    run.shard = shard
 
 
 def _make_run(config: pytest.Config) -> Run:
@@ -182,12 +236,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(notice)
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    run = config.stash.get(RUN, None)
-    if run:
-        run.pool.close()
-
-
 @pytest.fixture(autouse=True)
 def mx_target(request: pytest.FixtureRequest) -> Target | None:
     """The host (or estate) this scenario runs against; parametrized per scenario by role."""
@@ -233,8 +281,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for tag, (option, reason) in OPT_IN.items():
             if item.get_closest_marker(tag) and not getattr(config.option, option):
                 item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))
-    # Stop before any host is contacted. (xdist workers can't stop the run cleanly; there the same
-    # problems fail their scenarios with the same messages instead.)
+    # Stop before any host is contacted. (Under pytest-xdist the controller collects too and stops the run
+    # here, see pytest_collection; its workers, which could not stop it cleanly, need not check again.)
     if not hasattr(config, "workerinput"):
         problems = vocabulary.undefined_steps(scenario_items)
         if problems:

@@ -1,7 +1,6 @@
-"""Pytest plugin part that gathers scenario results, shows progress per host and writes the report."""
+"""Pytest plugin part that gathers scenario results and writes the results file and the report."""
 
 import datetime
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,69 +21,44 @@ def result_properties(target: Any, tags: set[str], feature: str, scenario: str, 
             ("mx_feature", feature), ("mx_scenario", scenario), ("mx_example", example)]
 
 
-def target_in_id(nodeid: str, names: list[str]) -> str | None:
-    """The host or estate a test id names: its parameters start with the target (then example ids)."""
-    params = nodeid.rpartition("[")[2].rstrip("]") if nodeid.endswith("]") else ""
-    return next((name for name in names if params == name or params.startswith(name + "-")), None)
+def scenario_outcome(report: pytest.TestReport) -> str | None:
+    """passed, failed or skipped, from the report that settles a scenario (its call, or a setup that did not
+    pass: a skip, a failure before any step); None from the others."""
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        return "failed" if report.failed else report.outcome
+    return None
+
+
+def _failure(report: pytest.TestReport) -> str:
+    """What a failed scenario's report says, the same whether it ran here or on a pytest-xdist worker."""
+    text = report.longreprtext
+    if hasattr(report, "node"):  # from a worker: pytest's text starts with a line naming it ("[gw0] linux -- Python ...")
+        text = text.partition("\n")[2]
+    return text
 
 
 class ResultsCollector:
-    def __init__(self, config: pytest.Config, estates: list[Any], results_path: Path | None, report_dir: Path | None,
-                 waivers_path: str | None, shard: str = "", covers: dict[str, list[str]] | None = None):
-        self.config = config
+    def __init__(self, estates: list[Any], results_path: Path | None, report_dir: Path | None, waivers_path: str | None,
+                 shard: str = "", covers: dict[str, list[str]] | None = None):
         self.results_path = results_path
         self.report_dir = report_dir
         self.waivers = readiness.load_waivers(waivers_path) if waivers_path else []
         self.results = Results(
             {e.name: sorted({r for h in e.hosts.values() for r in h.roles}) for e in estates},
             {e.name: {h.name: list(h.roles) for h in e.hosts.values()} for e in estates}, shard=shard, covers=covers)
-        self.planned: dict[str, int] = {}
-        self.done: dict[str, list[str]] = {}
         self.readiness: readiness.Readiness | None = None
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        targets = (dict(item.user_properties).get("mx_target") for item in session.items)
-        self._plan(str(target) if target else None for target in targets)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        """Under pytest-xdist the controller collects nothing: it learns the plan from a worker's ids."""
-        if not self.planned:  # every worker collects the same items
-            # Hosts and estates, longest first: "new-mx-in-1" must not be read as "new-mx".
-            names = sorted(set(self.results.estates) | {h for hosts in self.results.hosts.values() for h in hosts},
-                           key=len, reverse=True)
-            self._plan(target_in_id(nodeid, names) for nodeid in ids)
-
-    def _plan(self, targets: Iterable[str | None]) -> None:
-        """How many scenarios each host (or estate) will run, to say when it is done."""
-        for target in targets:
-            if target:
-                self.planned[target] = self.planned.get(target, 0) + 1
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props: dict[str, Any] = dict(report.user_properties)
-        if "mx_target" not in props:
+        outcome = scenario_outcome(report)
+        if "mx_target" not in props or outcome is None:
             return
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            outcome = "failed" if report.failed else report.outcome
-            message = report.longreprtext[-3000:] if report.failed else (
-                str(report.longrepr[2]) if report.skipped and isinstance(report.longrepr, tuple) else "")
-            self.results.results.append(Result(
-                props["mx_estate"], props["mx_target"], list(props["mx_roles"]), props["mx_feature"],
-                props["mx_scenario"], props["mx_example"], outcome, message, props.get("evidence", ""),
-                round(report.duration, 3)))
-            self._progress(props["mx_target"], outcome)
-
-    def _progress(self, target: str, outcome: str) -> None:
-        done = self.done.setdefault(target, [])
-        done.append(outcome)
-        if len(done) == self.planned.get(target, -1):
-            failed = done.count("failed")
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter:
-                if self.config.pluginmanager.hasplugin("dsession"):
-                    reporter.write("\n")  # xdist's progress dots don't tell the reporter a line is open
-                reporter.write_line(f"[mxspec] {target}: {len(done)} scenarios done, {failed} failed")
+        message = _failure(report)[-3000:] if report.failed else (
+            str(report.longrepr[2]) if report.skipped and isinstance(report.longrepr, tuple) else "")
+        self.results.results.append(Result(
+            props["mx_estate"], props["mx_target"], list(props["mx_roles"]), props["mx_feature"],
+            props["mx_scenario"], props["mx_example"], outcome, message, props.get("evidence", ""),
+            round(report.duration, 3)))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.results_path:

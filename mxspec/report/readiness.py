@@ -120,9 +120,7 @@ def compare(results: Results, old: str, new: str, waivers: list[Waiver], today: 
         if estate not in results.estates:
             raise MxspecError(f"no results for estate '{estate}' (results hold: {', '.join(results.estates) or 'none'})")
     items: dict[tuple, Item] = {}
-    # Each behaviour's hosts in inventory order, however the results came (one run, shards, xdist).
-    order = {(estate, host): index for estate, hosts in results.hosts.items() for index, host in enumerate(hosts)}
-    for result in sorted(results.results, key=lambda r: order.get((r.estate, r.target), -1)):
+    for result in results.in_inventory_order():  # each behaviour's hosts in inventory order
         if result.estate not in (old, new):
             continue
         for role in result.roles:

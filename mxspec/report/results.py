@@ -53,12 +53,19 @@ class Results:
             return list(self.covers.get(estate, []))
         return [*self.hosts.get(estate, {}), estate]
 
+    def in_inventory_order(self) -> list[Result]:
+        """The results target by target as the inventories list them (an estate's own after its hosts'), each
+        target's in the order they ran: the same however they came (serial, from pytest-xdist's workers, shards)."""
+        targets = [(estate, target) for estate, hosts in self.hosts.items() for target in [*hosts, estate]]
+        order = {target: index for index, target in enumerate(targets)}
+        return sorted(self.results, key=lambda r: order.get((r.estate, r.target), len(order)))
+
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data: dict = {"format": FORMAT, "created": self.created, "estates": self.estates, "hosts": self.hosts}
         if self.shard:
             data |= {"shard": self.shard, "covers": self.covers}
-        data["results"] = [asdict(r) for r in self.results]
+        data["results"] = [asdict(r) for r in self.in_inventory_order()]
         path.write_text(json.dumps(data, indent=1))
 
 

@@ -1,0 +1,100 @@
+"""Hosts checked concurrently: `--mx-parallel` sizes pytest-xdist's workers, each host's scenarios stay on one.
+
+A run over several hosts (or estates) is distributed by default: as many workers as the CPUs mxspec may
+use, never more than the run has targets. A run with one target, or none (the project's own tests), stays
+serial and starts no worker; so does one whose distribution the operator chose (-n, --dist, --tx,
+-p no:xdist), one under a debugger, and one writing --cucumberjson.
+"""
+
+import os
+
+import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadGroupScheduling
+
+from mxspec.bdd import adapter
+from mxspec.core.errors import BadInput
+
+USAGE = "N, how many hosts to check at once: 1 or more (1: one after another, no workers)"
+
+
+def workers(requested: str | None, targets: int, cpus: int) -> int:
+    """How many hosts to check at once: as many as asked (default: the CPUs), never more than the targets."""
+    if requested is None:
+        bound = cpus
+    else:
+        try:
+            bound = int(requested)
+        except ValueError:
+            raise BadInput(f"--mx-parallel={requested}: not a whole number; expected {USAGE}") from None
+        if bound < 1:
+            raise BadInput(f"--mx-parallel={requested}: fewer than one host at a time; expected {USAGE}")
+    return max(1, min(bound, targets))
+
+
+def distribute(config: pytest.Config, targets: int) -> None:
+    """Set pytest-xdist's options for `targets` hosts and estates, before its own pytest_cmdline_main reads them."""
+    requested = config.option.mx_parallel
+    count = workers(requested, targets, len(os.sched_getaffinity(0)))
+    if not config.pluginmanager.has_plugin("xdist"):
+        if requested is not None and count > 1:
+            raise BadInput(f"--mx-parallel={requested} needs pytest-xdist, which -p no:xdist turned off")
+        return
+    chosen = _chosen_by_operator(config)
+    if chosen and requested is not None:
+        raise BadInput(f"--mx-parallel={requested} and {chosen} both say how to distribute the run: give one")
+    serial = _serial_only(config)
+    if serial and requested is not None and count > 1:
+        raise BadInput(f"--mx-parallel={requested} with {serial[0]}: {serial[1]}; leave --mx-parallel out")
+    if count > 1 and not chosen and not serial:
+        config.option.numprocesses = count
+        config.option.dist = "loadgroup"  # one host's scenarios on one worker: see HostScheduling
+
+
+def _chosen_by_operator(config: pytest.Config) -> str:
+    """The pytest-xdist option the operator gave (default values are taken for not given), or ""."""
+    option = config.option
+    if option.numprocesses is not None:
+        return f"-n {option.numprocesses}"
+    if option.dist != "no" or option.distload:
+        return f"--dist {option.dist}"
+    return "--tx" if option.tx else ""
+
+
+def _serial_only(config: pytest.Config) -> tuple[str, str] | None:
+    """An option given that needs the run in one process, and why."""
+    for debugger, option in (("usepdb", "--pdb"), ("trace", "--trace")):
+        if config.getoption(debugger, False):
+            return option, "a debugger needs the terminal of the process it stops"
+    report = adapter.serial_report(config)
+    if report:
+        return report, "pytest-bdd writes it from a serial run only (under pytest-xdist it writes [])"
+    return None
+
+
+def target_in_id(nodeid: str, names: list[str]) -> str | None:
+    """The host or estate a test id names: its parameters start with the target (then example ids).
+
+    `names` longest first, so that "new-mx-in-1" is not read as "new-mx". A suffix pytest-xdist's
+    loadgroup may append after the parameters (`[host]@group`) is not part of them.
+    """
+    end = nodeid.rfind("]")
+    params = nodeid[:end].rpartition("[")[2] if end >= 0 else ""
+    return next((name for name in names if params == name or params.startswith(name + "-")), None)
+
+
+class HostScheduling(LoadGroupScheduling):
+    """`--dist loadgroup` by host: a host's (or estate's) scenarios go to one worker, which runs them in order.
+
+    Every scenario carries `xdist_group(<its target>)`, but pytest-xdist's loadgroup reads the group from
+    a suffix its workers append to node ids, which pytest 9.2's structured node ids silently lose
+    (pytest-xdist#1386): the ids' parameters name the target anyway, so the group is read from them.
+    Other tests are grouped as loadgroup groups them.
+    """
+
+    def __init__(self, config: pytest.Config, log: Producer | None, names: list[str]):
+        super().__init__(config, log)
+        self.names = names
+
+    def _split_scope(self, nodeid: str) -> str:
+        return target_in_id(nodeid, self.names) or super()._split_scope(nodeid)

@@ -1,0 +1,228 @@
+"""Hosts in parallel by default (--mx-parallel): how many workers, each host on one, the same results, one progress line per host.
+
+No lab: the hosts are this machine (`ansible_connection: local`), checked with commands that pass or fail at once.
+"""
+
+import json
+import os
+import re
+import textwrap
+
+import pytest
+
+from conftest import output, run_mxspec_pytest
+from mxspec import MxspecError
+from mxspec.bdd import parallel
+
+CPUS = len(os.sched_getaffinity(0))
+
+FEATURE = """\
+    Feature: Local checks
+
+      Scenario: The host's own check is quiet
+        Then "{{ check_command }}" reports no problems
+
+      Scenario: True is quiet
+        Then "true" reports no problems
+
+      Scenario Outline: Commands are quiet
+        Then "<command>" reports no problems
+
+        Examples:
+          | command   |
+          | true      |
+          | sleep 0.2 |
+
+      @disruptive
+      Scenario: Opt-in, so skipped
+        Then "true" reports no problems
+    """
+
+HOSTS = {"old": {"old-1": "true"}, "new": {"new-1": "true", "new-2": "false"}}  # host -> its check_command
+SCENARIOS = 5  # per host; the estates themselves have none here
+
+
+@pytest.fixture
+def project(tmp_path):
+    """An operator's folder: the feature bound to pytest, and two estates of local hosts."""
+    (tmp_path / "test_bind.py").write_text("from pytest_bdd import scenarios\n\nscenarios('.')\n")
+    (tmp_path / "checks.feature").write_text(textwrap.dedent(FEATURE))
+    (tmp_path / "inventories").mkdir()
+    for estate, hosts in HOSTS.items():
+        lines = [f"        {host}: {{ansible_host: localhost, ansible_connection: local, check_command: '{command}'}}"
+                 for host, command in hosts.items()]
+        (tmp_path / "inventories" / f"{estate}.yml").write_text(
+            "all:\n  children:\n    inbound-mx:\n      hosts:\n" + "\n".join(lines) + "\n")
+    return tmp_path
+
+
+def run(project, *args):
+    return run_mxspec_pytest("-p", "no:cacheprovider", "--hosts=old,new", *args, cwd=project, timeout=300)
+
+
+def workers_started(text: str) -> int:
+    """How many pytest-xdist workers a run started (its `created: N/N workers` line), 0 for none."""
+    match = re.search(r"^created: (\d+)/\d+ workers?$", text, re.M)
+    return int(match[1]) if match else 0
+
+
+# How many hosts at once
+
+@pytest.mark.parametrize("requested, targets, cpus, expected", [
+    (None, 5, 2, 2),  # as many as the CPUs...
+    (None, 3, 8, 3),  # ...never more than the hosts and estates
+    (None, 1, 8, 1),  # one target: serial
+    (None, 0, 8, 1),  # no estate selected (the project's own tests): serial
+    ("1", 5, 8, 1),
+    ("4", 5, 2, 4),  # asked for: more than the CPUs (hosts mostly wait on the network)...
+    ("16", 5, 2, 5),  # ...but not more than the targets
+])
+def test_workers_default_to_the_cpus_and_never_exceed_the_targets(requested, targets, cpus, expected):
+    assert parallel.workers(requested, targets, cpus) == expected
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("0", "fewer than one host at a time"),
+    ("-2", "fewer than one host at a time"),
+    ("x", "not a whole number"),
+    ("2.5", "not a whole number"),
+    ("", "not a whole number"),
+])
+def test_bad_parallel_values_are_named(value, fragment):
+    with pytest.raises(MxspecError) as error:
+        parallel.workers(value, 5, 2)
+    assert str(error.value) == (f"--mx-parallel={value}: {fragment}; expected N, how many hosts to check at once: "
+                                "1 or more (1: one after another, no workers)")
+
+
+def test_a_bad_value_stops_the_run_with_one_line(project):
+    result = run(project, "--mx-parallel=0")
+    assert result.returncode == 4 and "Traceback" not in output(result), output(result)
+    assert "ERROR: --mx-parallel=0: fewer than one host at a time; expected N" in result.stderr
+    assert not workers_started(output(result))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--mx-parallel=2", "-n", "2"), "--mx-parallel=2 and -n 2 both say how to distribute the run: give one"),
+    (("--mx-parallel=2", "--dist", "load"), "--mx-parallel=2 and --dist load both say how to distribute the run"),
+    (("--mx-parallel=2", "-p", "no:xdist"), "--mx-parallel=2 needs pytest-xdist, which -p no:xdist turned off"),
+    (("--mx-parallel=2", "--cucumberjson=c.json"), "--mx-parallel=2 with --cucumberjson: pytest-bdd writes it from a "
+                                                   "serial run only (under pytest-xdist it writes []); leave --mx-parallel out"),
+])
+def test_parallel_and_the_operators_own_distribution_are_not_both_given(project, args, message):
+    result = run(project, *args)
+    assert result.returncode == 4 and "Traceback" not in output(result), output(result)
+    assert message in result.stderr, output(result)
+
+
+@pytest.mark.parametrize("name, ids, expected", [
+    ("plain", ["f.py::test_a[new-mx-in-1]"], "new-mx-in-1"),
+    ("estate", ["f.py::test_a[new-mx]"], "new-mx"),  # not a host whose name starts so
+    ("example row", ["f.py::test_a[new-mx-in-1-alpha.test]"], "new-mx-in-1"),
+    ("xdist group suffix", ["f.py::test_a[new-mx-in-1]@new-mx-in-1"], "new-mx-in-1"),
+    ("another test", ["f.py::test_b", "f.py::test_c[other]"], None),
+])
+def test_a_test_id_names_its_target(name, ids, expected):
+    names = sorted(["new-mx", "new-mx-in-1", "new-mx-in-2", "old-mx"], key=len, reverse=True)
+    assert {parallel.target_in_id(nodeid, names) for nodeid in ids} == {expected}
+
+
+# Runs
+
+def test_a_run_over_several_hosts_is_distributed_by_default_each_host_on_one_worker(project):
+    result = run(project, "-v")
+    text = output(result)
+    assert result.returncode == 1, text
+    assert workers_started(text) == min(CPUS, 5), text  # 3 hosts and 2 estates
+    names = ["old-1", "new-1", "new-2", "old", "new"]
+    hosts_on = {}  # host -> the workers that ran its scenarios
+    for worker, nodeid in re.findall(r"^\[(gw\d+)\] .*(?:PASSED|FAILED|SKIPPED) (test_bind\.py::.*\])", text, re.M):
+        hosts_on.setdefault(parallel.target_in_id(nodeid, names), set()).add(worker)
+    assert set(hosts_on) == {"old-1", "new-1", "new-2"} and all(len(w) == 1 for w in hosts_on.values()), hosts_on
+
+
+def test_parallel_1_and_a_single_target_are_serial(project):
+    serial = run(project, "--mx-parallel=1")
+    assert serial.returncode == 1 and not workers_started(output(serial)), output(serial)
+    assert "collected 15 items" in serial.stdout
+    one = run_mxspec_pytest("-p", "no:cacheprovider", "--hosts=old", "--mx-shard=1/2", cwd=project, timeout=300)
+    assert one.returncode == 0 and not workers_started(output(one)), output(one)  # a shard of one target
+
+
+def test_a_distributed_run_stops_before_any_host_is_contacted_on_bad_input(project):
+    """The controller collects too, so the estate contract is checked there, as in a serial run."""
+    new = project / "inventories" / "new.yml"
+    new.write_text(new.read_text().replace(", check_command: 'false'", ""))
+    result = run(project, "--mx-parallel=2")
+    text = output(result)
+    assert result.returncode == 4 and "Traceback" not in text, text
+    assert workers_started(text) == 2 and "no tests ran" in text, text
+    assert ("ERROR: the inventory lacks values the features use (no host was contacted):\n"
+            f"  checks.feature:4: inventory variable 'check_command' is not set for new-2 ({new}:6)"
+            ) in result.stderr, text
+
+
+def test_the_operators_own_distribution_is_kept(project):
+    chosen = run(project, "-n", "1", "-v")
+    assert workers_started(output(chosen)) == 1, output(chosen)
+    off = run(project, "-p", "no:xdist")
+    assert off.returncode == 1 and not workers_started(output(off)), output(off)
+
+
+def test_a_run_without_estates_is_untouched(tmp_path):
+    (tmp_path / "test_plain.py").write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    result = run_mxspec_pytest("-p", "no:cacheprovider", cwd=tmp_path)
+    assert result.returncode == 0 and not workers_started(output(result)), output(result)
+    assert re.search(r"^test_plain\.py \.\. +\[100%\]$", result.stdout, re.M), result.stdout  # pytest's own dots
+
+
+def comparable(path) -> dict:
+    """A results file without what differs between any two runs: when it was written, how long things took."""
+    data = json.loads(path.read_text())
+    del data["created"]
+    for result in data["results"]:
+        del result["seconds"]
+        for key in ("message", "evidence"):
+            result[key] = re.sub(r"\d+ ms\b", "N ms", result[key])
+    return data
+
+
+def test_a_parallel_run_writes_the_serial_runs_results_and_report(project):
+    serial = run(project, "--mx-parallel=1", "--mx-results=serial.json", "--mx-report=serial-report")
+    parallel_run = run(project, "--mx-parallel=2", "--mx-results=parallel.json", "--mx-report=parallel-report")
+    assert (serial.returncode, parallel_run.returncode) == (1, 1), output(serial) + output(parallel_run)
+    assert workers_started(output(parallel_run)) == 2 and not workers_started(output(serial))
+    expected = comparable(project / "serial.json")
+    assert comparable(project / "parallel.json") == expected
+    assert [r["target"] for r in expected["results"]] == [h for hosts in HOSTS.values() for h in hosts
+                                                          for _ in range(SCENARIOS)]  # inventory order
+    assert {r["outcome"] for r in expected["results"]} == {"passed", "failed", "skipped"}
+    failed = next(r for r in expected["results"] if r["outcome"] == "failed")
+    assert failed["message"].startswith('checks.feature:4: Then "{{ check_command }}" reports no problems\n'
+                                        "host new-2: `false` exited 1"), failed["message"]
+    for kind in ("json", "md", "html"):
+        report = [re.sub(r"\d+ ms\b", "N ms", (project / f"{side}-report" / f"readiness.{kind}").read_text())
+                  for side in ("serial", "parallel")]
+        assert report[0] == report[1], kind
+
+
+@pytest.mark.parametrize("args", [("--mx-parallel=1",), ("--mx-parallel=2",)], ids=["serial", "parallel"])
+def test_progress_is_one_line_per_host_and_nothing_else(project, args):
+    result = run(project, *args)
+    assert result.returncode == 1, output(result)
+    lines = result.stdout.splitlines()
+    start = max(i for i, line in enumerate(lines) if re.fullmatch(r"collected \d+ items|\d+ workers \[\d+ items\]", line)) + 1
+    end = next(i for i, line in enumerate(lines) if line.startswith("====") and i > start)
+    body = [line for line in lines[start:end] if line.strip() and not re.fullmatch(r" *\[100%\]", line)]
+    progress = [re.fullmatch(r"\[mxspec\] (\d)/3 done  ([\w-]+): 5 scenarios, (\d) failed, 1 skipped", line)
+                for line in body]
+    assert all(progress), "\n".join(lines)  # no dots, letters or file names between them
+    assert [int(match[1]) for match in progress] == [1, 2, 3]
+    assert {match[2]: int(match[3]) for match in progress} == {"old-1": 0, "new-1": 0, "new-2": 1}
+
+
+def test_verbose_keeps_pytests_line_per_test(project):
+    result = run(project, "--mx-parallel=1", "-v")
+    assert re.search(r"^test_bind\.py::test_true_is_quiet\[new-1\] PASSED", result.stdout, re.M), result.stdout
+    assert re.search(r"^test_bind\.py::test_optin_so_skipped\[old-1\] SKIPPED", result.stdout, re.M), result.stdout
+    assert re.search(r"^\[mxspec\] 3/3 done  new-2: 5 scenarios, 1 failed, 1 skipped$", result.stdout, re.M)
