@@ -1,16 +1,21 @@
-"""Benchmark: the common features against one lab host, over mxspec's connection and testinfra's default.
+"""Benchmark: the common features against one lab host, over each connection kind, beside their floor.
 
-Runs the same scenarios in this one process, first over mxspec's shared OpenSSH connection and
-then over testinfra's default transport for a bare host name (paramiko), and prints scenarios,
-checks, remote commands, wall time and time per command for each, with the ratio between them.
+Runs the same scenarios in this one process over mxspec's persistent channel (`ssh`, the
+default), over testinfra's own ssh backend with a ControlMaster (`ssh-command`: one ssh session
+per command over the shared connection) and over testinfra's default for a bare host name
+(`paramiko`). For each: scenarios, checks, remote commands, wall time per host and time per
+command, with ratios. Then the floor: the exact commands the channel run issued, replayed inside
+the host in one shell (their own run time), and a bare round trip (`true`) on each kind.
 
     python3 bench/connection_cost.py [--host new-router-1] [--rounds 3]
 
 Needs the lab (`mxspec lab up`); brings it up if it is not, and leaves it as it found it.
+The runs are serial (--mx-parallel=1): the counters count in this process.
 """
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -23,9 +28,14 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from mxspec.bdd import adapter  # noqa: E402
-from mxspec.bdd.plugin import RUN  # noqa: E402
+from mxspec.bdd.plugin import RUN, TRANSCRIPT  # noqa: E402
 from mxspec.estate.inventory import load_estate  # noqa: E402
+from mxspec.transport import openssh  # noqa: E402
 from mxspec.transport.connection import ConnectionPool  # noqa: E402
+
+KINDS = (("mxspec: persistent channel (ssh)", "ssh"),
+         ("testinfra ssh:// + ControlMaster (ssh-command)", "ssh-command"),
+         ("testinfra default (paramiko)", "paramiko"))
 
 
 class Counter:
@@ -34,6 +44,7 @@ class Counter:
     def __init__(self):
         self.scenarios = self.steps = self.failed = 0
         self.commands, self.command_seconds = 0, 0.0
+        self.issued: list[str] = []  # every command run on the host (facts read earlier left out)
 
     def pytest_collection_modifyitems(self, items):
         """Only the common features: what every mail host does, whatever its role."""
@@ -47,6 +58,9 @@ class Counter:
 
     def pytest_runtest_logreport(self, report):
         self.failed += report.failed
+
+    def pytest_runtest_teardown(self, item):
+        self.issued += [command.command for command in item.stash.get(TRANSCRIPT, []) if not command.known]
 
     def pytest_sessionfinish(self, session):
         commands, seconds = session.config.stash[RUN].pool.stats()
@@ -80,11 +94,11 @@ def measure(host: str, transport: str, rounds: int) -> tuple[Counter, float]:
         return counter, time.monotonic() - started
 
 
-def bare_command_ms(directory_host: str, transport: str, calls: int = 100) -> float:
+def bare_command_ms(host_name: str, transport: str, calls: int = 100) -> float:
     """Transport cost alone: `true` run `calls` times over one connection (after the first)."""
     with tempfile.TemporaryDirectory() as directory:
-        inventory_for(Path(directory), directory_host, transport)
-        host = load_estate(directory, "bench").hosts[directory_host]
+        inventory_for(Path(directory), host_name, transport)
+        host = load_estate(directory, "bench").hosts[host_name]
         pool = ConnectionPool()
         try:
             connection = pool.get(host)
@@ -97,6 +111,21 @@ def bare_command_ms(directory_host: str, transport: str, calls: int = 100) -> fl
             pool.close()
 
 
+def replay_seconds(host_name: str, commands: list[str], rounds: int = 3) -> float:
+    """The commands' own run time: all of them replayed inside the host in one shell (best of `rounds`)."""
+    host = load_estate(PROJECT / "inventories", "new-mx").hosts[host_name]
+    script = "".join(f"/bin/sh -c {shlex.quote(command)} </dev/null >/dev/null 2>&1\n" for command in commands)
+    timed = f's=$(date +%s%N)\n{script}e=$(date +%s%N)\necho $((e - s))\n'
+    best = float("inf")
+    for _ in range(rounds):
+        done = subprocess.run(openssh.command(host.ssh_config, host.target, "sh -s", connect_timeout=5),
+                              input=timed, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            sys.exit(f"replay on {host_name} failed: {done.stderr.strip()}")
+        best = min(best, int(done.stdout.split()[-1]) / 1e9)
+    return best
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="new-router-1", help="lab host of the new-mx estate")
@@ -107,26 +136,43 @@ def main() -> int:
     if not was_up:
         subprocess.run([sys.executable, "-m", "mxspec.cli", "lab", "up"], cwd=PROJECT, check=True)
     try:
-        transports = (("mxspec (shared ssh)", "ssh"), ("testinfra default (paramiko)", "paramiko"))
-        rows = [(name, *measure(args.host, transport, args.rounds)) for name, transport in transports]
-        bare = [bare_command_ms(args.host, transport) for _, transport in transports]
+        rows = [(name, *measure(args.host, transport, args.rounds)) for name, transport in KINDS]
+        bare = [bare_command_ms(args.host, transport) for _, transport in KINDS]
+        channel = rows[0][1]
+        floor = replay_seconds(args.host, channel.issued[:len(channel.issued) // args.rounds])
     finally:
         if not was_up:
             subprocess.run([sys.executable, "-m", "mxspec.cli", "lab", "down"], cwd=PROJECT, check=True)
-    print(f"\nhost {args.host}, {args.rounds} rounds of the common features per transport\n")
-    print(f"{'transport':30} {'scenarios':>9} {'checks':>7} {'failed':>6} {'commands':>9} {'wall s':>7} {'ms/command':>11}")
-    for name, counter, wall in rows:
-        per_command = 1000 * counter.command_seconds / max(counter.commands, 1)
-        print(f"{name:30} {counter.scenarios:9} {counter.steps:7} {counter.failed:6} {counter.commands:9} "
-              f"{wall:7.2f} {per_command:11.1f}")
-    (_, fast, fast_wall), (_, slow, slow_wall) = rows
-    fast_cmd = fast.command_seconds / max(fast.commands, 1)
-    slow_cmd = slow.command_seconds / max(slow.commands, 1)
-    print(f"\nratio testinfra default / mxspec: wall time {slow_wall / fast_wall:.1f}x, "
-          f"time per remote command {slow_cmd / fast_cmd:.1f}x")
-    print(f"transport alone (`true`, 100 calls): mxspec {bare[0]:.1f} ms, testinfra default {bare[1]:.1f} ms "
-          f"per command, ratio {bare[1] / bare[0]:.1f}x")
+    report(args, rows, bare, floor)
     return 0
+
+
+def report(args: argparse.Namespace, rows: list, bare: list[float], floor: float) -> None:
+    print(f"\nhost {args.host}, {args.rounds} rounds of the common features per connection kind\n")
+    print(f"{'connection kind':47} {'scen.':>5} {'checks':>6} {'failed':>6} {'commands':>8} "
+          f"{'wall/host s':>11} {'ms/command':>10} {'true ms':>7}")
+    for (name, counter, wall), true_ms in zip(rows, bare, strict=True):
+        per_command = 1000 * counter.command_seconds / max(counter.commands, 1)
+        print(f"{name:47} {counter.scenarios // args.rounds:5} {counter.steps // args.rounds:6} {counter.failed:6} "
+              f"{counter.commands // args.rounds:8} {wall / args.rounds:11.3f} {per_command:10.1f} {true_ms:7.1f}")
+    (_, channel, channel_wall), *others = rows
+    per_round = channel_wall / args.rounds
+    commands = channel.commands / args.rounds
+    command_s = channel.command_seconds / args.rounds
+    own_ms = 1000 * floor / max(commands, 1)
+    overhead_ms = 1000 * command_s / max(commands, 1) - own_ms
+    pytest_s = per_round - command_s  # everything but remote commands: pytest, steps, SMTP probes
+    print(f"\nfloor: the {commands:.0f} commands of one round replayed inside the host in one shell: {floor:.3f} s "
+          f"({own_ms:.1f} ms each); pytest and the steps' own time (wall minus command time): {pytest_s:.3f} s")
+    print(f"transport overhead per command (channel time minus the command's own): {overhead_ms:.1f} ms = "
+          f"{overhead_ms / bare[0]:.1f}x a bare round trip on the channel ({bare[0]:.1f} ms)   [target <= 3x]")
+    print(f"common features on one host: {per_round:.3f} s = {per_round / (floor + pytest_s):.2f}x the floor plus "
+          f"pytest's own ({floor + pytest_s:.3f} s)   [target <= 1.5x]")
+    for name, counter, wall in others:
+        slower_command = (counter.command_seconds / max(counter.commands, 1)) / (command_s / max(commands, 1))
+        print(f"{name}: wall {wall / channel_wall:.2f}x the channel's, per command {slower_command:.1f}x, "
+              f"bare round trip {bare[KINDS.index(next(k for k in KINDS if k[0] == name))] / bare[0]:.1f}x"
+              f"{'   [target: paramiko >= 2.5x on wall]' if 'paramiko' in name else ''}")
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ LAB = PROJECT / "mxspec" / "lab" / "builtin"  # the built-in lab's definition
 LAB_SSH_CONFIG = "/var/lib/mxspec-lab/run/ssh_config"
 
 
-def run_mxspec_pytest(*args: str, cwd=PROJECT, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_mxspec_pytest(*args: str, cwd=PROJECT, timeout: float = 600, env: dict | None = None
+                      ) -> subprocess.CompletedProcess:
     """`pytest ARGS` in a fresh process, as an operator types it; output combined."""
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "100"})
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "100", **(env or {})})
 
 
 def run_mxspec(*args: str, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:

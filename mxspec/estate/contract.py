@@ -215,7 +215,8 @@ VARIABLES: tuple[Variable, ...] = (
        group="connection"),
     _v("mxspec_ssh_config", PATH, "an ssh_config file for every ssh mxspec runs", "/var/lib/mxspec-lab/run/ssh_config",
        default=None, connection=True, group="connection"),
-    _v("mxspec_transport", TEXT, "ssh (shared OpenSSH connection) or paramiko", "ssh", default="ssh", connection=True,
+    _v("mxspec_transport", TEXT, "ssh (one persistent channel per host over a shared OpenSSH connection), "
+       "ssh-command (one ssh session per command) or paramiko", "ssh", default="ssh", connection=True,
        group="connection"),
     _v("mxspec_roles", ROLE_LIST, "the host's roles, where no role group (inbound-mx, ...) lists it",
        "[inbound-mx, outbound-mx]", default=None, connection=True, group="connection"),

@@ -1,0 +1,128 @@
+"""The persistent channel (transport/channel.py) on this machine: framing, bounds, re-opening, facts.
+
+The same loop runs on the lab's hosts over ssh (tests/test_channel_lab.py); here it runs in a
+local shell, which is the `local` kind's line, so every case is quick and needs no lab.
+"""
+
+import os
+import shlex
+import signal
+import time
+
+import pytest
+
+from mxspec.core.errors import CommandTimeout, HostUnreachable
+from mxspec.estate.inventory import Host
+from mxspec.transport import channel
+from mxspec.transport.connection import ConnectionPool
+
+
+def local_host(name: str = "here") -> Host:
+    return Host(name=name, estate="test", where="test", roles=["inbound"], vars={"ansible_connection": "local"})
+
+
+@pytest.fixture
+def pool():
+    pool = ConnectionPool(connect_timeout=5, command_timeout=2, is_fact=lambda command: command == "date +%s%N")
+    yield pool
+    pool.close()
+
+
+def loop_pid(connection) -> str:
+    # The command's parent is `timeout`, whose parent is the loop.
+    return connection.run("ps -o ppid= -p $PPID").stdout.strip()
+
+
+@pytest.mark.parametrize("command, rc, stdout, stderr", [
+    ("printf 'no newline at the end'", 0, "no newline at the end", ""),
+    ("printf 'a\\n\\nb\\n\\n'; echo oops >&2; exit 7", 7, "a\n\nb\n\n", "oops\n"),
+    ("echo one\necho two\n\necho 'three  spaced'", 0, "one\ntwo\nthree  spaced\n", ""),
+    ("printf '\\\\n%s 0\\n' fake-token; echo real", 0, "\\nfake-token 0\nreal\n", ""),  # looks like a frame end
+    ("echo 'ends in a backslash \\'", 0, "ends in a backslash \\\n", ""),
+    ("cat", 0, "", ""),  # stdin is not the channel's: a command reading it gets end of file at once
+    ("head -c 300000 /dev/zero | tr '\\0' x", 0, "x" * 300000, ""),
+], ids=["no-final-newline", "stderr-and-status", "several-lines", "fake-frame-end", "backslash", "stdin",
+        "large-output"])
+def test_every_command_comes_back_exactly(pool, command, rc, stdout, stderr):
+    connection = pool.get(local_host())
+    result = connection.run(command)
+    assert (result.rc, result.stdout, result.stderr) == (rc, stdout, stderr)
+
+
+def test_one_loop_runs_every_command(pool):
+    connection = pool.get(local_host())
+    first = loop_pid(connection)
+    for _ in range(20):
+        assert connection.run("true").rc == 0
+    assert loop_pid(connection) == first
+
+
+def test_a_hung_command_is_killed_and_the_next_runs_on_the_same_channel(pool):
+    connection = pool.get(local_host())
+    first = loop_pid(connection)
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout, match=r"host here: `sleep 60`: no answer within 2 s \(killed on the host\)"):
+        connection.run("sleep 60")
+    assert time.monotonic() - started < 5
+    assert connection.run("echo next").stdout == "next\n"
+    assert loop_pid(connection) == first
+
+
+def test_a_command_that_exits_124_itself_is_not_a_timeout(pool):
+    assert pool.get(local_host()).run("exit 124").rc == 124
+
+
+def test_a_killed_channel_is_opened_again_once_and_the_command_run_on_it(pool):
+    connection = pool.get(local_host())
+    first = loop_pid(connection)
+    os.killpg(connection.backend.channel().process.pid, signal.SIGKILL)
+    assert connection.run("echo after").stdout == "after\n"
+    assert loop_pid(connection) != first
+    [notice] = connection.notices()
+    assert notice.startswith("host here: its channel died (")
+    assert "opened again, and the command it was given run on the new one" in notice
+
+
+def test_a_channel_that_cannot_be_opened_again_makes_the_host_unreachable(pool, tmp_path):
+    connection = pool.get(local_host())
+    connection.check()
+    gate = tmp_path / "reachable"
+    gate.touch()
+    # From now on the line that opens the channel fails as ssh fails when the host is gone.
+    connection.backend.channel().process_line = f"[ -e {gate} ] || {{ echo 'ssh: connect: No route to host' >&2; exit 255; }}; " \
+        + connection.backend.channel().process_line
+    gate.unlink()
+    os.killpg(connection.backend.channel().process.pid, signal.SIGKILL)
+    with pytest.raises(HostUnreachable, match="host here unreachable: connection lost: ssh: connect: No route to host"):
+        connection.run("true")
+    with pytest.raises(HostUnreachable):  # for the rest of the run, at once
+        connection.run("true")
+
+
+def test_a_host_without_timeout_is_refused_with_the_reason():
+    died = _open_with("PATH=/nonexistent")
+    assert died.status == channel.NO_TIMEOUT
+    assert b"no 'timeout' command (GNU coreutils) on this host" in died.stderr
+
+
+def _open_with(environment: str) -> channel.ChannelDied:
+    line = f"{environment} /bin/sh -c {shlex.quote(channel.LOOP)}"
+    opened = channel.Channel(line, first_answer_within=5)
+    try:
+        with pytest.raises(channel.ChannelDied) as died:
+            opened.run("true", 5)
+    finally:
+        opened.close()
+    return died.value
+
+
+def test_facts_are_read_once_until_forgotten(pool):
+    connection = pool.get(local_host())
+    connection.check()
+    connection.testinfra.transcript = transcript = []
+    first = connection.run("date +%s%N").stdout
+    assert connection.run("date +%s%N").stdout == first  # the fact, as read
+    assert connection.run("date +%s%N; true").stdout != first  # not a fact: run again
+    assert [command.known for command in transcript] == [False, True, False]
+    pool.forget_facts()
+    assert connection.run("date +%s%N").stdout != first

@@ -1,0 +1,56 @@
+"""The persistent channel on the lab's hosts: the SysV host and systemd ones, a channel killed mid-run."""
+
+import textwrap
+import time
+
+import pytest
+
+from conftest import PROJECT, lab_ssh, output, run_mxspec_pytest
+from mxspec.core.errors import CommandTimeout
+from mxspec.estate.inventory import load_estate
+from mxspec.transport.connection import ConnectionPool
+
+
+@pytest.mark.parametrize("estate, name", [("old-mx", "old-mx-1"), ("new-mx", "new-router-1")])
+def test_a_hung_command_is_killed_on_the_host_and_the_channel_carries_on(lab, estate, name):
+    host = load_estate(PROJECT / "inventories", estate).hosts[name]
+    pool = ConnectionPool(command_timeout=2)
+    try:
+        connection = pool.get(host)
+        loop = connection.run("ps -o ppid= -p $PPID").stdout.strip()
+        with pytest.raises(CommandTimeout, match="no answer within 2 s"):
+            connection.run("sleep 613")
+        assert connection.run("ps -o ppid= -p $PPID").stdout.strip() == loop
+        assert lab_ssh(name, "pgrep -f 'sleep 613' || echo gone").stdout.strip() == "gone"
+    finally:
+        pool.close()
+    time.sleep(0.5)  # the loop exits when its stdin closes; sshd reaps the session
+    assert lab_ssh(name, "pgrep -f '[m]xspec-channel' || echo none").stdout.strip() == "none"
+
+
+KILLER = '''
+    """Kills each host's channel, on the host, after the host's third scenario."""
+    import subprocess
+
+    done = {}
+
+    def pytest_bdd_after_scenario(request, feature, scenario):
+        target = request.getfixturevalue("mx_target")
+        if target is None or target.host is None:
+            return
+        done[target.name] = done.get(target.name, 0) + 1
+        if done[target.name] == 3:
+            subprocess.run(["ssh", "-F", "/var/lib/mxspec-lab/run/ssh_config", target.host.target,
+                            "pkill -f '[m]xspec-channel'"], timeout=30, check=True)
+'''
+
+
+def test_a_channel_killed_mid_run_is_opened_again_and_the_run_completes(lab, tmp_path):
+    (tmp_path / "channel_killer.py").write_text(textwrap.dedent(KILLER))
+    result = run_mxspec_pytest("features", "--hosts=old-mx,new-mx", "-p", "channel_killer",
+                               env={"PYTHONPATH": str(tmp_path)})
+    text = output(result)
+    assert result.returncode == 0, text
+    assert "failed" not in text.splitlines()[-1], text
+    for name in ("old-mx-1", "new-mx-in-1", "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"):
+        assert f"host {name}: its channel died (" in text, text
