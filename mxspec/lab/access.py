@@ -1,10 +1,14 @@
 """Credentials the lab makes once and keeps: the SSH key, the lab CA and host certificates, DKIM keys."""
 
 import base64
+import subprocess
 from pathlib import Path
+from typing import Any
 
+from mxspec.core.errors import MxspecError
 from mxspec.lab.spec import Lab, LabHost
 from mxspec.lab.system import run
+from mxspec.transport import openssh
 
 
 def secrets_dir(lab: Lab) -> Path:
@@ -75,3 +79,13 @@ def dkim_key(lab: Lab, selector: str) -> tuple[Path, str]:
     der = run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
               f"reading DKIM key {selector}", text=False).stdout
     return key, base64.b64encode(der).decode()
+
+
+def on_host(ssh_config: Path, name: str, command: str, stdin: Any = subprocess.DEVNULL,
+            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """`command` on a lab host over the lab's ssh, bounded; the one way the lab's own repairs reach a host."""
+    try:
+        return subprocess.run(openssh.command(ssh_config, name, command, connect_timeout=5),
+                              stdin=stdin, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise MxspecError(f"lab host {name}: no answer within {timeout:g} s to `{command.strip()[:60]}`") from None

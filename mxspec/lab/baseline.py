@@ -13,24 +13,13 @@ a symbolic link, its target. Compiled Postfix maps are left out: a repair makes 
 
 import json
 import shlex
-import subprocess
 from pathlib import Path
-from typing import Any
 
 from mxspec.core.errors import MxspecError
+from mxspec.lab import access
 from mxspec.lab.spec import Lab
-from mxspec.transport import openssh
 
 COMPILED = ("*.db", "*.lmdb", "*.cdb")  # made from their source by postmap; bytes differ per build
-
-
-def _ssh(ssh_config: Path, name: str, command: str, stdin: Any = subprocess.DEVNULL,
-         timeout: float = 60) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(openssh.command(ssh_config, name, command, connect_timeout=5),
-                              stdin=stdin, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise MxspecError(f"lab host {name}: no answer within {timeout:g} s to `{command[:60]}`") from None
 
 
 def _find(lab: Lab, action: str) -> str:
@@ -75,7 +64,7 @@ def _saved_manifest(lab: Lab, name: str) -> dict[str, str]:
 
 
 def current(lab: Lab, ssh_config: Path, name: str) -> dict[str, str]:
-    result = _ssh(ssh_config, name, _manifest_command(lab))
+    result = access.on_host(ssh_config, name, _manifest_command(lab))
     if result.returncode == 255:
         raise MxspecError(f"lab host {name}: not reachable over SSH: {result.stderr.decode(errors='replace').strip()}")
     return _parse_manifest(result.stdout.decode(errors="replace"))
@@ -85,7 +74,7 @@ def take(lab: Lab, ssh_config: Path, name: str) -> None:
     """Keep the host's configuration as it is now as its known-good state (only right after boot)."""
     manifest = current(lab, ssh_config, name)
     members = " ".join(shlex.quote(path.lstrip("/")) for path in sorted(manifest))
-    archive = _ssh(ssh_config, name, f"cd / && tar -cf - --no-recursion {members}", timeout=120)
+    archive = access.on_host(ssh_config, name, f"cd / && tar -cf - --no-recursion {members}", timeout=120)
     if archive.returncode != 0:
         raise MxspecError(f"lab host {name}: could not copy its configuration: "
                           f"{archive.stderr.decode(errors='replace').strip()}")
@@ -124,7 +113,7 @@ def put_back(lab: Lab, ssh_config: Path, name: str, paths: list[str]) -> None:
     if not command:
         return
     with open(_dir(lab) / f"{name}.tar", "rb") as archive:
-        result = _ssh(ssh_config, name, " && ".join(command), stdin=archive)
+        result = access.on_host(ssh_config, name, " && ".join(command), stdin=archive)
     if result.returncode != 0:
         raise MxspecError(f"lab host {name}: could not put back {', '.join(paths)}: "
                           f"{result.stderr.decode(errors='replace').strip()}")

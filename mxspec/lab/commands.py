@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -273,12 +272,12 @@ def _heal_host(lab: Lab, name: str) -> tuple[str, str]:
         if changed:
             baseline.put_back(lab, config, name, list(changed))
             done.append("put back " + ", ".join(f"{path} ({why})" for path, why in changed.items()))
-            _ssh_script(config, name, _AFTER_PUT_BACK.format(files=" ".join(changed)))
+            access.on_host(config, name, _AFTER_PUT_BACK.format(files=" ".join(changed)), timeout=180)
         elif not readiness.not_ready(lab, config, name):
             return "", ""
         services = [s for s in readiness.services_of(lab, lab.hosts[name]) if s != "ssh"]
         start = _START_AGAIN.format(services=" ".join(services), everything="yes" if changed else "")
-        refused = _ssh_script(config, name, start).strip()
+        refused = access.on_host(config, name, start, timeout=180).stdout.decode(errors="replace").strip()
         if refused:
             return "", f"{name}: " + "; ".join(refused.splitlines())
         done.append("started again: " + ", ".join(services) if changed else "started what did not run")
@@ -287,11 +286,3 @@ def _heal_host(lab: Lab, name: str) -> tuple[str, str]:
         return "", f"{name}: {error}"
     return f"{name}: " + "; ".join(done), ""
 
-
-def _ssh_script(config: Path, name: str, script: str) -> str:
-    try:
-        result = subprocess.run(openssh.command(config, name, script, connect_timeout=None),
-                                capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise MxspecError("no answer within 180 s while repairing it") from None
-    return result.stdout
