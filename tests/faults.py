@@ -69,7 +69,7 @@ def restore(fault: Fault) -> str:
         if left:
             return (f"{fault.host}: after restoring '{fault.what}', differs from its state at boot: "
                     + ", ".join(f"{path} ({why})" for path, why in left.items()))
-        readiness.wait(lab, config, [fault.host], SETTLE, hosts=[fault.host])
+        readiness.wait(lab, config, [fault.host], SETTLE)
     except MxspecError as error:
         return f"{fault.host}: restoring '{fault.what}': {error}"
     return ""

@@ -78,9 +78,10 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
             _write_state(lab, state)
             booted.append(host.name)
         _log(f"booted {', '.join(booted)}" if booted else "every host is up to date; nothing booted")
-        ready = readiness.wait(lab, ssh_config_path(lab), booted, timeout)
-        for name, seconds in ready.items():
-            state["hosts"][name]["ready_seconds"] = seconds
+        # Every host, the ones already running too: the lab is up when all of it answers ready.
+        ready = readiness.wait(lab, ssh_config_path(lab), list(lab.hosts), timeout)
+        for name in booted:
+            state["hosts"][name]["ready_seconds"] = ready[name]
         for name in booted:  # only a host fresh from its image is known to be good
             baseline.take(lab, ssh_config_path(lab), name)
         _write_state(lab, state)
@@ -281,7 +282,7 @@ def _heal_host(lab: Lab, name: str) -> tuple[str, str]:
         if refused:
             return "", f"{name}: " + "; ".join(refused.splitlines())
         done.append("started again: " + ", ".join(services) if changed else "started what did not run")
-        readiness.wait(lab, config, [name], 60, hosts=[name])
+        readiness.wait(lab, config, [name], 60)
     except MxspecError as error:
         return "", f"{name}: {error}"
     return f"{name}: " + "; ".join(done), ""

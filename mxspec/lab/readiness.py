@@ -46,11 +46,10 @@ def not_ready(lab: Lab, ssh_config: Path, name: str) -> str:
     return "waiting for: " + ", ".join(result.stdout.split("\n")).strip(", ")
 
 
-def wait(lab: Lab, ssh_config: Path, names: list[str], timeout: float,
-         hosts: list[str] | None = None) -> dict[str, float]:
-    """Poll the hosts (default: every host) until all their checks pass; seconds to ready per host."""
+def wait(lab: Lab, ssh_config: Path, hosts: list[str], timeout: float) -> dict[str, float]:
+    """Poll the hosts until all their checks pass; seconds to ready per host."""
     started = time.monotonic()
-    pending = {name: UNREACHABLE for name in (hosts if hosts is not None else lab.hosts)}
+    pending = {name: UNREACHABLE for name in hosts}
     ready: dict[str, float] = {}
 
     def all_ready() -> bool | None:
@@ -68,4 +67,4 @@ def wait(lab: Lab, ssh_config: Path, names: list[str], timeout: float,
         raise MxspecError(f"lab hosts not ready after {timeout:g} s:\n{detail}\n"
                           f"(consoles: {ssh_config.parent / 'console'}/HOST.log; "
                           "`mxspec lab ssh HOST` to look inside)")
-    return {name: seconds for name, seconds in ready.items() if name in names}
+    return ready
