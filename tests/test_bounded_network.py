@@ -39,6 +39,6 @@ def test_silent_smtp_server_fails_the_step_within_the_bound(tmp_path, silent_smt
     text = output(result)
     assert result.returncode == 1, text
     assert "features/common.feature:" in text and "Then the SMTP greeting arrives within" in text
-    assert f"host silent-mx: SMTP greeting: {SILENT}:25 did not answer within 2 s" in text
+    assert f"host silent-mx: SMTP greeting: {SILENT}:25 did not greet within 2 s" in text
     assert "Traceback" not in text
     assert elapsed < 20, f"took {elapsed:.0f} s"

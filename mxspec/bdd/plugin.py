@@ -369,10 +369,17 @@ def estate(request: pytest.FixtureRequest, mx_target: Target, evidence: list[str
 
 
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
-    """An unreachable host fails its scenarios at once, before any step."""
+    """Reach the host first (restoring what an interrupted run left changed there). A host whose
+    SSH does not answer still gets its outside-in scenarios (SMTP, DNS): only the steps that look
+    inside it fail, at once, as unreachable."""
     target = request.getfixturevalue("mx_target")
+    pool = request.config.stash[RUN].pool
+    pool.silences.scenario = f"{scenario.name} [{target.name}]" if target is not None else scenario.name
     if target is not None and target.host is not None:
-        request.config.stash[RUN].pool.get(target.host).check()
+        try:
+            pool.get(target.host).check()
+        except HostUnreachable:
+            pass
 
 
 def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,

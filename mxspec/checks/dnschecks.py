@@ -8,6 +8,7 @@ import dns.resolver
 import dns.reversename
 
 from mxspec.checks.mailhost import Subject
+from mxspec.core.errors import DependencyDown
 
 # SPF terms that cost a DNS lookup (RFC 7208, 4.6.4); the limit is 10.
 LOOKUP_TERMS = {"include", "a", "mx", "ptr", "exists", "redirect"}
@@ -22,18 +23,23 @@ class Dns:
         self.resolver.nameservers = [subject.setting("dns_server")]
         self.resolver.port = subject.setting("dns_port")
         self.resolver.timeout = self.resolver.lifetime = subject.timeout
+        port = subject.setting("dns_port")
+        self.endpoint = f"DNS server {self.resolver.nameservers[0]}" + (f" port {port}" if port != 53 else "")
 
     def query(self, name: str, rdtype: str) -> list[str]:
         """Answers as text; an empty list for NXDOMAIN or no data."""
         qname = name if name.endswith(".") else name + "."
+        silences = self.subject.pool.silences
+        silences.check(self.endpoint)  # silent earlier in the run: fail now, not after another bound
         try:
             answer = self.resolver.resolve(qname, rdtype)
             texts = [rr.to_text() for rr in answer]
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             texts = []
         except dns.exception.Timeout:
-            raise AssertionError(f"DNS server {self.resolver.nameservers[0]} did not answer {qname} {rdtype} "
-                                 f"within {self.resolver.lifetime:g} s") from None
+            said = f"{self.endpoint} did not answer {qname} {rdtype} within {self.resolver.lifetime:g} s"
+            silences.remember(self.endpoint, said)
+            raise DependencyDown(self.endpoint, said) from None
         except dns.resolver.NoNameservers as error:
             raise AssertionError(f"DNS server {self.resolver.nameservers[0]} failed {qname} {rdtype}: {error}") from None
         self.subject.evidence.append(f"DNS {qname} {rdtype}: " + ("; ".join(texts) or "(no answer)"))

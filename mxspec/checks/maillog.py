@@ -20,6 +20,9 @@ RECENT_LINES = 20000
 DELIVERY = re.compile(r": (?P<queue_id>\w+): to=<(?P<recipient>[^>]*)>.*?relay=(?P<relay>[^\s,\[]+)"
                       r".*?status=(?P<status>\w+)")
 FINAL = {"sent", "bounced", "expired"}
+# An answer that ends a wait for delivery: final, or deferred — Postfix tries a deferred message
+# again only after minimal_backoff_time (300 s by default), beyond any wait for a probe.
+DEFINITE = FINAL | {"deferred"}
 RELOAD = "reload -- version"  # what the Postfix master logs when it reloads its configuration
 POSTFIX_UNIT = "postfix@-.service"  # Debian's unit that runs the Postfix master under systemd
 
@@ -188,7 +191,7 @@ def wait_relayed(mailhost: MailHost, message_id: str, relay: str, seconds: float
         for delivery in seen:
             if delivery.relay == relay and delivery.status == "sent":
                 return delivery
-        if any(d.status in FINAL for d in seen):  # a final status: waiting longer cannot help
+        if any(d.status in DEFINITE for d in seen):  # waiting longer cannot help
             raise _not_relayed(mailhost, message_id, relay, lines, "")
         return None
 
@@ -224,3 +227,14 @@ def _journal_line(entry: dict) -> str:
     pid = f"[{entry['_PID']}]" if entry.get("_PID") else ""
     return f"{when.isoformat(timespec='seconds')} {entry.get('_HOSTNAME', '')} " \
            f"{entry.get('SYSLOG_IDENTIFIER', '')}{pid}: {message}"
+
+
+def held_on_the_way(mailhost: MailHost, message_id: str) -> None:
+    """Fail at once if the host's mail log says the message was deferred or bounced there (and not
+    sent on): a wait for it further along would wait out its bound for nothing."""
+    lines = delivery_lines(mailhost, message_id)
+    statuses = {delivery.status for delivery in deliveries(lines)}
+    stuck = sorted(statuses & (DEFINITE - {"sent"}))
+    if stuck and "sent" not in statuses:
+        raise AssertionError(f"host {mailhost.name}: message <{message_id}> was {' and '.join(stuck)} there; "
+                             "the mail log shows:\n  " + "\n  ".join(lines))

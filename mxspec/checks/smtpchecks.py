@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+from mxspec.checks import maillog
 from mxspec.checks.mailhost import MailHost
+from mxspec.core.errors import DependencyDown
 from mxspec.core.waiting import poll
 from mxspec.transport.smtp import Reply, Session, client_context, converse
 
@@ -44,8 +46,13 @@ class SentMessage:
 def session(host: MailHost, client: Client, port: int = 25, bound: float | None = None) -> Iterator[Session]:
     """An SMTP session with the host whose transcript joins the evidence, whatever the outcome."""
     smtp = Session(host.address, port, host.timeout if bound is None else bound, client.source)
+    silences = host.pool.silences
+    silences.check(smtp.endpoint)  # silent earlier in the run: fail now, not after another bound
     try:
         yield smtp
+    except DependencyDown as error:
+        silences.remember(error.endpoint, str(error))
+        raise
     finally:
         host.evidence.extend(smtp.transcript)
 
@@ -172,12 +179,19 @@ def send(host: MailHost, client: Client, kind: str, sender: str, recipient: str)
     return SentMessage(probe_id, sender, recipient, reply)
 
 
-def wait_in_mailstore(store: MailHost, root: str, message: SentMessage, seconds: float) -> str | None:
-    """The delivered copy of `message` (its text), found by its id and then removed; None if absent."""
+def wait_in_mailstore(store: MailHost, root: str, message: SentMessage, seconds: float,
+                      entry: MailHost | None = None) -> str | None:
+    """The delivered copy of `message` (its text), found by its id and then removed; None if absent.
+
+    With `entry` (the host the message was sent to), the wait ends at once when that host's mail
+    log says the message was deferred or bounced there.
+    """
     local, domain = message.recipient.split("@", 1)
     folder = f"{root}/{domain}/{local}"
 
     def delivered() -> str | None:
+        if entry is not None:
+            maillog.held_on_the_way(entry, message.message_id)
         found = store.run(f"grep -rlF '{ID_HEADER}: {message.id}' {folder}/new {folder}/cur 2>/dev/null | head -n 1")
         path = found.stdout.strip()
         if not path:

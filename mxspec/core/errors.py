@@ -8,7 +8,7 @@
 - `BehaviourFailed`: the host did not behave as the scenario says (an AssertionError, so plain
   `assert` in a step means the same); the message says what was expected and seen, the
   scenario's evidence (commands, SMTP transcripts, DNS answers) goes with it. A timeout while
-  talking SMTP is one of these.
+  talking SMTP is one of these; `DependencyDown` is the one for an endpoint that did not answer.
 """
 
 
@@ -29,3 +29,12 @@ class CommandTimeout(Exception):
 
 class BehaviourFailed(AssertionError):
     """The host did not do what the scenario says; the message says what was expected and seen."""
+
+
+class DependencyDown(BehaviourFailed):
+    """An endpoint the scenario needs (a DNS server, an SMTP service) did not answer within its bound,
+    now or earlier in the run; `endpoint` names it, so failures that share it can be grouped."""
+
+    def __init__(self, endpoint: str, message: str):
+        super().__init__(message)
+        self.endpoint = endpoint

@@ -151,7 +151,8 @@ def _delivered(mailhost: MailHost, sent: SentMessage, seconds: str) -> str:
     if sent.reply.code != 250:
         raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
     store = mailhost.other_host("mailstore")
-    text = smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, float(mailhost.value(seconds)))
+    text = smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, float(mailhost.value(seconds)),
+                                        entry=mailhost)
     if text is None:
         raise AssertionError(f"message {sent.id} to {sent.recipient} did not arrive in the mailstore "
                              f"({store.name}) within {mailhost.value(seconds)} s")

@@ -54,7 +54,8 @@ def arrives_signed(mailhost: MailHost, sent: SentMessage, seconds: str) -> None:
     if sent.reply.code != 250:
         raise AssertionError(f"host {mailhost.name}: message refused: {sent.reply}")
     peer = mailhost.other_host("remote_mailstore")
-    text = smtpchecks.wait_in_mailstore(peer, peer.value("{{ maildir_root }}"), sent, float(mailhost.value(seconds)))
+    text = smtpchecks.wait_in_mailstore(peer, peer.value("{{ maildir_root }}"), sent, float(mailhost.value(seconds)),
+                                        entry=mailhost)
     if text is None:
         raise AssertionError(f"message {sent.id} did not reach {sent.recipient} within {mailhost.value(seconds)} s")
     verify_dkim(mailhost, text, sent.sender.split("@", 1)[1])

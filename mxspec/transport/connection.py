@@ -21,6 +21,7 @@ from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.estate.inventory import Host
 from mxspec.transport import openssh
 from mxspec.transport.backends import backend_for
+from mxspec.transport.silence import Silences
 
 CommandResult = base.CommandResult  # what running a command gave: rc, stdout, stderr
 
@@ -192,6 +193,7 @@ class ConnectionPool:
         self.control_dir = tempfile.mkdtemp(prefix="mxspec-ssh-")
         self.on_contact = on_contact
         self.is_fact = is_fact
+        self.silences = Silences()  # endpoints that did not answer: later probes of them fail at once
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.connections: dict[str, Connection] = {}

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import aiosmtplib
 
-from mxspec.core.errors import BehaviourFailed
+from mxspec.core.errors import BehaviourFailed, DependencyDown
 
 T = TypeVar("T")
 
@@ -57,6 +57,11 @@ class Session:
                                + (f" from {self.source}" if self.source else ""))
         banner = await self.smtp.connect()
         return self._got(banner)
+
+    @property
+    def endpoint(self) -> str:
+        """What the run remembers if it does not answer (transport/silence.py)."""
+        return f"SMTP {self.address}:{self.port}"
 
     @property
     def client(self) -> aiosmtplib.SMTP:
@@ -128,6 +133,12 @@ def converse(session: Session, conversation: Callable[[Session], Awaitable[T]], 
             result = await conversation(session)
             await session.close()
             return result
+        except aiosmtplib.SMTPConnectTimeoutError as error:
+            if isinstance(error.__cause__, aiosmtplib.SMTPTimeoutError):  # connected, but no greeting in time
+                raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not greet within "
+                                  f"{session.timeout:g} s") from None
+            raise DependencyDown(session.endpoint, f"{what}: {session.endpoint} did not answer (no connection "
+                                                   f"within {session.timeout:g} s)") from None
         except (TimeoutError, aiosmtplib.SMTPTimeoutError):
             raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not answer within "
                               f"{session.timeout:g} s") from None
