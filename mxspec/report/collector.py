@@ -76,6 +76,8 @@ class ResultsCollector:
             terminalreporter.write_sep("=", f"migration readiness {self.readiness.old} -> {self.readiness.new}: "
                                             f"{self.readiness.verdict} ({counts})", bold=True,
                                        red=not self.readiness.go, green=self.readiness.go)
+            for cause, items in self.readiness.root_causes():
+                terminalreporter.write_line(f"  {len(items)} blocking behaviours share one cause: {cause}", red=True)
             for item in self.readiness.items:
                 if item.blocks:
                     terminalreporter.write_line(f"  BLOCKS  {item.role}: {item.scenario}"

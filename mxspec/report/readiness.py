@@ -15,6 +15,7 @@ reason, owner, expiry) turns a blocking item into "waived" until it expires.
 """
 
 import datetime
+import re
 from dataclasses import dataclass, field
 
 from mxspec.core.errors import MxspecError
@@ -80,6 +81,38 @@ class Readiness:
         for item in self.items:
             result[item.status] = result.get(item.status, 0) + 1
         return result
+
+    def root_causes(self) -> list[tuple[str, list[Item]]]:
+        """Blocking behaviours that failed for one shared cause, grouped under it (largest first):
+        a dead dependency, an unreachable host, the same error. A cause of one behaviour is no group."""
+        groups: dict[str, list[Item]] = {}
+        for item in self.items:
+            if not item.blocks or item.waiver is not None:
+                continue
+            for cause in dict.fromkeys(cause_of(r.message) for r in item.old + item.new if r.outcome == "failed"):
+                if cause:
+                    groups.setdefault(cause, []).append(item)
+        shared = [(cause, items) for cause, items in groups.items() if len(items) > 1]
+        return sorted(shared, key=lambda group: -len(group[1]))
+
+
+# Failures that name what they depend on: a DNS server or SMTP endpoint that did not answer (now or
+# earlier in the run), a host that could not be reached.
+DEPENDENCY = re.compile(r"\b(DNS server \S+(?: port \d+)?|SMTP \S+:\d+) did not answer\b")
+UNREACHABLE = re.compile(r"\bhost (\S+) unreachable\b")
+
+
+def cause_of(message: str) -> str:
+    """What a failure says it failed for, in words shared by every failure with the same cause."""
+    found = DEPENDENCY.search(message)
+    if found:
+        return f"{found[1]} did not answer"
+    found = UNREACHABLE.search(message)
+    if found:
+        return f"host {found[1]} unreachable"
+    # Otherwise the error itself: its first line after the failing step's `file:line: Then ...` line.
+    lines = [line.strip() for line in message.split("mxspec evidence")[0].splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 and re.match(r"\S+\.feature:\d+: ", lines[0]) else ""
 
 
 def _side_status(results: list[Result]) -> str:

@@ -24,6 +24,8 @@ def to_json(readiness: Readiness) -> str:
         "new": readiness.new,
         "date": readiness.today.isoformat(),
         "counts": readiness.counts(),
+        "root_causes": [{"cause": cause, "behaviours": [{"role": i.role, "scenario": i.scenario, "example": i.example}
+                                                         for i in items]} for cause, items in readiness.root_causes()],
         "behaviours": [{
             "role": item.role, "feature": item.feature, "scenario": item.scenario, "example": item.example,
             "status": item.status, "blocks": item.blocks, "note": item.note,
@@ -38,6 +40,9 @@ def to_markdown(readiness: Readiness) -> str:
     counts = readiness.counts()
     lines = [f"## Migration readiness: **{readiness.verdict}** ({readiness.old} → {readiness.new})", "",
              ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), ""]
+    for cause, items in readiness.root_causes():
+        lines += [f"**{len(items)} blocking behaviours share one cause: {cause}** — "
+                  + "; ".join(f"{i.role}: {_name(i)}" for i in items), ""]
     attention = [item for item in readiness.items if item.status not in ("ready",)]
     if attention:
         lines += ["| role | behaviour | status | note |", "| --- | --- | --- | --- |"]
@@ -67,6 +72,7 @@ details summary { cursor: pointer; }
 pre { text-align: left; white-space: pre-wrap; max-width: 60em; font-size: .8em; background: #fff8f7;
       border: 1px solid #e6b8b4; padding: .5em; }
 .sep { border-left: 3px solid #888; }
+.cause { border-left: 4px solid #b3261e; padding: .2em .8em; margin: 1em 0; background: #fff8f7; }
 """
 
 
@@ -77,6 +83,10 @@ def to_html(readiness: Readiness, results: Results) -> str:
              f"<div id='verdict' class='verdict {readiness.verdict}'>{readiness.verdict}</div>",
              f"<p>Old estate <b>{html.escape(readiness.old)}</b> against new estate <b>{html.escape(readiness.new)}</b>"
              f" on {readiness.today.isoformat()}: {html.escape(counts)}.</p>"]
+    for cause, items in readiness.root_causes():
+        parts.append(f"<div class='cause'><b>{len(items)} blocking behaviours share one cause: {html.escape(cause)}</b>"
+                     "<ul>" + "".join(f"<li>{html.escape(i.role)}: {html.escape(_name(i))}</li>" for i in items)
+                     + "</ul></div>")
     for role in sorted({item.role for item in readiness.items}):
         items = [item for item in readiness.items if item.role == role]
         old_hosts, new_hosts = _columns(results, readiness.old, role), _columns(results, readiness.new, role)
