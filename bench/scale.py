@@ -5,8 +5,10 @@ then measures, in this one run of the script:
   - collection: `pytest --collect-only` on the run's arguments (wall time; no xdist);
   - the run: `pytest features --hosts=sim --mx-results=FILE` (xdist `-n K --dist loadgroup` with
     `--parallel K`): wall time, time per host, the time from its last test to the results file
-    written (a small timeline plugin, this module loaded with `-p scale`);
-  - the report: `mxspec report FILE --old sim --new sim` (a single estate as both sides);
+    written (bench/scale_timeline.py, loaded into pytest with `-p scale_timeline`);
+  - the report: `mxspec report FILE TWIN --old sim-twin --new sim`, TWIN being the run's results
+    under another estate name, so that it compares two estates of N hosts as a migration's report
+    does (`--old sim --new sim` is accepted, but puts every result on the old side: NO-GO);
   - peak memory (sum of RSS) and peak open files of the run's process tree (pytest, its xdist
     workers, the ssh processes they start, the ssh control masters too: this script makes
     itself a child subreaper so the daemonised masters stay in its tree), sampled every 0.2 s;
@@ -63,8 +65,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from scale_timeline import TIMELINE_ENV
 
 PROJECT = Path(__file__).resolve().parent.parent
 LAB_SSH_CONFIG = Path("/var/lib/mxspec-lab/run/ssh_config")
@@ -72,9 +74,9 @@ LAB_NETWORK = ipaddress.ip_network("10.213.0.0/24")
 LAB_CGROUP = Path("/sys/fs/cgroup/unified/payload/cpu.stat")  # every lab container (see host_cpu_seconds)
 SOURCE_ESTATE = "new-mx"
 ALIAS = "sim-{:04d}"
+TWIN = "sim-twin"  # the old side of the report: the run's own results under another name
 # Read-only: what changes a host or disrupts a service is opt-in anyway; sending mail is left out too.
 MARKS = "not changes_host and not disruptive and not sends_mail"
-TIMELINE_ENV = "MXSPEC_SCALE_TIMELINE"
 SAMPLE_SECONDS = 0.2
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -347,45 +349,6 @@ def container_cpu_seconds() -> dict[str, float]:
     return seconds
 
 
-# ---------------------------------------------------------------- timeline plugin (-p scale)
-
-class Timeline:
-    """In the pytest controller: when tests started and ended, results were written, the run ended."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.times: dict[str, float] = {"configure": time.time()}
-
-    def pytest_runtest_logstart(self) -> None:
-        self.times.setdefault("first_test", time.time())
-
-    def pytest_runtest_logreport(self) -> None:
-        self.times["last_report"] = time.time()
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtestloop(self) -> Any:
-        try:
-            return (yield)
-        finally:  # every test done; under xdist, every worker gone (their connections closed)
-            self.times["loop_end"] = time.time()
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self) -> None:
-        self.times["results_written"] = time.time()  # after mxspec's collector wrote --mx-results
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_unconfigure(self) -> None:
-        self.times["unconfigure"] = time.time()  # after mxspec closed its connections
-        Path(self.path).write_text(json.dumps(self.times))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Loaded into pytest with `-p scale` (bench/ on PYTHONPATH): the controller keeps a timeline."""
-    path = os.environ.get(TIMELINE_ENV)
-    if path and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(Timeline(path), "mxspec-scale-timeline")
-
-
 # ---------------------------------------------------------------- one size
 
 @dataclass
@@ -441,7 +404,7 @@ def bounded(argv: list[str], timeout: float, log: Path, env: dict[str, str] | No
     return code, time.monotonic() - started
 
 
-def pytest_args(directory: Path) -> list[str]:
+def run_args(directory: Path) -> list[str]:
     return [sys.executable, "-m", "pytest", "features", "--hosts=sim", f"--inventories={directory}",
             "-p", "no:cacheprovider", "-q", "-m", MARKS]
 
@@ -453,7 +416,7 @@ def parallel_args(workers: int) -> list[str]:
 
 def collect(row: Row, directory: Path, timeout: float) -> None:
     log = directory / "collect.log"
-    code, row.collect = bounded([*pytest_args(directory), "--collect-only"], timeout, log)
+    code, row.collect = bounded([*run_args(directory), "--collect-only"], timeout, log)
     found = re.findall(r"(\d+)(?:/\d+)? tests? collected", log.read_text(errors="replace"))
     row.collected = int(found[-1]) if found else 0
     if code != 0:
@@ -465,7 +428,7 @@ def run(row: Row, directory: Path, workers: int, timeout: float) -> Path:
     timeline = directory / "timeline.json"
     env = {**os.environ, TIMELINE_ENV: str(timeline),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT / "bench"), os.environ.get("PYTHONPATH")]))}
-    argv = [*pytest_args(directory), *parallel_args(workers), f"--mx-results={results}", "-p", "scale"]
+    argv = [*run_args(directory), *parallel_args(workers), f"--mx-results={results}", "-p", "scale_timeline"]
     sampler = Sampler(OWN)
     client, hosts, containers = children_cpu(), host_cpu_seconds(), container_cpu_seconds()
     sampler.start()
@@ -502,12 +465,27 @@ def read_results(row: Row, results: Path) -> None:
                                                if line.strip() and not line.startswith("features/")), "")[:200])
 
 
+def twin(results: Path) -> Path:
+    """The same results as estate `sim-twin`: with them `mxspec report` compares two estates of N hosts."""
+    data = json.loads(results.read_text())
+    rename = {"sim": TWIN}
+    data["estates"] = {rename.get(name, name): roles for name, roles in data["estates"].items()}
+    data["hosts"] = {rename.get(name, name): hosts for name, hosts in data["hosts"].items()}
+    for result in data["results"]:
+        result["estate"] = rename.get(result["estate"], result["estate"])
+        if result["target"] == "sim":  # the estate's own scenarios (@estate)
+            result["target"] = TWIN
+    path = results.with_name("results-twin.json")
+    path.write_text(json.dumps(data))
+    return path
+
+
 def report(row: Row, directory: Path, results: Path, timeout: float) -> None:
     if not results.exists():
         return
     log = directory / "report.log"
     row.report_code, row.report = bounded(
-        [sys.executable, "-m", "mxspec.cli", "report", str(results), "--old", "sim", "--new", "sim",
+        [sys.executable, "-m", "mxspec.cli", "report", str(results), str(twin(results)), "--old", TWIN, "--new", "sim",
          "--out", str(directory / "report")], timeout, log)
     if row.report_code not in (0, 1):
         print(f"  `mxspec report` ended with status {row.report_code}: see {log}", flush=True)
@@ -543,7 +521,7 @@ def details(row: Row) -> list[str]:
     times = row.times
     out = [f"N={row.size}: pytest status {row.code}, {sum(row.outcomes.values())} results "
            f"({', '.join(f'{n} {o}' for o, n in sorted(row.outcomes.items()))}), results file "
-           f"{row.results_bytes / 2**20:.1f} MB"]
+           f"{row.results_bytes / 2**20:.1f} MB; report status {row.report_code} (0: GO)"]
     if {"configure", "first_test", "last_report", "loop_end", "results_written", "unconfigure"} <= times.keys():
         out.append(f"  timeline: start->first test {times['first_test'] - times['configure']:.1f} s, tests "
                    f"{times['last_report'] - times['first_test']:.1f} s, last test->loop end "
