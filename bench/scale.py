@@ -78,6 +78,7 @@ TWIN = "sim-twin"  # the old side of the report: the run's own results under ano
 # Read-only: what changes a host or disrupts a service is opt-in anyway; sending mail is left out too.
 MARKS = "not changes_host and not disruptive and not sends_mail"
 SAMPLE_SECONDS = 0.2
+PSS_EVERY = 25  # smaps_rollup costs more than stat: PSS every 5 s
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TARGET_HOSTS = 500
@@ -199,7 +200,9 @@ class Peak:
     rss_by_command: dict[str, int] = field(default_factory=dict)
     processes: int = 0
     ssh: int = 0
+    masters: int = 0  # ssh control masters (`ssh: PATH [mux]`) at once
     files: int = 0
+    pss: int = 0  # proportional set size (shared pages counted once), every PSS_EVERY-th sample
     samples: int = 0
     sampler_cpu: float = 0.0
 
@@ -220,14 +223,10 @@ class Sampler(threading.Thread):
         self.peak.sampler_cpu = time.thread_time()
 
     def sample(self) -> None:
-        members = self.tree.members()
+        members = {pid: fields for pid, fields in self.tree.members().items() if not self.reaped(pid, fields)}
         rss = files = 0
         by_command: Counter[str] = Counter()
         for pid, fields in members.items():
-            if fields[0] == "Z":
-                if int(fields[1]) == self.tree.me and pid not in self.own:
-                    reap(pid)
-                continue
             size = int(fields[21]) * PAGE
             rss += size
             by_command[fields[-1]] += size
@@ -242,6 +241,38 @@ class Sampler(threading.Thread):
         peak.files = max(peak.files, files)
         peak.processes = max(peak.processes, len(members))
         peak.ssh = max(peak.ssh, sum(1 for fields in members.values() if fields[-1] == "ssh"))
+        peak.masters = max(peak.masters, sum(1 for pid, fields in members.items()
+                                             if fields[-1] == "ssh" and is_master(pid)))
+        if peak.samples % PSS_EVERY == 1:
+            peak.pss = max(peak.pss, sum(pss(pid) for pid in members))
+
+    def reaped(self, pid: int, fields: list[str]) -> bool:
+        """A zombie: reaped here if it is an adopted orphan (an ssh master that ended), skipped anyway."""
+        if fields[0] != "Z":
+            return False
+        if int(fields[1]) == self.tree.me and pid not in self.own:
+            reap(pid)
+        return True
+
+
+def is_master(pid: int) -> bool:
+    """An ssh control master names itself `ssh: CONTROL_PATH [mux]`."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read(4096).rstrip(b"\0").endswith(b"[mux]")
+    except OSError:
+        return False
+
+
+def pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for text in handle:
+                if text.startswith("Pss:"):
+                    return int(text.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def reap(pid: int) -> None:
@@ -318,6 +349,14 @@ def host_cpu_seconds() -> float:
     raise RuntimeError(f"{LAB_CGROUP}: no usage_usec")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (not idle, not waiting for I/O), all cores."""
+    with open("/proc/stat") as handle:
+        values = [int(value) for value in handle.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
 def container_cpu_seconds() -> dict[str, float]:
     """CPU seconds per lab container, from /proc: utime+stime+cutime+cstime over each nspawn's tree."""
     stats: dict[int, list[str]] = {}
@@ -359,6 +398,9 @@ class Row:
     wall: float = 0.0
     code: int | None = None  # pytest's exit status; None: killed at its bound
     times: dict[str, float] = field(default_factory=dict)
+    targets: int = 0  # hosts (and the estate) the xdist workers reported on
+    split: list[str] = field(default_factory=list)  # of them, those whose scenarios ran on several workers
+    other_cpu: float = 0.0  # the machine's busy CPU during the run beyond the client and the lab
     report: float = 0.0
     report_code: int | None = None
     peak: Peak = field(default_factory=Peak)
@@ -431,6 +473,7 @@ def run(row: Row, directory: Path, workers: int, timeout: float) -> Path:
     argv = [*run_args(directory), *parallel_args(workers), f"--mx-results={results}", "-p", "scale_timeline"]
     sampler = Sampler(OWN)
     client, hosts, containers = children_cpu(), host_cpu_seconds(), container_cpu_seconds()
+    busy = machine_busy_seconds()
     sampler.start()
     try:
         row.code, row.wall = bounded(argv, timeout, directory / "run.log", env)
@@ -444,11 +487,13 @@ def run(row: Row, directory: Path, workers: int, timeout: float) -> Path:
         kill_tree()
     row.client_cpu = children_cpu() - client
     row.host_cpu = host_cpu_seconds() - hosts
+    row.other_cpu = machine_busy_seconds() - busy - row.client_cpu - row.host_cpu - sampler.peak.sampler_cpu
     after = container_cpu_seconds()
     row.containers = {name: after[name] - seconds for name, seconds in containers.items() if name in after}
     row.peak = sampler.peak
     if timeline.exists():
-        row.times = json.loads(timeline.read_text())
+        written = json.loads(timeline.read_text())
+        row.times, row.targets, row.split = written["times"], written["targets"], written["split"]
     return results
 
 
@@ -461,8 +506,8 @@ def read_results(row: Row, results: Path) -> None:
         if result["outcome"] == "failed":
             key = (result["feature"], result["scenario"] + (f" [{result['example']}]" if result["example"] else ""))
             row.failures.setdefault(key, []).append(result["target"])
-            row.messages.setdefault(key, next((line for line in result["message"].splitlines()
-                                               if line.strip() and not line.startswith("features/")), "")[:200])
+            row.messages.setdefault(key, next((line for line in result["message"].splitlines() if line.strip()
+                                               and not line.startswith(("features/", "[gw"))), "")[:200])
 
 
 def twin(results: Path) -> Path:
@@ -518,23 +563,23 @@ def line(row: Row) -> str:
 
 
 def details(row: Row) -> list[str]:
-    times = row.times
     out = [f"N={row.size}: pytest status {row.code}, {sum(row.outcomes.values())} results "
            f"({', '.join(f'{n} {o}' for o, n in sorted(row.outcomes.items()))}), results file "
            f"{row.results_bytes / 2**20:.1f} MB; report status {row.report_code} (0: GO)"]
-    if {"configure", "first_test", "last_report", "loop_end", "results_written", "unconfigure"} <= times.keys():
-        out.append(f"  timeline: start->first test {times['first_test'] - times['configure']:.1f} s, tests "
-                   f"{times['last_report'] - times['first_test']:.1f} s, last test->loop end "
-                   f"{times['loop_end'] - times['last_report']:.1f} s, ->results written "
-                   f"{times['results_written'] - times['loop_end']:.1f} s, ->unconfigured "
-                   f"{times['unconfigure'] - times['results_written']:.1f} s")
-    biggest = sorted(row.peak.rss_by_command.items(), key=lambda item: -item[1])[:4]
-    out.append("  at peak memory: " + ", ".join(f"{name} {size / 2**20:.0f} MB" for name, size in biggest)
-               + f"; most ssh processes at once {row.peak.ssh}; sampler {row.peak.samples} samples, "
-               f"{row.peak.sampler_cpu:.1f} s CPU (this script, not counted)")
+    out += timeline(row.times)
+    peak = row.peak
+    biggest = sorted(peak.rss_by_command.items(), key=lambda item: -item[1])[:4]
+    out.append("  at peak RSS: " + ", ".join(f"{name} {size / 2**20:.0f} MB" for name, size in biggest)
+               + f"; peak PSS {peak.pss / 2**20:.0f} MB (shared pages once, every {PSS_EVERY * SAMPLE_SECONDS:g} s)")
+    out.append(f"  at once at most: {peak.processes} processes, {peak.ssh} ssh of which {peak.masters} control "
+               f"masters; sampler: {peak.samples} samples, {peak.sampler_cpu:.1f} s CPU (this script, not counted)")
+    if row.targets:
+        out.append(f"  xdist: {len(row.split)} of {row.targets} hosts had their scenarios split over several workers"
+                   + (f" (e.g. {', '.join(row.split[:3])}): each holds its own connection to them" if row.split else ""))
     busy = sorted(row.containers.items(), key=lambda item: -item[1])
     out.append(f"  hosts CPU (cgroup, all lab containers) {row.host_cpu:.1f} s; per container from /proc: "
-               + ", ".join(f"{name} {seconds:.1f}" for name, seconds in busy if seconds >= 0.05))
+               + ", ".join(f"{name} {seconds:.1f}" for name, seconds in busy if seconds >= 0.05)
+               + f"; other CPU on the machine meanwhile {row.other_cpu:.1f} s")
     for (feature, scenario), targets in sorted(row.failures.items()):
         out.append(f"  FAILED on {len(targets)} hosts: {feature}: {scenario}: {row.messages[(feature, scenario)]}")
         out.append(f"    e.g. {', '.join(sorted(targets)[:5])}")
@@ -542,6 +587,16 @@ def details(row: Row) -> list[str]:
         out.append(f"  {len(row.left_over)} processes left running after the run (ended by this script): "
                    f"{row.left_over[:10]}")
     return out
+
+
+def timeline(times: dict[str, float]) -> list[str]:
+    steps = ("configure", "first_test", "last_report", "loop_end", "results_written", "unconfigure")
+    if not set(steps) <= times.keys():
+        return []
+    names = ("start->first test", "tests", "last test->loop end (xdist: workers finished)",
+             "->results written (xdist: workers shut down)", "->pytest unconfigured")
+    return ["  timeline: " + ", ".join(f"{name} {times[b] - times[a]:.1f} s"
+                                       for name, a, b in zip(names, steps, steps[1:], strict=False))]
 
 
 GROWN = (("wall", lambda r: r.wall), ("client CPU", lambda r: r.client_cpu), ("hosts CPU", lambda r: r.host_cpu),
