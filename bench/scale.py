@@ -215,6 +215,7 @@ class Sampler(threading.Thread):
         self.own = own  # pids of this script's own Popen objects: never reaped here
         self.tree = Tree()
         self.peak = Peak()
+        self.master_files: dict[int, int] = {}  # control masters seen: pid -> open files
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -224,27 +225,36 @@ class Sampler(threading.Thread):
 
     def sample(self) -> None:
         members = {pid: fields for pid, fields in self.tree.members().items() if not self.reaped(pid, fields)}
+        self.master_files = {pid: files for pid, files in self.master_files.items() if pid in members}
         rss = files = 0
         by_command: Counter[str] = Counter()
         for pid, fields in members.items():
             size = int(fields[21]) * PAGE
             rss += size
             by_command[fields[-1]] += size
-            try:
-                files += len(os.listdir(f"/proc/{pid}/fd"))
-            except OSError:
-                pass
+            files += self.files(pid, fields[-1])
         peak = self.peak
         peak.samples += 1
         if rss > peak.rss:
             peak.rss, peak.rss_by_command = rss, dict(by_command)
         peak.files = max(peak.files, files)
         peak.processes = max(peak.processes, len(members))
-        peak.ssh = max(peak.ssh, sum(1 for fields in members.values() if fields[-1] == "ssh"))
-        peak.masters = max(peak.masters, sum(1 for pid, fields in members.items()
-                                             if fields[-1] == "ssh" and is_master(pid)))
+        peak.ssh = max(peak.ssh, by_command_count(members, "ssh"))
+        peak.masters = max(peak.masters, len(self.master_files))
         if peak.samples % PSS_EVERY == 1:
             peak.pss = max(peak.pss, sum(pss(pid) for pid in members))
+
+    def files(self, pid: int, command: str) -> int:
+        """Open files of a process; a control master's are counted once (they stay as they are)."""
+        if pid in self.master_files:
+            return self.master_files[pid]
+        try:
+            count = len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            return 0
+        if command == "ssh" and is_master(pid):
+            self.master_files[pid] = count
+        return count
 
     def reaped(self, pid: int, fields: list[str]) -> bool:
         """A zombie: reaped here if it is an adopted orphan (an ssh master that ended), skipped anyway."""
@@ -253,6 +263,10 @@ class Sampler(threading.Thread):
         if int(fields[1]) == self.tree.me and pid not in self.own:
             reap(pid)
         return True
+
+
+def by_command_count(members: dict[int, list[str]], command: str) -> int:
+    return sum(1 for fields in members.values() if fields[-1] == command)
 
 
 def is_master(pid: int) -> bool:
@@ -411,6 +425,8 @@ class Row:
     failures: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     messages: dict[tuple[str, str], str] = field(default_factory=dict)
     results_bytes: int = 0
+    scenario_seconds: Counter[str] = field(default_factory=Counter)  # scenario -> seconds over all hosts
+    commands: int = 0  # remote commands, counted in the results' transcripts
     left_over: list[int] = field(default_factory=list)
 
     @property
@@ -503,6 +519,8 @@ def read_results(row: Row, results: Path) -> None:
     row.results_bytes = results.stat().st_size
     for result in json.loads(results.read_text())["results"]:
         row.outcomes[result["outcome"]] += 1
+        row.scenario_seconds[f"{result['feature']}: {result['scenario']}"] += result["seconds"]
+        row.commands += commands_in(result["evidence"])
         if result["outcome"] == "failed":
             key = (result["feature"], result["scenario"] + (f" [{result['example']}]" if result["example"] else ""))
             row.failures.setdefault(key, []).append(result["target"])
@@ -523,6 +541,13 @@ def twin(results: Path) -> Path:
     path = results.with_name("results-twin.json")
     path.write_text(json.dumps(data))
     return path
+
+
+def commands_in(evidence: str) -> int:
+    """Remote commands a transcript shows: `$ command` lines, and the repeats of a poll it folds."""
+    shown = sum(1 for text in evidence.splitlines() if text.startswith("$ "))
+    folded = sum(int(count) for count in re.findall(r"^  \((\d+) more runs of the commands above", evidence, re.M))
+    return shown + folded
 
 
 def report(row: Row, directory: Path, results: Path, timeout: float) -> None:
@@ -580,6 +605,11 @@ def details(row: Row) -> list[str]:
     out.append(f"  hosts CPU (cgroup, all lab containers) {row.host_cpu:.1f} s; per container from /proc: "
                + ", ".join(f"{name} {seconds:.1f}" for name, seconds in busy if seconds >= 0.05)
                + f"; other CPU on the machine meanwhile {row.other_cpu:.1f} s")
+    total = sum(row.scenario_seconds.values())
+    slowest = row.scenario_seconds.most_common(5)
+    out.append(f"  scenario time (sum over hosts {total:.0f} s, {row.commands} remote commands, "
+               f"{row.commands / row.size:.0f} a host); slowest: "
+               + "; ".join(f"{name} {seconds:.0f} s ({100 * seconds / total:.0f}%)" for name, seconds in slowest))
     for (feature, scenario), targets in sorted(row.failures.items()):
         out.append(f"  FAILED on {len(targets)} hosts: {feature}: {scenario}: {row.messages[(feature, scenario)]}")
         out.append(f"    e.g. {', '.join(sorted(targets)[:5])}")
