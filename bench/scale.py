@@ -78,7 +78,8 @@ TWIN = "sim-twin"  # the old side of the report: the run's own results under ano
 # Read-only: what changes a host or disrupts a service is opt-in anyway; sending mail is left out too.
 MARKS = "not changes_host and not disruptive and not sends_mail"
 SAMPLE_SECONDS = 0.2
-PSS_EVERY = 25  # smaps_rollup costs more than stat: PSS every 5 s
+SAMPLER_SHARE = 0.02  # the sampler slows down rather than take more than this share of a core
+PSS_SECONDS = 5  # smaps_rollup costs more than stat: PSS at most this often
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TARGET_HOSTS = 500
@@ -202,13 +203,18 @@ class Peak:
     ssh: int = 0
     masters: int = 0  # ssh control masters (`ssh: PATH [mux]`) at once
     files: int = 0
-    pss: int = 0  # proportional set size (shared pages counted once), every PSS_EVERY-th sample
+    pss: int = 0  # proportional set size (shared pages counted once), every PSS_SECONDS
     samples: int = 0
     sampler_cpu: float = 0.0
+    longest_interval: float = SAMPLE_SECONDS
 
 
 class Sampler(threading.Thread):
-    """Samples the tree's RSS and open files every SAMPLE_SECONDS; reaps adopted children that ended."""
+    """Samples the tree's RSS and open files every SAMPLE_SECONDS; reaps adopted children that ended.
+
+    A sample of a large tree costs more (about 25 us a process): the interval then grows so that
+    sampling takes at most SAMPLER_SHARE of a core, on a machine the run itself keeps busy.
+    """
 
     def __init__(self, own: set[int]):
         super().__init__(daemon=True)
@@ -216,15 +222,24 @@ class Sampler(threading.Thread):
         self.tree = Tree()
         self.peak = Peak()
         self.master_files: dict[int, int] = {}  # control masters seen: pid -> open files
+        self.members: dict[int, list[str]] = {}
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        while not self.stopping.wait(SAMPLE_SECONDS):
+        interval, last_pss = SAMPLE_SECONDS, 0.0
+        while not self.stopping.wait(interval):
+            started = time.thread_time()
             self.sample()
+            if time.monotonic() - last_pss >= PSS_SECONDS:
+                self.peak.pss = max(self.peak.pss, sum(pss(pid) for pid in self.members))
+                last_pss = time.monotonic()
+            interval = max(SAMPLE_SECONDS, (time.thread_time() - started) / SAMPLER_SHARE)
+            self.peak.longest_interval = max(self.peak.longest_interval, interval)
         self.peak.sampler_cpu = time.thread_time()
 
     def sample(self) -> None:
-        members = {pid: fields for pid, fields in self.tree.members().items() if not self.reaped(pid, fields)}
+        self.members = members = {pid: fields for pid, fields in self.tree.members().items()
+                                  if not self.reaped(pid, fields)}
         self.master_files = {pid: files for pid, files in self.master_files.items() if pid in members}
         rss = files = 0
         by_command: Counter[str] = Counter()
@@ -241,8 +256,6 @@ class Sampler(threading.Thread):
         peak.processes = max(peak.processes, len(members))
         peak.ssh = max(peak.ssh, by_command_count(members, "ssh"))
         peak.masters = max(peak.masters, len(self.master_files))
-        if peak.samples % PSS_EVERY == 1:
-            peak.pss = max(peak.pss, sum(pss(pid) for pid in members))
 
     def files(self, pid: int, command: str) -> int:
         """Open files of a process; a control master's are counted once (they stay as they are)."""
@@ -263,6 +276,16 @@ class Sampler(threading.Thread):
         if int(fields[1]) == self.tree.me and pid not in self.own:
             reap(pid)
         return True
+
+
+def describe(pid: int) -> str:
+    """What a process is, in a few words: an ssh control master, or its command line's start."""
+    if is_master(pid):
+        return "ssh control master"
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:80].strip()
+    except OSError:
+        return "(ended)"
 
 
 def by_command_count(members: dict[int, list[str]], command: str) -> int:
@@ -427,7 +450,7 @@ class Row:
     results_bytes: int = 0
     scenario_seconds: Counter[str] = field(default_factory=Counter)  # scenario -> seconds over all hosts
     commands: int = 0  # remote commands, counted in the results' transcripts
-    left_over: list[int] = field(default_factory=list)
+    left_over: Counter[str] = field(default_factory=Counter)  # what was still running 10 s after the run
 
     @property
     def floor(self) -> float:
@@ -499,7 +522,7 @@ def run(row: Row, directory: Path, workers: int, timeout: float) -> Path:
     # mxspec ends its control masters as the run ends; what is still running after a moment is left over.
     left = reap_adopted(timeout=10, own=frozenset(OWN))
     if left:
-        row.left_over = left
+        row.left_over = Counter(describe(pid) for pid in left)
         kill_tree()
     row.client_cpu = children_cpu() - client
     row.host_cpu = host_cpu_seconds() - hosts
@@ -576,7 +599,7 @@ def measure(size: int, directory: Path, workers: int, per_host: float) -> Row:
 
 COLUMNS = (f"{'N':>4} {'tests':>6} {'pass':>5} {'fail':>4} {'collect':>7} {'wall':>7} {'s/host':>6} {'tail':>5} "
            f"{'report':>6} {'rss MB':>7} {'fds':>5} {'procs':>5} {'cli cpu':>7} {'hst cpu':>7} {'floor':>6} "
-           f"{'wall/floor':>10}")
+           f"{'wall/floor':>10} {'oth cpu':>7}")
 
 
 def line(row: Row) -> str:
@@ -584,7 +607,8 @@ def line(row: Row) -> str:
     return (f"{row.size:4} {row.collected:6} {row.outcomes['passed']:5} {row.outcomes['failed']:4} "
             f"{row.collect:7.1f} {row.wall:7.1f} {row.wall / row.size:6.2f} {row.tail:5.1f} {row.report:6.1f} "
             f"{row.peak.rss / 2**20:7.0f} {row.peak.files:5} {row.peak.processes:5} {row.client_cpu:7.1f} "
-            f"{row.host_cpu:7.1f} {row.floor:6.1f} {row.wall / row.floor if row.floor else float('nan'):10.2f}{status}")
+            f"{row.host_cpu:7.1f} {row.floor:6.1f} {row.wall / row.floor if row.floor else float('nan'):10.2f} "
+            f"{row.other_cpu:7.1f}{status}")
 
 
 def details(row: Row) -> list[str]:
@@ -595,16 +619,18 @@ def details(row: Row) -> list[str]:
     peak = row.peak
     biggest = sorted(peak.rss_by_command.items(), key=lambda item: -item[1])[:4]
     out.append("  at peak RSS: " + ", ".join(f"{name} {size / 2**20:.0f} MB" for name, size in biggest)
-               + f"; peak PSS {peak.pss / 2**20:.0f} MB (shared pages once, every {PSS_EVERY * SAMPLE_SECONDS:g} s)")
+               + f"; peak PSS {peak.pss / 2**20:.0f} MB (shared pages once, every {PSS_SECONDS} s)")
     out.append(f"  at once at most: {peak.processes} processes, {peak.ssh} ssh of which {peak.masters} control "
-               f"masters; sampler: {peak.samples} samples, {peak.sampler_cpu:.1f} s CPU (this script, not counted)")
+               f"masters; sampler: {peak.samples} samples, every {SAMPLE_SECONDS:g}-{peak.longest_interval:.1f} s, "
+               f"{peak.sampler_cpu:.1f} s CPU (this script, not counted)")
     if row.targets:
         out.append(f"  xdist: {len(row.split)} of {row.targets} hosts had their scenarios split over several workers"
                    + (f" (e.g. {', '.join(row.split[:3])}): each holds its own connection to them" if row.split else ""))
     busy = sorted(row.containers.items(), key=lambda item: -item[1])
     out.append(f"  hosts CPU (cgroup, all lab containers) {row.host_cpu:.1f} s; per container from /proc: "
                + ", ".join(f"{name} {seconds:.1f}" for name, seconds in busy if seconds >= 0.05)
-               + f"; other CPU on the machine meanwhile {row.other_cpu:.1f} s")
+               + f"; other CPU on the machine meanwhile {row.other_cpu:.1f} s (others' work, this script's sampler "
+               f"excluded); the machine's cores were busy {busy_share(row):.0%} of the run")
     total = sum(row.scenario_seconds.values())
     slowest = row.scenario_seconds.most_common(5)
     out.append(f"  scenario time (sum over hosts {total:.0f} s, {row.commands} remote commands, "
@@ -614,9 +640,15 @@ def details(row: Row) -> list[str]:
         out.append(f"  FAILED on {len(targets)} hosts: {feature}: {scenario}: {row.messages[(feature, scenario)]}")
         out.append(f"    e.g. {', '.join(sorted(targets)[:5])}")
     if row.left_over:
-        out.append(f"  {len(row.left_over)} processes left running after the run (ended by this script): "
-                   f"{row.left_over[:10]}")
+        out.append("  still running 10 s after pytest ended (ended by this script): "
+                   + ", ".join(f"{count} x {what}" for what, count in row.left_over.most_common(5)))
     return out
+
+
+def busy_share(row: Row) -> float:
+    cores = len(os.sched_getaffinity(0))
+    used = row.client_cpu + row.host_cpu + row.other_cpu + row.peak.sampler_cpu
+    return used / (row.wall * cores) if row.wall else float("nan")
 
 
 def timeline(times: dict[str, float]) -> list[str]:
@@ -745,7 +777,8 @@ def main() -> int:
     print("\ncollect: pytest --collect-only, s; wall: the run, s; tail: last test -> results file written, s; "
           "report: mxspec report, s;\nrss: peak sum of RSS of the run's process tree; fds: peak open files of that "
           f"tree; cpu: CPU s of the client tree / of the lab's containers;\nfloor: (client + hosts CPU) / {cores} "
-          "cores, s; wall/floor: 1.0 would be every core busy throughout\n")
+          "cores, s; wall/floor: 1.0 would be every core busy throughout;\noth cpu: the machine's other busy CPU "
+          "s during the run (other users' work: it competes with the run and is not in the floor)\n")
     for row in rows:
         print("\n".join(details(row)))
     print("\ngrowth:")
