@@ -68,6 +68,8 @@ from typing import Any
 import yaml
 from scale_timeline import TIMELINE_ENV
 
+from mxspec.core.waiting import poll
+
 PROJECT = Path(__file__).resolve().parent.parent
 LAB_SSH_CONFIG = Path("/var/lib/mxspec-lab/run/ssh_config")
 LAB_NETWORK = ipaddress.ip_network("10.213.0.0/24")
@@ -329,30 +331,26 @@ def become_subreaper() -> None:
 
 def kill_tree(grace: float = 5) -> list[int]:
     """End every descendant of this script, by pid (TERM, then KILL), and reap them; returns the pids."""
-    tree = Tree()
-    pids = [pid for pid, fields in tree.members().items() if fields[0] != "Z"]
+    pids = signal_tree(signal.SIGTERM)
+    poll(grace, lambda: None if any(f[0] != "Z" for f in Tree().members().values()) else True, interval=0.1)
+    signal_tree(signal.SIGKILL)
+    reap_adopted(timeout=5)
+    return pids
+
+
+def signal_tree(number: int) -> list[int]:
+    pids = [pid for pid, fields in Tree().members().items() if fields[0] != "Z"]
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, number)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(f[0] != "Z" for f in Tree().members().values()):
-        time.sleep(0.1)
-    for pid, fields in Tree().members().items():
-        if fields[0] != "Z":
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    reap_adopted(timeout=5)
     return pids
 
 
 def reap_adopted(timeout: float, own: frozenset[int] = frozenset()) -> list[int]:
     """Wait (up to `timeout` s) for this script's remaining children to end and reap them; returns those left."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def still_running() -> list[int]:
         left = []
         for pid, fields in Tree().members().items():
             if int(fields[1]) != os.getpid() or pid in own:
@@ -361,9 +359,11 @@ def reap_adopted(timeout: float, own: frozenset[int] = frozenset()) -> list[int]
                 reap(pid)
             else:
                 left.append(pid)
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.1)
+        return left
+
+    if poll(timeout, lambda: None if still_running() else True, interval=0.1):
+        return []
+    return still_running()
 
 
 def children_cpu() -> float:
