@@ -9,15 +9,25 @@ then measures, in this one run of the script:
   - the report: `mxspec report FILE TWIN --old sim-twin --new sim`, TWIN being the run's results
     under another estate name, so that it compares two estates of N hosts as a migration's report
     does (`--old sim --new sim` is accepted, but puts every result on the old side: NO-GO);
-  - peak memory (sum of RSS) and peak open files of the run's process tree (pytest, its xdist
-    workers, the ssh processes they start, the ssh control masters too: this script makes
-    itself a child subreaper so the daemonised masters stay in its tree), sampled every 0.2 s;
+  - peak memory (sum of RSS, and PSS every 5 s) and peak open files of the run's process tree
+    (pytest, its xdist workers, the ssh processes they start, the ssh control masters too: this
+    script makes itself a child subreaper so the daemonised masters stay in its tree), sampled
+    every 0.2 s (less often on a large tree, so that sampling takes at most 2% of a core);
   - CPU seconds of the client (the tree's utime + stime, reaped children included) and of the
-    lab's hosts (the containers' cgroup), and the machine floor = (client + hosts CPU) / cores:
-    the least wall time the work could take on this machine; wall / floor says how far off it
-    the run is;
-  - scenarios run, passed, failed (a failure is a finding, printed, not a crash).
-Then one row per N, the growth ratios between sizes, and the targets for 500 hosts.
+    lab's hosts, and the machine floor = (client + hosts CPU) / cores: the least wall time the
+    work could take on this machine; wall / floor says how far off it the run is. The lab's
+    containers have no cgroup of their own (systemd-nspawn --register=no --keep-unit, on a host
+    without systemd): they share nspawn's `payload` cgroup, whose cpu.stat is the hosts' CPU,
+    every lab container's (other users' work on the lab included; old-mx-1 and lab-store, which
+    this run does not touch, show it); a per-container split is read from /proc;
+  - the machine's other busy CPU during the run (other users' work: not in the floor, though it
+    competes with the run);
+  - scenarios run, passed, failed (a failure is a finding, printed, not a crash); the slowest
+    scenarios and remote commands per host (from the results' transcripts); under xdist, the
+    hosts whose scenarios ran on several workers (each then holds its own control master to
+    them); what was still running 10 s after pytest ended (ended by this script).
+Then one row per N, the growth ratios between sizes, and the targets for 500 hosts (linear
+extrapolation from the two largest sizes when 500 is not among them).
 
 What it simulates: an estate of N hosts checked from one runner. Each simulated host is an ssh
 alias (`sim-0001`...) onto one of the lab's five new-mx hosts (new-mx-in-1/2, new-router-1/2,
