@@ -20,8 +20,9 @@ then measures, in this one run of the script:
     without systemd): they share nspawn's `payload` cgroup, whose cpu.stat is the hosts' CPU,
     every lab container's (other users' work on the lab included; old-mx-1 and lab-store, which
     this run does not touch, show it); a per-container split is read from /proc;
-  - the machine's other busy CPU during the run (other users' work: not in the floor, though it
-    competes with the run);
+  - the machine's other busy CPU during the run (the kernel's work no process is charged for, such
+    as the lab bridge's packets, and other users' work: not in the floor, though it competes
+    with the run);
   - scenarios run, passed, failed (a failure is a finding, printed, not a crash); the slowest
     scenarios and remote commands per host (from the results' transcripts); under xdist, the
     hosts whose scenarios ran on several workers (each then holds its own control master to
@@ -536,7 +537,7 @@ def run(row: Row, directory: Path, workers: int, timeout: float) -> Path:
         kill_tree()
     row.client_cpu = children_cpu() - client
     row.host_cpu = host_cpu_seconds() - hosts
-    row.other_cpu = machine_busy_seconds() - busy - row.client_cpu - row.host_cpu - sampler.peak.sampler_cpu
+    row.other_cpu = max(0.0, machine_busy_seconds() - busy - row.client_cpu - row.host_cpu - sampler.peak.sampler_cpu)
     after = container_cpu_seconds()
     row.containers = {name: after[name] - seconds for name, seconds in containers.items() if name in after}
     row.peak = sampler.peak
@@ -639,8 +640,8 @@ def details(row: Row) -> list[str]:
     busy = sorted(row.containers.items(), key=lambda item: -item[1])
     out.append(f"  hosts CPU (cgroup, all lab containers) {row.host_cpu:.1f} s; per container from /proc: "
                + ", ".join(f"{name} {seconds:.1f}" for name, seconds in busy if seconds >= 0.05)
-               + f"; other CPU on the machine meanwhile {row.other_cpu:.1f} s (others' work, this script's sampler "
-               f"excluded); the machine's cores were busy {busy_share(row):.0%} of the run")
+               + f"; other CPU on the machine meanwhile {row.other_cpu:.1f} s (kernel, other users; this script's "
+               f"sampler excluded); the machine's cores were busy {busy_share(row):.0%} of the run")
     total = sum(row.scenario_seconds.values())
     slowest = row.scenario_seconds.most_common(5)
     out.append(f"  scenario time (sum over hosts {total:.0f} s, {row.commands} remote commands, "
@@ -788,7 +789,8 @@ def main() -> int:
           "report: mxspec report, s;\nrss: peak sum of RSS of the run's process tree; fds: peak open files of that "
           f"tree; cpu: CPU s of the client tree / of the lab's containers;\nfloor: (client + hosts CPU) / {cores} "
           "cores, s; wall/floor: 1.0 would be every core busy throughout;\noth cpu: the machine's other busy CPU "
-          "s during the run (other users' work: it competes with the run and is not in the floor)\n")
+          "s during the run: the kernel's work no process is charged for (the lab bridge's packets) and other "
+          "users' work;\nit competes with the run and is not in the floor\n")
     for row in rows:
         print("\n".join(details(row)))
     print("\ngrowth:")
