@@ -3,8 +3,8 @@
 For each size N (10, 50, 200, 500 by default) it writes an estate `sim` of N simulated hosts,
 then measures, in this one run of the script:
   - collection: `pytest --collect-only` on the run's arguments (wall time; no xdist);
-  - the run: `pytest features --hosts=sim --mx-results=FILE` (xdist `-n K --dist loadgroup` with
-    `--parallel K`): wall time, time per host, the time from its last test to the results file
+  - the run: `pytest features --hosts=sim --mx-results=FILE` (hosts in parallel as mxspec does by
+    default, or `--mx-parallel=K` with `--parallel K`): wall time, time per host, the time from its last test to the results file
     written (bench/scale_timeline.py, loaded into pytest with `-p scale_timeline`);
   - the report: `mxspec report FILE TWIN --old sim-twin --new sim`, TWIN being the run's results
     under another estate name, so that it compares two estates of N hosts as a migration's report
@@ -51,7 +51,7 @@ What it does NOT measure:
     disrupt a service (@changes_host, @disruptive: opt-in, and the lab is shared). All three
     are deselected with -m.
 
-    bin/python bench/scale.py [--sizes 10,50,200,500] [--parallel 2] [--keep DIR]
+    bin/python bench/scale.py [--sizes 10,50,200,500] [--parallel K] [--keep DIR]
 
 Needs the lab up (`mxspec lab status`); it never starts or stops it, and talks only to the lab's
 hosts (10.213.0.0/24). Every subprocess is bounded; on a timeout its whole tree is killed.
@@ -501,9 +501,9 @@ def run_args(directory: Path) -> list[str]:
             "-p", "no:cacheprovider", "-q", "-m", MARKS]
 
 
-def parallel_args(workers: int) -> list[str]:
-    """pytest-xdist for now; to become `--mx-parallel=K` when mxspec has it."""
-    return ["-n", str(workers), "--dist", "loadgroup"] if workers else []
+def parallel_args(workers: int | None) -> list[str]:
+    """mxspec's own bound on hosts checked at once; None: its default (the machine's CPUs)."""
+    return [] if workers is None else [f"--mx-parallel={max(workers, 1)}"]
 
 
 def collect(row: Row, directory: Path, timeout: float) -> None:
@@ -515,7 +515,7 @@ def collect(row: Row, directory: Path, timeout: float) -> None:
         print(f"  collection ended with status {code}: see {log}", flush=True)
 
 
-def run(row: Row, directory: Path, workers: int, timeout: float) -> Path:
+def run(row: Row, directory: Path, workers: int | None, timeout: float) -> Path:
     results = directory / "results.json"
     timeline = directory / "timeline.json"
     env = {**os.environ, TIMELINE_ENV: str(timeline),
@@ -595,7 +595,7 @@ def report(row: Row, directory: Path, results: Path, timeout: float) -> None:
         print(f"  `mxspec report` ended with status {row.report_code}: see {log}", flush=True)
 
 
-def measure(size: int, directory: Path, workers: int, per_host: float) -> Row:
+def measure(size: int, directory: Path, workers: int | None, per_host: float) -> Row:
     directory.mkdir(parents=True, exist_ok=True)
     write_estate(directory, size)
     row = Row(size)
@@ -756,8 +756,9 @@ def left_over_ssh() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10,50,200,500", help="numbers of simulated hosts, comma-separated")
-    parser.add_argument("--parallel", type=int, default=2, metavar="K",
-                        help="pytest-xdist workers (-n K --dist loadgroup); 0: one process (default 2)")
+    parser.add_argument("--parallel", type=int, default=None, metavar="K",
+                        help="hosts checked at once (--mx-parallel=K); 1: one process (default: mxspec's default, "
+                             "the machine's CPUs)")
     parser.add_argument("--keep", metavar="DIR", help="write the generated files and logs here and keep them")
     parser.add_argument("--seconds-per-host", type=float, default=6,
                         help="bound on a run: 120 s plus this per host (default 6)")
@@ -770,7 +771,7 @@ def main() -> int:
     top = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="mxspec-scale-"))
     cores = len(os.sched_getaffinity(0))
     print(f"{cores} cores; lab background before the runs: {lab_background():.3f} cores; pytest "
-          f"{'-n ' + str(args.parallel) + ' --dist loadgroup' if args.parallel else 'in one process'}; "
+          f"{'--mx-parallel=' + str(args.parallel) if args.parallel else 'hosts in parallel by default'}; "
           f"-m '{MARKS}'; files in {top}", flush=True)
     rows = []
     try:

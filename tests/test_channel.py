@@ -126,3 +126,19 @@ def test_facts_are_read_once_until_forgotten(pool):
     assert [command.known for command in transcript] == [False, True, False]
     pool.forget_facts()
     assert connection.run("date +%s%N").stdout != first
+
+
+def test_a_run_keeps_a_bounded_number_of_hosts_connected(pool):
+    from mxspec.transport.connection import OPEN_AT_ONCE
+
+    hosts = [local_host(f"host-{n}") for n in range(OPEN_AT_ONCE + 3)]
+    first = pool.get(hosts[0])
+    loop = loop_pid(first)
+    for host in hosts[1:]:
+        pool.get(host).run("true")
+    open_channels = [c for c in pool.connections.values() if c.backend.channel().process is not None]
+    assert len(open_channels) == OPEN_AT_ONCE
+    assert first.backend.channel().process is None  # the least recently used, closed
+    assert pool.get(hosts[0]).run("echo back").stdout == "back\n"  # and opened again when its host comes back
+    assert loop_pid(first) != loop
+    assert first.notices() == []  # closed on purpose: not a channel that died

@@ -184,8 +184,15 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+# Hosts a run's process keeps connected at once. Each costs an ssh master and a channel on both
+# ends (~7 MB here, a session on the host); a run checks one host's scenarios after another, so
+# the least recently used connection is closed when another is needed, and opened again if its
+# host comes back (the mailstores every delivery reads stay in use, hence open).
+OPEN_AT_ONCE = 8
+
+
 class ConnectionPool:
-    """Connections to every host of the run, made on first use and closed at the end."""
+    """Connections to every host of the run, made on first use, at most OPEN_AT_ONCE open, closed at the end."""
 
     def __init__(self, connect_timeout: float = 10, command_timeout: float = 60,
                  on_contact: Callable[[Connection], None] | None = None,
@@ -197,12 +204,18 @@ class ConnectionPool:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.connections: dict[str, Connection] = {}
+        self.recent: dict[str, Connection] = {}  # the ones that may be open, least recently asked for first
 
     def get(self, host: Host) -> Connection:
-        if host.name not in self.connections:
-            self.connections[host.name] = Connection(
+        connection = self.connections.get(host.name)
+        if connection is None:
+            connection = self.connections[host.name] = Connection(
                 host, self.control_dir, self.connect_timeout, self.command_timeout, self.on_contact, self.is_fact)
-        return self.connections[host.name]
+        self.recent.pop(host.name, None)
+        self.recent[host.name] = connection  # the most recently asked for last
+        while len(self.recent) > OPEN_AT_ONCE:
+            self.recent.pop(next(iter(self.recent))).close()
+        return connection
 
     def notices(self) -> list[str]:
         return [notice for connection in self.connections.values() for notice in connection.notices()]
