@@ -1,4 +1,5 @@
-"""The `mxspec` command: the lab's life cycle, reports, the step vocabulary and the inventory variables."""
+"""The `mxspec` command: the lab's life cycle, reports, the differential of two estates, the step vocabulary and the
+inventory variables."""
 
 import argparse
 import importlib
@@ -52,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
                            help="decrypt vault-encrypted values (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
     variables.add_argument("--markdown", action="store_true", help="the contract as a Markdown table (the README's)")
 
+    diff = sub.add_parser("diff", help="what differs between two estates, role by role: Postfix parameters (with why), "
+                                       "services, milters, sockets, map keys, packages")
+    diff.add_argument("old", help="the old estate (the one that defines correct)")
+    diff.add_argument("new", help="the new estate")
+    diff.add_argument("--inventories", metavar="PATH", default="inventories",
+                      help="the Ansible inventory (file or directory) or folder of <estate>.yml (default: inventories)")
+    diff.add_argument("--mx-vault-password-file", metavar="FILE", default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
+                      help="decrypt vault-encrypted values (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
+    diff.add_argument("--markdown", metavar="FILE", help="also write the differences as Markdown")
+    diff.add_argument("--json", metavar="FILE", help="also write the differences as JSON (for mxspec report --diff)")
+
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default=None,
                        help="package of the project's own step modules, besides the built-in ones "
@@ -80,6 +92,10 @@ def _run(args: argparse.Namespace) -> int:
         from mxspec.report.command import combine
 
         return combine(args.results, args.old, args.new, args.waivers, args.out)
+    if args.command == "diff":
+        from mxspec.diff.command import run
+
+        return run(args.old, args.new, args.inventories, args.markdown, args.json, args.mx_vault_password_file)
     if args.command == "comment":
         from mxspec.report.comment import post
 

@@ -1,0 +1,161 @@
+"""`mxspec diff OLD NEW`: read every host of both estates, then compare role by role.
+
+Each host is read once (`survey.read_survey`), whatever roles it has; an old host's map sources
+once; each map parameter's keys are looked up once on each host. A host that cannot be read is
+said in one line and left out; the others are still compared (exit 1). Exit 0 when everything
+was compared, differences or not: they are information, not verdicts.
+"""
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
+from mxspec.diff import render
+from mxspec.diff.compare import Pair, compare, map_differences
+from mxspec.diff.survey import MapUse, Survey, SurveyFailed, look_up, map_uses, maps_for, read_sources, read_survey, source_keys
+from mxspec.estate import contract, roles
+from mxspec.estate.inventory import Estate, Host, load_estates
+from mxspec.estate.render import RenderError
+from mxspec.transport.connection import ConnectionPool
+
+
+@dataclass
+class Differential:
+    """The whole comparison: what `render` writes."""
+
+    old: str
+    new: str
+    pairs: list[Pair] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)  # roles of one estate only
+    unreachable: dict[str, str] = field(default_factory=dict)  # host -> why it could not be read
+    hosts: dict[str, dict] = field(default_factory=dict)  # host -> estate, roles, Postfix, commands run
+
+    def as_dict(self) -> dict:
+        return {"old": self.old, "new": self.new, "hosts": self.hosts, "unreachable": self.unreachable,
+                "unmatched_roles": self.unmatched, "pairs": [pair.as_dict() for pair in self.pairs]}
+
+
+class Reader:
+    """Reads hosts over the pool, each thing once, and remembers which hosts could not be read."""
+
+    def __init__(self, pool: ConnectionPool, progress: Callable[[str], None]):
+        self.pool = pool
+        self.progress = progress
+        self.surveys: dict[str, Survey] = {}
+        self.unreachable: dict[str, str] = {}
+        self.sources: dict[str, dict[str, str]] = {}
+        self.answers: dict[tuple[str, str, tuple[str, ...]], dict[str, str]] = {}
+
+    def survey(self, host: Host) -> Survey | None:
+        if host.name not in self.surveys and host.name not in self.unreachable:
+            try:
+                self.surveys[host.name] = read_survey(self.pool.get(host))
+                survey = self.surveys[host.name]
+                self.progress(f"[mxspec] read {host.name}: Postfix {survey.version}, {len(survey.parameters)} parameters, "
+                              f"{len(survey.services)} services, {len(survey.packages)} packages")
+            except (HostUnreachable, CommandTimeout, SurveyFailed) as error:
+                self.unreachable[host.name] = str(error)
+                self.progress(f"[mxspec] {error}")
+        return self.surveys.get(host.name)
+
+    def keys(self, host: Host, use: MapUse) -> list[str]:
+        if host.name not in self.sources:
+            paths = sorted({path for other in map_uses(self.surveys[host.name]) for _type, path in other.keyed})
+            self.sources[host.name] = read_sources(self.pool.get(host), paths)
+        return source_keys(use, self.sources[host.name])
+
+    def look_up(self, host: Host, maps: tuple[str, ...], keys: list[str], use: MapUse) -> dict[str, str]:
+        cached = (host.name, use.parameter, maps)
+        if cached not in self.answers:
+            self.answers[cached] = look_up(self.pool.get(host), maps, keys, use.aliases)
+        return self.answers[cached]
+
+
+def diff(inventories: str, old_name: str, new_name: str, vault_password_file: str | None = None,
+         progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+         connect_timeout: float = 10, command_timeout: float = 60) -> Differential:
+    if old_name == new_name:
+        raise MxspecError(f"mxspec diff: the old and the new estate are both '{old_name}'")
+    old, new = load_estates(inventories, [old_name, new_name], vault_password_file)
+    result = Differential(old.name, new.name)
+    pool = ConnectionPool(connect_timeout, command_timeout)
+    reader = Reader(pool, progress)
+    try:
+        for role in roles.ROLES:
+            _compare_role(role, old, new, reader, result)
+    finally:
+        pool.close()
+    result.unreachable = reader.unreachable
+    for estate in (old, new):
+        for host in estate.hosts.values():
+            survey = reader.surveys.get(host.name)
+            connection = pool.connections.get(host.name)
+            result.hosts[host.name] = {"estate": estate.name, "roles": host.roles,
+                                       "postfix": survey.version if survey else None,
+                                       "compatibility_level": survey.compatibility_level if survey else None,
+                                       "commands": connection.testinfra.commands if connection else 0}
+    return result
+
+
+def _compare_role(role: str, old: Estate, new: Estate, reader: Reader, result: Differential) -> None:
+    old_hosts = [host for host in old.hosts.values() if role in host.roles]
+    new_hosts = [host for host in new.hosts.values() if role in host.roles]
+    if not old_hosts or not new_hosts:
+        if old_hosts or new_hosts:
+            has, lacks = (old, new) if old_hosts else (new, old)
+            result.unmatched.append(f"role {role}: no host in {lacks.name} (in {has.name}: "
+                                    f"{', '.join(h.name for h in old_hosts or new_hosts)})")
+        return
+    packages = {str(p) for host in old_hosts + new_hosts for p in (host.vars.get("packages") or []) if isinstance(p, str)}
+    for old_host in old_hosts:
+        for new_host in new_hosts:
+            before, after = reader.survey(old_host), reader.survey(new_host)
+            if before is None or after is None:
+                continue
+            pair = Pair(role, old_host.name, new_host.name, before.version, after.version)
+            pair.differences = compare(before, after, _expected(old_host), _expected(new_host), packages)
+            for use in map_uses(before):
+                pair.differences += _map_differences(reader, old_host, new_host, use)
+            result.pairs.append(pair)
+
+
+def _map_differences(reader: Reader, old_host: Host, new_host: Host, use: MapUse) -> list:
+    keys = reader.keys(old_host, use)
+    if not keys:
+        return []
+    after = reader.surveys[new_host.name]
+    new_maps = maps_for(after, use.parameter)
+    try:
+        answers_old = reader.look_up(old_host, use.maps, keys, use)
+        answers_new = reader.look_up(new_host, new_maps, keys, use)
+    except (HostUnreachable, CommandTimeout) as error:
+        reader.unreachable.setdefault(old_host.name if old_host.name in str(error) else new_host.name, str(error))
+        return []
+    return map_differences(use, keys, answers_old, answers_new, after, new_maps)
+
+
+def _expected(host: Host) -> dict[str, str]:
+    """The host's HOST_PARAMETERS as its inventory says; none where the inventory cannot render them."""
+    try:
+        return contract.host_parameters(host.vars, host.name)
+    except (RenderError, MxspecError):
+        return {}
+
+
+def run(old: str, new: str, inventories: str, markdown: str | None, json_file: str | None,
+        vault_password_file: str | None = None) -> int:
+    result = diff(inventories, old, new, vault_password_file)
+    print(render.text(result.as_dict()))
+    for path, content in ((markdown, lambda: render.markdown(result.as_dict())),
+                          (json_file, lambda: json.dumps(result.as_dict(), indent=2) + "\n")):
+        if path:
+            try:
+                Path(path).write_text(content())
+            except OSError as error:
+                raise MxspecError(f"cannot write {path}: {error.strerror}") from None
+    for host, why in result.unreachable.items():
+        print(f"mxspec: {why}" if host in why else f"mxspec: host {host}: {why}", file=sys.stderr)
+    return 1 if result.unreachable else 0
