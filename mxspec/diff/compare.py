@@ -194,15 +194,13 @@ def service_differences(old: Survey, new: Survey) -> list[Difference]:
 
 
 def socket_differences(old: Survey, new: Survey) -> list[Difference]:
-    return [Difference("socket", socket, _listener(old, socket), _listener(new, socket),
-                       f"listening on {(old if socket in old.sockets else new).name} only")
-            for socket in sorted(set(old.sockets) ^ set(new.sockets), key=_port_order)]
-
-
-def _listener(survey: Survey, socket: str) -> str | None:
-    if socket not in survey.sockets:
-        return None
-    return f"listening ({survey.sockets[socket]})" if survey.sockets[socket] else "listening"
+    found = []
+    for socket in sorted(set(old.sockets) ^ set(new.sockets), key=_port_order):
+        listener = old if socket in old.sockets else new
+        process = f" ({listener.sockets[socket]})" if listener.sockets[socket] else ""
+        found.append(Difference("socket", socket, "listening" if listener is old else None,
+                                "listening" if listener is new else None, f"listening on {listener.name} only{process}"))
+    return found
 
 
 def _port_order(socket: str) -> tuple[int, str]:

@@ -126,8 +126,9 @@ def parse_sockets(text: str) -> dict[str, str]:
         if len(words) < 4 or words[0] != "LISTEN":
             continue
         address, _, port = words[3].rpartition(":")
-        process = re.search(r'users:\(\("([^"]+)"', line)
-        sockets.setdefault(f"{socket_scope(address)}:{port}", process[1] if process else "")
+        socket = f"{socket_scope(address)}:{port}"
+        names = set(re.findall(r'\("([^"]+)",pid=', line)) | set(filter(None, sockets.get(socket, "").split(", ")))
+        sockets[socket] = ", ".join(sorted(names))  # every process holding it, in one order however ss lists them
     return sockets
 
 
