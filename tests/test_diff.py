@@ -16,7 +16,7 @@ import pytest
 from conftest import PROJECT, output, run_mxspec
 from faults import edit, injected, postconf
 from mxspec.diff import render
-from mxspec.diff.compare import HOST_SPECIFIC, Difference, compare, map_differences, milter_list
+from mxspec.diff.compare import HOST_SPECIFIC, Difference, compare, map_differences, milter_list, rule_differences
 from mxspec.diff.survey import (
     KEYS_PER_COMMAND,
     SURVEY_COMMAND,
@@ -28,6 +28,7 @@ from mxspec.diff.survey import (
     parse_services,
     parse_sockets,
     parse_survey,
+    rules,
     source_keys,
 )
 from mxspec.estate import contract
@@ -70,7 +71,7 @@ def set_parameter(survey: Survey, name: str, value: str) -> None:
 # ---- reading what postconf, ss and dpkg-query print
 
 def test_the_survey_is_read_in_sections_from_one_command(old):
-    assert SURVEY_COMMAND.count("postconf") == 6 and "dpkg-query" in SURVEY_COMMAND and "ss -ltnpH" in SURVEY_COMMAND
+    assert SURVEY_COMMAND.count("postconf") == 6 and "dpkg-query" in SURVEY_COMMAND and "ss -ltnp" in SURVEY_COMMAND
     assert old.version == "3.7.11" and old.compatibility_level == "3.6"
     assert old.explicit["message_size_limit"] == "10240000"
     assert old.defaults["compatibility_level"] == "0"
@@ -93,6 +94,11 @@ def test_sockets_are_compared_by_scope_and_port_not_by_the_hosts_own_addresses()
     assert sockets == {"all addresses:25": "master", "loopback:783": "", "a host address:8080": ""}
     held = 'LISTEN 0 4096 127.0.0.1:783 0.0.0.0:* users:(("spamd child",pid=9,fd=5),("spamd",pid=8,fd=5))\n'
     assert parse_sockets(held + held.replace("127.0.0.1", "[::1]").replace("9", "7")) == {"loopback:783": "spamd, spamd child"}
+
+
+def test_netstat_where_a_host_has_no_ss():
+    assert parse_sockets("tcp 0 0 0.0.0.0:25 0.0.0.0:* LISTEN 812/master\n"
+                         "tcp6 0 0 ::1:783 :::* LISTEN 900/spamd\n") == {"all addresses:25": "master", "loopback:783": "spamd"}
 
 
 def test_milter_lists_split_on_commas_and_spaces_keeping_braced_milters_whole():
@@ -261,6 +267,31 @@ def test_map_keys_that_differ_or_are_missing(new):
          "not found in new-router-1's transport_maps: hash:/etc/postfix/transport")]
 
 
+def test_regexp_and_pcre_rules_are_compared_rule_by_rule_in_order(new):
+    old_source = textwrap.dedent("""\
+        # header checks
+        /^Subject: .*viagra/i   REJECT spam
+        /^X-Spam: yes$/         DISCARD
+        if /^Received:/
+        /from \\/evil/         REJECT
+          continued
+        endif
+        """)
+    old_rules = rules(("regexp:/etc/postfix/header_checks",), {"/etc/postfix/header_checks": old_source})
+    assert old_rules == {"/^Subject: .*viagra/i": "REJECT spam", "/^X-Spam: yes$/": "DISCARD",
+                         "if /^Received:/": "", "/from \\/evil/": "REJECT continued", "endif": ""}
+    new_rules = {"/^X-Spam: yes$/": "HOLD", "/^Subject: .*viagra/i": "REJECT spam", "if /^Received:/": "", "endif": ""}
+    use = MapUse("header_checks", ("regexp:/etc/postfix/header_checks",))
+    found = rule_differences(use, old_rules, new_rules, new, ("pcre:/etc/postfix/header_checks.pcre",))
+    where = "new-router-1's header_checks: pcre:/etc/postfix/header_checks.pcre"
+    assert [(d.subject, d.old, d.new, d.reason) for d in found] == [
+        ("header_checks rule /^X-Spam: yes$/", "DISCARD", "HOLD", f"answered otherwise by {where}"),
+        ("header_checks rule /from \\/evil/", "REJECT continued", None, f"no such rule in {where}"),
+        ("header_checks rule order", "/^Subject: .*viagra/i /^X-Spam: yes$/ if /^Received:/ endif",
+         "/^X-Spam: yes$/ /^Subject: .*viagra/i if /^Received:/ endif",
+         "the rules both have are tried in another order: the first match wins")]
+
+
 # ---- what is written
 
 def test_text_and_markdown_group_by_role_then_kind(old, new):
@@ -289,7 +320,7 @@ case "$(basename "$0") $*" in
   "postconf -M") section master ;;
   "postconf -P") section master-overrides ;;
   "dpkg-query "*) section packages ;;
-  "ss -ltnpH") section sockets ;;
+  "ss -ltnp") section sockets ;;
   *) cat >/dev/null ;;
 esac
 """

@@ -14,8 +14,19 @@ from pathlib import Path
 
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.diff import render
-from mxspec.diff.compare import Pair, compare, map_differences
-from mxspec.diff.survey import MapUse, Survey, SurveyFailed, look_up, map_uses, maps_for, read_sources, read_survey, source_keys
+from mxspec.diff.compare import Difference, Pair, compare, map_differences, rule_differences
+from mxspec.diff.survey import (
+    MapUse,
+    Survey,
+    SurveyFailed,
+    look_up,
+    map_uses,
+    maps_for,
+    read_sources,
+    read_survey,
+    rules,
+    source_keys,
+)
 from mxspec.estate import contract, roles
 from mxspec.estate.inventory import Estate, Host, load_estates
 from mxspec.estate.render import RenderError
@@ -46,7 +57,7 @@ class Reader:
         self.progress = progress
         self.surveys: dict[str, Survey] = {}
         self.unreachable: dict[str, str] = {}
-        self.sources: dict[str, dict[str, str]] = {}
+        self.sources: dict[str, dict[str, str]] = {}  # host -> source path -> text
         self.answers: dict[tuple[str, str, tuple[str, ...]], dict[str, str]] = {}
 
     def survey(self, host: Host) -> Survey | None:
@@ -61,11 +72,16 @@ class Reader:
                 self.progress(f"[mxspec] {error}")
         return self.surveys.get(host.name)
 
-    def keys(self, host: Host, use: MapUse) -> list[str]:
-        if host.name not in self.sources:
-            paths = sorted({path for other in map_uses(self.surveys[host.name]) for _type, path in other.keyed})
-            self.sources[host.name] = read_sources(self.pool.get(host), paths)
-        return source_keys(use, self.sources[host.name])
+    def texts(self, host: Host, paths: list[str]) -> dict[str, str]:
+        """Map sources, each read once: an old host's all at once, on its first use."""
+        known = self.sources.setdefault(host.name, {})
+        if not known and host.name in self.surveys:
+            paths = paths + [path for use in map_uses(self.surveys[host.name]) for _type, path in use.keyed + use.ruled]
+        missing = sorted(set(paths) - set(known))
+        if missing:
+            known.update(dict.fromkeys(missing, ""))
+            known.update(read_sources(self.pool.get(host), missing))
+        return known
 
     def look_up(self, host: Host, maps: tuple[str, ...], keys: list[str], use: MapUse) -> dict[str, str]:
         cached = (host.name, use.parameter, maps)
@@ -122,19 +138,25 @@ def _compare_role(role: str, old: Estate, new: Estate, reader: Reader, result: D
             result.pairs.append(pair)
 
 
-def _map_differences(reader: Reader, old_host: Host, new_host: Host, use: MapUse) -> list:
-    keys = reader.keys(old_host, use)
-    if not keys:
-        return []
+def _map_differences(reader: Reader, old_host: Host, new_host: Host, use: MapUse) -> list[Difference]:
+    """Old keys looked up on both hosts through the parameter's tables; old regexp/pcre rules against the new ones."""
     after = reader.surveys[new_host.name]
     new_maps = maps_for(after, use.parameter)
+    found: list[Difference] = []
     try:
-        answers_old = reader.look_up(old_host, use.maps, keys, use)
-        answers_new = reader.look_up(new_host, new_maps, keys, use)
+        keys = source_keys(use, reader.texts(old_host, [path for _type, path in use.keyed]))
+        if keys:
+            answers_old = reader.look_up(old_host, use.maps, keys, use)
+            answers_new = reader.look_up(new_host, new_maps, keys, use)
+            found += map_differences(use, keys, answers_old, answers_new, after, new_maps)
+        if use.ruled:
+            rules_old = rules(use.maps, reader.texts(old_host, [path for _type, path in use.ruled]))
+            new_use = MapUse(use.parameter, new_maps)
+            rules_new = rules(new_maps, reader.texts(new_host, [path for _type, path in new_use.ruled]))
+            found += rule_differences(use, rules_old, rules_new, after, new_maps)
     except (HostUnreachable, CommandTimeout) as error:
         reader.unreachable.setdefault(old_host.name if old_host.name in str(error) else new_host.name, str(error))
-        return []
-    return map_differences(use, keys, answers_old, answers_new, after, new_maps)
+    return found
 
 
 def _expected(host: Host) -> dict[str, str]:

@@ -236,3 +236,23 @@ def map_differences(use: MapUse, keys: list[str], answers_old: dict[str, str], a
         reason = f"not found in {where}" if answer_new is None else f"answered otherwise by {where}"
         found.append(Difference("map", f"{use.parameter} {key}", answer_old, answer_new, reason))
     return found
+
+
+def rule_differences(use: MapUse, rules_old: dict[str, str], rules_new: dict[str, str], new: Survey,
+                     new_maps: tuple[str, ...]) -> list[Difference]:
+    """Each rule of the old host's regexp/pcre tables the new host's tables lack or answer otherwise,
+    and rules both have in another order (the first match wins)."""
+    where = f"{new.name}'s {use.parameter}: " + (" ".join(new_maps) if new_maps else "no table")
+    found = []
+    for pattern, result in rules_old.items():
+        if pattern not in rules_new:
+            found.append(Difference("map", f"{use.parameter} rule {pattern}", result, None, f"no such rule in {where}"))
+        elif not same_value(result, rules_new[pattern]):
+            found.append(Difference("map", f"{use.parameter} rule {pattern}", result, rules_new[pattern],
+                                    f"answered otherwise by {where}"))
+    common_old = [pattern for pattern in rules_old if pattern in rules_new]
+    common_new = [pattern for pattern in rules_new if pattern in rules_old]
+    if common_old != common_new:
+        found.append(Difference("map", f"{use.parameter} rule order", " ".join(common_old), " ".join(common_new),
+                                "the rules both have are tried in another order: the first match wins"))
+    return found

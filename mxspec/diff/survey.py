@@ -28,13 +28,15 @@ SECTIONS = {
     "master-overrides": "postconf -P",
     "packages": ("if command -v dpkg-query >/dev/null; then dpkg-query -W -f '${db:Status-Abbrev}\\t${Package}\\t${Version}\\n'; "
                  "elif command -v rpm >/dev/null; then rpm -qa --qf 'ii \\t%{NAME}\\t%{VERSION}-%{RELEASE}\\n'; fi"),
-    "sockets": "ss -ltnpH",
+    "sockets": "ss -ltnp || netstat -ltnp",  # netstat: hosts older than iproute2's ss
 }
 SURVEY_COMMAND = "; ".join(f"echo '{MARK}{name}'; {{ {command}; }} 2>/dev/null" for name, command in SECTIONS.items())
 
 # Map types whose keys can be listed from the source file (the indexed ones and texthash, which
-# Postfix reads from the source itself); regexp, pcre and the database types have no keys to list.
+# Postfix reads from the source itself); regexp and pcre tables have patterns, not keys: their rules
+# are compared instead; the database types (ldap, mysql...) have no source to read.
 KEYED_TYPES = ("hash", "btree", "lmdb", "cdb", "texthash")
+RULED_TYPES = ("regexp", "pcre")
 MAP_SPEC = re.compile(r"(?<![\w:])(?:proxy:)?(?P<type>[a-z0-9]+):(?P<path>/[^\s,{}]+)")
 SOURCES_MARK = "@@mxspec-file "
 KEYS_PER_COMMAND = 2000  # keys in one postmap -q command line: a large map is looked up in a few commands
@@ -119,15 +121,19 @@ def socket_scope(address: str) -> str:
 
 
 def parse_sockets(text: str) -> dict[str, str]:
-    """`ss -ltnpH` lines -> "scope:port" -> the process listening (IPv4 and IPv6 alike)."""
+    """`ss -ltnp` (or `netstat -ltnp`) lines -> "scope:port" -> the processes listening (IPv4 and IPv6 alike)."""
     sockets: dict[str, str] = {}
     for line in text.splitlines():
         words = line.split()
-        if len(words) < 4 or words[0] != "LISTEN":
+        if len(words) >= 4 and words[0] == "LISTEN":  # ss
+            local, names = words[3], set(re.findall(r'\("([^"]+)",pid=', line))
+        elif len(words) >= 6 and words[0] in ("tcp", "tcp6") and words[5] == "LISTEN":  # netstat
+            local, names = words[3], ({words[6].partition("/")[2]} - {""}) if len(words) > 6 else set()
+        else:
             continue
-        address, _, port = words[3].rpartition(":")
+        address, _, port = local.rpartition(":")
         socket = f"{socket_scope(address)}:{port}"
-        names = set(re.findall(r'\("([^"]+)",pid=', line)) | set(filter(None, sockets.get(socket, "").split(", ")))
+        names |= set(filter(None, sockets.get(socket, "").split(", ")))
         sockets[socket] = ", ".join(sorted(names))  # every process holding it, in one order however ss lists them
     return sockets
 
@@ -181,24 +187,33 @@ class MapUse:
     @property
     def keyed(self) -> list[tuple[str, str]]:
         """(type, source path) of the tables whose keys the source lists."""
-        found = []
-        for spec in self.maps:
-            match = MAP_SPEC.fullmatch(spec)
-            if match and match["type"] in KEYED_TYPES:
-                found.append((match["type"], match["path"]))
-        return found
+        return _tables(self.maps, KEYED_TYPES)
+
+    @property
+    def ruled(self) -> list[tuple[str, str]]:
+        """(type, source path) of the regexp and pcre tables: rules, first match wins."""
+        return _tables(self.maps, RULED_TYPES)
+
+
+def _tables(maps: tuple[str, ...], types: tuple[str, ...]) -> list[tuple[str, str]]:
+    found = []
+    for spec in maps:
+        match = MAP_SPEC.fullmatch(spec)
+        if match and match["type"] in types:
+            found.append((match["type"], match["path"]))
+    return found
 
 
 def map_uses(survey: Survey) -> list[MapUse]:
-    """Every parameter main.cf or a master.cf override sets to keyed lookup tables (caches left out,
-    and alias_database, which only says what newaliases compiles)."""
+    """Every parameter main.cf or a master.cf override sets to lookup tables with a source to read (caches
+    left out, and alias_database, which only says what newaliases compiles)."""
     uses = []
     settings = {**{name: survey.expanded.get(name, value) for name, value in survey.explicit.items()}, **survey.overrides}
     for parameter, value in settings.items():
         if CACHE_PARAMETER.search(parameter) or parameter.endswith("alias_database"):
             continue
         use = MapUse(parameter, tuple(match[0] for match in MAP_SPEC.finditer(value)))
-        if use.keyed:
+        if use.keyed or use.ruled:
             uses.append(use)
     return uses
 
@@ -240,6 +255,43 @@ def source_keys(use: MapUse, texts: dict[str, str]) -> list[str]:
             text = text[:text.rfind("\n") + 1]
         keys.update(dict.fromkeys(source_entries(text, use.aliases)))
     return list(keys)
+
+
+def rules(maps: tuple[str, ...], texts: dict[str, str]) -> dict[str, str]:
+    """The regexp and pcre rules of these tables, in order: `/pattern/flags` (or `if /pattern/`,
+    `endif`) -> its result. Comments and blank lines skipped, indented lines continue the rule before."""
+    found: dict[str, str] = {}
+    for _type, path in _tables(maps, RULED_TYPES):
+        for line in _logical_lines(texts.get(path, "")):
+            pattern, result = _split_rule(line)
+            found.setdefault(pattern, result)
+    return found
+
+
+def _logical_lines(text: str) -> list[str]:
+    lines: list[str] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace() and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line.strip())
+    return lines
+
+
+def _split_rule(line: str) -> tuple[str, str]:
+    """`/pattern/flags result` at the end of the pattern: its closing delimiter (not escaped), then flags."""
+    prefix = "if " if line.startswith("if ") else ""
+    rest = line[len(prefix):].lstrip()
+    if not rest:
+        return line, ""
+    delimiter, end = rest[0], 1
+    while end < len(rest) and rest[end] != delimiter:
+        end += 2 if rest[end] == "\\" else 1
+    while end + 1 < len(rest) and not rest[end + 1].isspace():
+        end += 1  # the flags after the delimiter
+    return prefix + rest[:end + 1], rest[end + 1:].strip()
 
 
 def lookup_commands(maps: tuple[str, ...], keys: list[str], aliases: bool) -> list[str]:
