@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--old", required=True, help="the estate that defines correct")
     report.add_argument("--new", required=True, help="the estate that must reproduce it")
     report.add_argument("--waivers", help="accepted differences (YAML)")
+    report.add_argument("--diff", metavar="FILE", help="what `mxspec diff OLD NEW --json FILE` found: a section of the "
+                                                       "report, and beside each failing behaviour what may explain it")
     report.add_argument("--out", default="reports", help="folder for readiness.html/.md/.json (default: reports)")
 
     comment = sub.add_parser("comment", help="post the Markdown report on the pull request of this CI job")
@@ -91,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from mxspec.report.command import combine
 
-        return combine(args.results, args.old, args.new, args.waivers, args.out)
+        return combine(args.results, args.old, args.new, args.waivers, args.out, args.diff)
     if args.command == "diff":
         from mxspec.diff.command import run
 

@@ -32,6 +32,7 @@ from mxspec.diff.survey import (
     source_keys,
 )
 from mxspec.estate import contract
+from mxspec.report.results import Result, Results
 
 DATA = Path(__file__).parent / "data" / "diff"
 LAB_PACKAGES = {"python3-milter", "clamav-daemon", "clamav-milter", "rspamd", "opendkim", "sasl2-bin"}
@@ -108,7 +109,7 @@ def test_milter_lists_split_on_commas_and_spaces_keeping_braced_milters_whole():
 
 # ---- the comparison
 
-def test_the_lab_router_against_the_old_all_in_one_host(old, new):
+def test_the_new_router_against_the_old_all_in_one_host(old, new):
     found = differences(old, new)
     assert keyed(found) >= {
         ("parameter", "relayhost", "", "[new-out-1.lab.test]"),
@@ -305,6 +306,73 @@ def test_text_and_markdown_group_by_role_then_kind(old, new):
     assert "not compared: host new-out-1 unreachable: Connection refused" in shown
     written = render.markdown(result)
     assert "## Role smtp-router" in written and "| relayhost | *(empty)* | `[new-out-1.lab.test]` |" in written
+
+
+# ---- in the readiness report: a section, and beside each failing behaviour what may explain it
+
+def _report_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Results of a routing scenario failing on new-router-1, an SMTP size scenario passing, and a diff."""
+    data = Results({"old-mx": ["smtp-router"], "new-mx": ["smtp-router"]},
+                   {"old-mx": {"old-mx-1": ["smtp-router"]}, "new-mx": {"new-router-1": ["smtp-router"],
+                                                                       "new-router-2": ["smtp-router"]}})
+    for estate, host, scenario, outcome in (
+            ("old-mx", "old-mx-1", "Mail for each local domain is routed to its next hop", "passed"),
+            ("new-mx", "new-router-1", "Mail for each local domain is routed to its next hop", "failed"),
+            ("new-mx", "new-router-2", "Mail for each local domain is routed to its next hop", "passed"),
+            ("old-mx", "old-mx-1", "Oversize messages are refused", "passed"),
+            ("new-mx", "new-router-1", "Oversize messages are refused", "passed"),
+            ("new-mx", "new-router-2", "Oversize messages are refused", "passed")):
+        data.results.append(Result(estate, host, ["smtp-router"], "Routing", scenario, "", outcome,
+                                   "it failed" if outcome == "failed" else ""))
+    route = Difference("map", "transport_maps beta.test", "smtp:[lab-store.lab.test]", "smtp:[lab-remote.lab.test]",
+                       "answered otherwise by new-router-1's transport_maps: hash:/etc/postfix/transport")
+    size = Difference("parameter", "message_size_limit", "10240000", "20480000", "both hosts set it in main.cf")
+    name = Difference("parameter", "myhostname", "old-mx-1.lab.test", "new-router-1.lab.test", "host-specific", True)
+    pairs = [{"role": "smtp-router", "old": "old-mx-1", "new": host, "old_postfix": "3.7.11", "new_postfix": "3.7.11",
+              "differences": [d.as_dict() for d in ([route, size, name] if host == "new-router-1" else [size])]}
+             for host in ("new-router-1", "new-router-2")]
+    diff = tmp_path / "diff.json"
+    diff.write_text(json.dumps({"old": "old-mx", "new": "new-mx", "pairs": pairs, "unreachable": {},
+                                "unmatched_roles": [], "hosts": {}}))
+    old, new = (Results({e: data.estates[e]}, {e: data.hosts[e]}) for e in ("old-mx", "new-mx"))
+    old.results = [r for r in data.results if r.estate == "old-mx"]
+    new.results = [r for r in data.results if r.estate == "new-mx"]
+    old.write(tmp_path / "old.json")
+    new.write(tmp_path / "new.json")
+    return tmp_path / "old.json", tmp_path / "new.json", diff
+
+
+def test_the_report_shows_the_differences_and_beside_a_failed_route_the_routes_that_differ(tmp_path):
+    old, new, diff = _report_inputs(tmp_path)
+    result = run_mxspec("report", str(old), str(new), "--old", "old-mx", "--new", "new-mx", "--out",
+                        str(tmp_path / "out"), "--diff", str(diff), timeout=120)
+    assert result.returncode == 1, output(result)
+    row = next(line for line in result.stdout.splitlines() if "routed to its next hop" in line)
+    assert ("plausibly explained by routing: transport_maps beta.test: smtp:[lab-store.lab.test] -> "
+            "smtp:[lab-remote.lab.test] (new-router-1)") in row
+    assert "message_size_limit" not in row  # not a routing difference
+    assert "### Configuration differences (old-mx → new-mx, `mxspec diff`)" in result.stdout
+    assert "smtp-router: new-router-2 against old-mx-1: 1 differences" in result.stdout
+    assert "myhostname" not in result.stdout  # host-specific: left out
+    written = json.loads((tmp_path / "out/readiness.json").read_text())
+    routing = next(b for b in written["behaviours"] if b["scenario"].startswith("Mail for each"))
+    assert [(d["topic"], d["subject"], d["new_host"]) for d in routing["plausible_differences"]] == [
+        ("routing", "transport_maps beta.test", "new-router-1")]
+    assert written["differences"]["old"] == "old-mx"
+    page = (tmp_path / "out/readiness.html").read_text()
+    assert "1 differences may explain it" in page and "id='differences'" in page
+
+
+def test_a_diff_of_other_estates_or_not_a_diff_is_one_line(tmp_path):
+    old, new, diff = _report_inputs(tmp_path)
+    diff.write_text(diff.read_text().replace('"new": "new-mx"', '"new": "other-mx"'))
+    result = run_mxspec("report", str(old), str(new), "--old", "old-mx", "--new", "new-mx", "--out",
+                        str(tmp_path / "out"), "--diff", str(diff), timeout=120)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"mxspec: error: {diff}: compares old-mx -> other-mx, the report old-mx -> new-mx")
+    diff.write_text("[]")
+    result = run_mxspec("report", str(old), str(new), "--old", "old-mx", "--new", "new-mx", "--diff", str(diff))
+    assert result.returncode == 2 and "not a differential" in result.stderr and "Traceback" not in output(result)
 
 
 # ---- the command on this machine: Postfix's tools faked from the recording
