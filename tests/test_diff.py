@@ -10,6 +10,7 @@ import os
 import stat
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -20,8 +21,10 @@ from mxspec.diff.compare import HOST_SPECIFIC, Difference, compare, map_differen
 from mxspec.diff.survey import (
     KEYS_PER_COMMAND,
     SURVEY_COMMAND,
+    LookupFailed,
     MapUse,
     Survey,
+    look_up,
     lookup_commands,
     map_uses,
     maps_for,
@@ -252,6 +255,17 @@ def test_lookups_write_nothing_on_the_host_and_are_batched():
     assert commands[1] == ("printf '%s\\n' key2000@alpha.test 'it'\"'\"'s' | "
                            "postmap -q - hash:/etc/postfix/transport")
     assert lookup_commands(("hash:/etc/aliases",), ["postmaster"], aliases=True)[0].endswith("postalias -q - hash:/etc/aliases")
+
+
+def test_a_table_postmap_cannot_open_is_its_message_not_every_key_missing():
+    class Answering:  # a connection whose postmap cannot open the table
+        name = "new-router-1"
+
+        def run(self, command):
+            return SimpleNamespace(rc=1, stdout="", stderr="postmap: fatal: unsupported dictionary type: lmdb\n")
+
+    with pytest.raises(LookupFailed, match="^postmap: fatal: unsupported dictionary type: lmdb$"):
+        look_up(Answering(), ("lmdb:/etc/postfix/transport",), ["alpha.test"], aliases=False)
 
 
 def test_map_keys_that_differ_or_are_missing(new):

@@ -16,6 +16,7 @@ from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.diff import render
 from mxspec.diff.compare import Difference, Pair, compare, map_differences, rule_differences
 from mxspec.diff.survey import (
+    LookupFailed,
     MapUse,
     Survey,
     SurveyFailed,
@@ -49,6 +50,10 @@ class Differential:
                 "unmatched_roles": self.unmatched, "pairs": [pair.as_dict() for pair in self.pairs]}
 
 
+class Unread(Exception):
+    """A host stopped answering part-way: said once in `Reader.unreachable`, the pair compared without it."""
+
+
 class Reader:
     """Reads hosts over the pool, each thing once, and remembers which hosts could not be read."""
 
@@ -58,7 +63,15 @@ class Reader:
         self.surveys: dict[str, Survey] = {}
         self.unreachable: dict[str, str] = {}
         self.sources: dict[str, dict[str, str]] = {}  # host -> source path -> text
-        self.answers: dict[tuple[str, str, tuple[str, ...]], dict[str, str]] = {}
+        self.answers: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], dict[str, str]] = {}
+
+    def _failed(self, host: Host, what: str, error: Exception) -> Unread:
+        """One line naming the host and why; a timeout without the command (long, and in no one's words)."""
+        why = f"host {host.name}: {what} gave no answer within {self.pool.command_timeout:g} s" \
+            if isinstance(error, CommandTimeout) else str(error)
+        self.unreachable.setdefault(host.name, why)
+        self.progress(f"[mxspec] {why}")
+        return Unread(why)
 
     def survey(self, host: Host) -> Survey | None:
         if host.name not in self.surveys and host.name not in self.unreachable:
@@ -68,8 +81,7 @@ class Reader:
                 self.progress(f"[mxspec] read {host.name}: Postfix {survey.version}, {len(survey.parameters)} parameters, "
                               f"{len(survey.services)} services, {len(survey.packages)} packages")
             except (HostUnreachable, CommandTimeout, SurveyFailed) as error:
-                self.unreachable[host.name] = str(error)
-                self.progress(f"[mxspec] {error}")
+                self._failed(host, "reading its configuration", error)
         return self.surveys.get(host.name)
 
     def texts(self, host: Host, paths: list[str]) -> dict[str, str]:
@@ -80,13 +92,20 @@ class Reader:
         missing = sorted(set(paths) - set(known))
         if missing:
             known.update(dict.fromkeys(missing, ""))
-            known.update(read_sources(self.pool.get(host), missing))
+            try:
+                known.update(read_sources(self.pool.get(host), missing))
+            except (HostUnreachable, CommandTimeout) as error:
+                raise self._failed(host, "reading map sources", error) from None
         return known
 
     def look_up(self, host: Host, maps: tuple[str, ...], keys: list[str], use: MapUse) -> dict[str, str]:
-        cached = (host.name, use.parameter, maps)
+        """The answers of the tables to the keys (raises LookupFailed when postmap cannot open them)."""
+        cached = (host.name, use.parameter, maps, tuple(keys))  # another old host of the role may list other keys
         if cached not in self.answers:
-            self.answers[cached] = look_up(self.pool.get(host), maps, keys, use.aliases)
+            try:
+                self.answers[cached] = look_up(self.pool.get(host), maps, keys, use.aliases)
+            except (HostUnreachable, CommandTimeout) as error:
+                raise self._failed(host, f"looking {use.parameter} keys up", error) from None
         return self.answers[cached]
 
 
@@ -146,17 +165,27 @@ def _map_differences(reader: Reader, old_host: Host, new_host: Host, use: MapUse
     try:
         keys = source_keys(use, reader.texts(old_host, [path for _type, path in use.keyed]))
         if keys:
-            answers_old = reader.look_up(old_host, use.maps, keys, use)
-            answers_new = reader.look_up(new_host, new_maps, keys, use)
-            found += map_differences(use, keys, answers_old, answers_new, after, new_maps)
+            found += _key_differences(reader, old_host, new_host, use, keys, new_maps)
         if use.ruled:
             rules_old = rules(use.maps, reader.texts(old_host, [path for _type, path in use.ruled]))
             new_use = MapUse(use.parameter, new_maps)
             rules_new = rules(new_maps, reader.texts(new_host, [path for _type, path in new_use.ruled]))
             found += rule_differences(use, rules_old, rules_new, after, new_maps)
-    except (HostUnreachable, CommandTimeout) as error:
-        reader.unreachable.setdefault(old_host.name if old_host.name in str(error) else new_host.name, str(error))
+    except Unread:
+        pass  # said once, in reader.unreachable
     return found
+
+
+def _key_differences(reader: Reader, old_host: Host, new_host: Host, use: MapUse, keys: list[str],
+                     new_maps: tuple[str, ...]) -> list[Difference]:
+    answers: list[dict[str, str]] = []
+    for host, maps in ((old_host, use.maps), (new_host, new_maps)):
+        try:
+            answers.append(reader.look_up(host, maps, keys, use))
+        except LookupFailed as error:  # every key unanswered would say less than why
+            return [Difference("map", use.parameter, " ".join(use.maps), " ".join(new_maps),
+                               f"{host.name} cannot look the {len(keys)} keys up: {error}")]
+    return map_differences(use, keys, answers[0], answers[1], reader.surveys[new_host.name], new_maps)
 
 
 def _expected(host: Host) -> dict[str, str]:

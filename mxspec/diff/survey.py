@@ -54,8 +54,7 @@ class Survey:
     services: dict[str, str] = field(default_factory=dict)  # master.cf "name/type" -> its fields and command, -o left out
     overrides: dict[str, str] = field(default_factory=dict)  # postconf -P: "name/type/parameter" -> value
     packages: dict[str, str] = field(default_factory=dict)  # installed package -> version
-    sockets: dict[str, str] = field(default_factory=dict)  # "scope:port" -> the process listening
-    commands: int = 0
+    sockets: dict[str, str] = field(default_factory=dict)  # "scope:port" -> the processes listening
 
     @property
     def version(self) -> str:
@@ -164,12 +163,15 @@ def read_survey(connection: Connection) -> Survey:
     if not survey.parameters:
         raise SurveyFailed(f"host {connection.name}: postconf printed nothing: is Postfix installed? "
                            f"({(result.stderr or '').strip() or f'exit {result.rc}'})")
-    survey.commands = 1
     return survey
 
 
 class SurveyFailed(Exception):
     """A host answered, but not as a Postfix host does: one line naming it."""
+
+
+class LookupFailed(Exception):
+    """postmap could not open a table (a type this Postfix lacks, a table not compiled): its message."""
 
 
 @dataclass(frozen=True)
@@ -308,5 +310,9 @@ def look_up(connection: Connection, maps: tuple[str, ...], keys: list[str], alia
         return {}
     answers: dict[str, str] = {}
     for command in lookup_commands(maps, keys, aliases):
-        answers.update(lookup_answers(str(connection.run(command).stdout), aliases))
+        result = connection.run(command)  # exit 1 also when a key is not found: a fatal error is told by its message
+        fatal = [line.strip() for line in str(result.stderr).splitlines() if "fatal:" in line]
+        if fatal:
+            raise LookupFailed(fatal[-1])
+        answers.update(lookup_answers(str(result.stdout), aliases))
     return answers
