@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import PROJECT, output, run_mxspec
+from conftest import LAB, PROJECT, output, run_mxspec
 from faults import edit, injected, postconf
 from mxspec.diff import render
 from mxspec.diff.compare import HOST_SPECIFIC, Difference, compare, map_differences, milter_list, rule_differences
@@ -35,6 +35,8 @@ from mxspec.diff.survey import (
     source_keys,
 )
 from mxspec.estate import contract
+from mxspec.lab import baseline
+from mxspec.lab.commands import running_lab, ssh_config_path
 from mxspec.report.results import Result, Results
 
 DATA = Path(__file__).parent / "data" / "diff"
@@ -513,6 +515,10 @@ def test_lab_baseline_differences_are_real_and_explained(lab, tmp_path):
     # bounded: a check, the survey, the map sources, one lookup per map parameter (transport, relay recipients, aliases)
     assert result["hosts"]["old-mx-1"]["commands"] <= 6
     assert all(host["commands"] <= 5 for name, host in result["hosts"].items() if name != "old-mx-1")
+    # read-only: every host's configuration as at boot after it (the lab fixture made it so before)
+    running = running_lab(LAB)
+    assert {host: baseline.differences(running, ssh_config_path(running), host) for host in result["hosts"]} == {
+        host: {} for host in result["hosts"]}
 
 
 def _faults() -> list:
