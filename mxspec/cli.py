@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="decrypt vault-encrypted values (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
     diff.add_argument("--markdown", metavar="FILE", help="also write the differences as Markdown")
     diff.add_argument("--json", metavar="FILE", help="also write the differences as JSON (for mxspec report --diff)")
+    diff.add_argument("--mx-connect-timeout", metavar="SECONDS", type=float, default=10,
+                      help="bound on reaching a host (default 10)")
+    diff.add_argument("--mx-timeout", metavar="SECONDS", type=float, default=60,
+                      help="bound on every command run on a host (default 60)")
 
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default=None,
@@ -97,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "diff":
         from mxspec.diff.command import run
 
-        return run(args.old, args.new, args.inventories, args.markdown, args.json, args.mx_vault_password_file)
+        return run(args.old, args.new, args.inventories, args.markdown, args.json, args.mx_vault_password_file,
+                   args.mx_connect_timeout, args.mx_timeout)
     if args.command == "comment":
         from mxspec.report.comment import post
 

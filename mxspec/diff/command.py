@@ -144,6 +144,7 @@ def _compare_role(role: str, old: Estate, new: Estate, reader: Reader, result: D
             result.unmatched.append(f"role {role}: no host in {lacks.name} (in {has.name}: "
                                     f"{', '.join(h.name for h in old_hosts or new_hosts)})")
         return
+    # `packages` (declared in the contract) read as written: a value that is no list only narrows what is compared
     packages = {str(p) for host in old_hosts + new_hosts for p in (host.vars.get("packages") or []) if isinstance(p, str)}
     for old_host in old_hosts:
         for new_host in new_hosts:
@@ -197,8 +198,9 @@ def _expected(host: Host) -> dict[str, str]:
 
 
 def run(old: str, new: str, inventories: str, markdown: str | None, json_file: str | None,
-        vault_password_file: str | None = None) -> int:
-    result = diff(inventories, old, new, vault_password_file)
+        vault_password_file: str | None = None, connect_timeout: float = 10, command_timeout: float = 60) -> int:
+    result = diff(inventories, old, new, vault_password_file, connect_timeout=connect_timeout,
+                  command_timeout=command_timeout)
     print(render.text(result.as_dict()))
     for path, content in ((markdown, lambda: render.markdown(result.as_dict())),
                           (json_file, lambda: json.dumps(result.as_dict(), indent=2) + "\n")):
