@@ -37,6 +37,8 @@ from mxspec.diff.survey import (
 from mxspec.estate import contract
 from mxspec.lab import baseline
 from mxspec.lab.commands import running_lab, ssh_config_path
+from mxspec.report import differences as report_differences
+from mxspec.report.readiness import Item
 from mxspec.report.results import Result, Results
 
 DATA = Path(__file__).parent / "data" / "diff"
@@ -377,6 +379,20 @@ def test_the_report_shows_the_differences_and_beside_a_failed_route_the_routes_t
     assert written["differences"]["old"] == "old-mx"
     page = (tmp_path / "out/readiness.html").read_text()
     assert "1 differences may explain it" in page and "id='differences'" in page
+
+
+def test_a_relay_scenario_is_matched_to_who_may_relay_not_to_routes():
+    failed = Result("new-mx", "new-router-1", ["smtp-router"], "SMTP router",
+                    "Authorised networks can relay through the router", "", "failed", "it failed")
+    item = Item("smtp-router", "SMTP router", failed.scenario, "", new=[failed], status="regression")
+    route = Difference("map", "transport_maps beta.test", "smtp:[a]", "smtp:[b]", "answered otherwise")
+    networks = Difference("parameter", "mynetworks", "127.0.0.0/8 10.0.0.1/32", "127.0.0.0/8", "both hosts set it")
+    diff = {"pairs": [{"role": "smtp-router", "old": "old-mx-1", "new": "new-router-1",
+                       "differences": [route.as_dict(), networks.as_dict()]}]}
+    assert [(topic, d["subject"]) for topic, _pair, d in report_differences.explaining(item, diff)] == [
+        ("who may relay, which recipients are accepted", "mynetworks")]
+    item.status = "improvement"  # only failures are explained
+    assert report_differences.explaining(item, diff) == []
 
 
 def test_a_diff_of_other_estates_or_not_a_diff_is_one_line(tmp_path):

@@ -2,8 +2,9 @@
 
 The report knows results, not hosts: the differential reaches it as the JSON `mxspec diff` wrote.
 Beside each failing behaviour it lists the differences that plausibly explain it, by a simple and
-said rule: the behaviour's words (scenario and feature) name a topic (`TOPICS`), and a difference
-of a host it failed on belongs to that topic. A plausible explanation, not a diagnosis: the
+said rule: the words of the behaviour's scenario name a topic (`TOPICS`; not the feature's name,
+which every scenario of a feature shares), and a difference of a host it failed on belongs to that
+topic. A plausible explanation, not a diagnosis: the
 report says which topic matched.
 """
 
@@ -19,7 +20,7 @@ from mxspec.report.readiness import Item
 @dataclass(frozen=True)
 class Topic:
     name: str  # said beside each difference it matched
-    words: re.Pattern[str]  # in a behaviour's scenario or feature name
+    words: re.Pattern[str]  # in a behaviour's scenario
     subjects: re.Pattern[str]  # a difference's kind and subject, as "kind subject"
 
 
@@ -28,23 +29,25 @@ def _words(*words: str) -> re.Pattern[str]:
 
 
 TOPICS = (
-    Topic("routing", _words("rout", "transport", "next hop", "relay", "deliver", "forward"),
+    Topic("routing", _words(r"rout(e|es|ed|ing)\b", "transport", "next hop", "handed", "forward", "reach", "mailstore"),
           re.compile(r"(map|parameter) (transport_maps|relay_transport|relayhost|default_transport|relay_domains|"
                      r"smtp_fallback_relay|fallback_relay|mydestination|virtual_\w+|sender_dependent_\w+)\b")),
+    Topic("lookup tables", _words("lookup", "table", "map"), re.compile(r"map ")),
     Topic("milters and filters", _words("milter", "stamp", "header", "virus", "spam", "dkim", "sign", "scan", "filter"),
           re.compile(r"milter |socket |package (opendkim|rspamd|clamav|spamass|spamassassin|python3-milter)|"
                      r"parameter (milter_\w+|content_filter|\w*header_checks)")),
-    Topic("size limits", _words("size", "oversize", "large", "limit"),
+    Topic("size limits", _words("size", "oversize", "large"),
           re.compile(r"parameter (message_size_limit|mailbox_size_limit|virtual_mailbox_limit)\b")),
     Topic("TLS", _words("tls", "starttls", "certificate", "encrypt", "cipher"),
           re.compile(r"(parameter|service) \S*tls")),
     Topic("who may relay, which recipients are accepted",
-          _words("recipient", "unknown", "reject", "refus", "relay", "authoris", "authoriz", "open relay", "spoof"),
+          _words("relay", "recipient", "unknown user", "accept", "authoris", "authoriz", "spoof"),
           re.compile(r"(map|parameter) (\w*_restrictions|relay_recipient_maps|local_recipient_maps|mynetworks\w*|"
                      r"relay_domains|smtpd_reject_unlisted_\w+|\w*recipient\w*)\b")),
-    Topic("submission", _words("submission", "auth", "sasl", "password", "587"),
+    Topic("submission", _words("submission", r"auth\b", "authenticat", "sasl", "password", "587"),
           re.compile(r"service submission|parameter \S*sasl|socket \S+:(587|465)$")),
-    Topic("services and sockets", _words("listen", "port", "running", "service", "socket", "banner", "greet"),
+    Topic("services, sockets and packages", _words("listen", "port", "runs", "service", "socket", "banner", "greet",
+                                                   "install", "software", "package", "start"),
           re.compile(r"(socket|package|service) |parameter (smtpd_banner|inet_\w+)")),
 )
 BLOCKING_FAILURES = ("regression", "broken in both")
@@ -74,8 +77,7 @@ def explaining(item: Item, diff: dict) -> list[tuple[str, dict, dict]]:
     of its role, on a new host it failed on, in a topic its words name."""
     if item.status not in BLOCKING_FAILURES:
         return []
-    text = f"{item.scenario} {item.feature}"
-    topics = [topic for topic in TOPICS if topic.words.search(text)]
+    topics = [topic for topic in TOPICS if topic.words.search(item.scenario)]
     failing = {r.target for r in item.new if r.outcome == "failed"}
     found = []
     for pair in diff["pairs"]:
