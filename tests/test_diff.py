@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import LAB, PROJECT, output, run_mxspec
+from conftest import LAB, PROJECT, output, run_mxspec, run_mxspec_pytest
 from faults import edit, injected, postconf
 from mxspec.diff import render
 from mxspec.diff.compare import HOST_SPECIFIC, Difference, compare, map_differences, milter_list, rule_differences
@@ -405,6 +405,16 @@ def test_a_diff_of_other_estates_or_not_a_diff_is_one_line(tmp_path):
     diff.write_text("[]")
     result = run_mxspec("report", str(old), str(new), "--old", "old-mx", "--new", "new-mx", "--diff", str(diff))
     assert result.returncode == 2 and "not a differential" in result.stderr and "Traceback" not in output(result)
+
+
+def test_mx_diff_goes_with_mx_report_and_must_be_a_diff_of_the_run_estates(tmp_path):
+    alone = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-diff={tmp_path / 'd.json'}")
+    assert alone.returncode == 4 and "--mx-diff goes with --mx-report" in output(alone), output(alone)
+    (tmp_path / "d.json").write_text(json.dumps({"old": "old-mx", "new": "other-mx", "pairs": []}))
+    other = run_mxspec_pytest("--hosts=old-mx,new-mx", f"--mx-report={tmp_path / 'r'}", f"--mx-diff={tmp_path / 'd.json'}")
+    assert other.returncode == 4, output(other)
+    assert f"{tmp_path / 'd.json'}: compares old-mx -> other-mx, the report old-mx -> new-mx" in output(other)
+    assert "Traceback" not in output(other)
 
 
 # ---- the command on this machine: Postfix's tools faked from the recording

@@ -36,6 +36,8 @@ def _pair_title(pair: dict) -> str:
 
 def text(result: dict) -> str:
     lines = [f"mxspec diff: {result['old']} (old) -> {result['new']} (new)"]
+    lines += [f"  {name} ({host['estate']}): Postfix {host['postfix']}, compatibility_level {host['compatibility_level']}, "
+              f"{host['commands']} commands" for name, host in result.get("hosts", {}).items() if host["postfix"]]
     role = None
     for pair in result["pairs"]:
         if pair["role"] != role:
