@@ -494,6 +494,14 @@ def test_an_unknown_estate_is_one_line_naming_the_inventory():
     assert "Traceback" not in output(result)
 
 
+def test_output_files_in_a_missing_folder_and_one_estate_twice_are_refused_before_any_host_is_read(tmp_path):
+    result = run_mxspec("diff", "old-mx", "new-mx", "--json", str(tmp_path / "no" / "d.json"), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"mxspec: error: cannot write {tmp_path}/no/d.json: no folder {tmp_path}/no\n"
+    result = run_mxspec("diff", "old-mx", "old-mx", timeout=60)
+    assert result.returncode == 2 and "the old and the new estate are both 'old-mx'" in result.stderr
+
+
 def test_the_command_is_documented():
     assert "mxspec diff OLD NEW" in (PROJECT / "README.md").read_text()
     assert "diff/" in (PROJECT / "ARCHITECTURE.md").read_text()

@@ -113,7 +113,7 @@ def diff(inventories: str, old_name: str, new_name: str, vault_password_file: st
          progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
          connect_timeout: float = 10, command_timeout: float = 60) -> Differential:
     if old_name == new_name:
-        raise MxspecError(f"mxspec diff: the old and the new estate are both '{old_name}'")
+        raise MxspecError(f"the old and the new estate are both '{old_name}': give two estates to compare")
     old, new = load_estates(inventories, [old_name, new_name], vault_password_file)
     result = Differential(old.name, new.name)
     pool = ConnectionPool(connect_timeout, command_timeout)
@@ -199,6 +199,9 @@ def _expected(host: Host) -> dict[str, str]:
 
 def run(old: str, new: str, inventories: str, markdown: str | None, json_file: str | None,
         vault_password_file: str | None = None, connect_timeout: float = 10, command_timeout: float = 60) -> int:
+    for path in (markdown, json_file):  # said before any host is read, not after
+        if path and not Path(path).resolve().parent.is_dir():
+            raise MxspecError(f"cannot write {path}: no folder {Path(path).parent}")
     result = diff(inventories, old, new, vault_password_file, connect_timeout=connect_timeout,
                   command_timeout=command_timeout)
     print(render.text(result.as_dict()))
