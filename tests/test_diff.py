@@ -19,7 +19,6 @@ from faults import edit, injected, postconf
 from mxspec.diff import render
 from mxspec.diff.compare import HOST_SPECIFIC, Difference, compare, map_differences, milter_list, rule_differences
 from mxspec.diff.survey import (
-    KEYS_PER_COMMAND,
     SURVEY_COMMAND,
     LookupFailed,
     MapUse,
@@ -251,13 +250,13 @@ def test_the_new_host_is_asked_through_its_own_tables_for_the_parameter(old, new
     assert maps_for(new, "submission/inet/smtpd_sender_login_maps") == ("lmdb:/etc/postfix/senders",)
 
 
-def test_lookups_write_nothing_on_the_host_and_are_batched():
-    keys = [f"key{n}@alpha.test" for n in range(KEYS_PER_COMMAND + 1)] + ["it's"]
+def test_lookups_write_nothing_on_the_host_and_are_batched_within_one_argument_of_sh_c():
+    keys = [f"key{n:05}@alpha.test" for n in range(4000)] + ["it's"]
     commands = lookup_commands(("hash:/etc/postfix/transport",), keys, aliases=False)
-    assert len(commands) == 2
-    assert commands[0].startswith("printf '%s\\n' key0@alpha.test ")
-    assert commands[1] == ("printf '%s\\n' key2000@alpha.test 'it'\"'\"'s' | "
-                           "postmap -q - hash:/etc/postfix/transport")
+    assert len(commands) == 2 and all(len(command) < 65_000 for command in commands)
+    assert commands[0].startswith("printf '%s\\n' key00000@alpha.test key00001@alpha.test ")
+    assert commands[1].endswith(" key03999@alpha.test 'it'\"'\"'s' | postmap -q - hash:/etc/postfix/transport")
+    assert sum(command.count("@alpha.test") for command in commands) == 4000
     assert lookup_commands(("hash:/etc/aliases",), ["postmaster"], aliases=True)[0].endswith("postalias -q - hash:/etc/aliases")
 
 

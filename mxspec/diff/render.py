@@ -73,5 +73,6 @@ def markdown(result: dict) -> str:
         for title, differences in _grouped(pair["differences"]):
             lines += ["", f"**{title}** ({len(differences)})", "", f"| | {pair['old']} | {pair['new']} | why |",
                       "| --- | --- | --- | --- |"]
-            lines += [f"| {d['subject']} | {_cell(d['old'])} | {_cell(d['new'])} | {d['reason']} |" for d in differences]
+            lines += [f"| {d['subject']} | {_cell(d['old'])} | {_cell(d['new'])} | {d['reason'].replace('|', '/')} |"
+                      for d in differences]
     return "\n".join(lines) + "\n"

@@ -39,7 +39,9 @@ KEYED_TYPES = ("hash", "btree", "lmdb", "cdb", "texthash")
 RULED_TYPES = ("regexp", "pcre")
 MAP_SPEC = re.compile(r"(?<![\w:])(?:proxy:)?(?P<type>[a-z0-9]+):(?P<path>/[^\s,{}]+)")
 SOURCES_MARK = "@@mxspec-file "
-KEYS_PER_COMMAND = 2000  # keys in one postmap -q command line: a large map is looked up in a few commands
+# Keys in one postmap -q command: a large map is looked up in a few commands. The channel hands a
+# command to `/bin/sh -c` as one argument, which Linux bounds at 128 KiB: half that leaves room.
+COMMAND_BYTES = 64_000
 
 
 @dataclass
@@ -298,10 +300,19 @@ def _split_rule(line: str) -> tuple[str, str]:
 
 def lookup_commands(maps: tuple[str, ...], keys: list[str], aliases: bool) -> list[str]:
     """`postmap -q -` (postalias for aliases) over the tables, keys on its stdin from printf: nothing written."""
-    tool = "postalias" if aliases else "postmap"
-    return [f"printf '%s\\n' {' '.join(map(shlex.quote, keys[start:start + KEYS_PER_COMMAND]))} | "
-            f"{tool} -q - {' '.join(map(shlex.quote, maps))}"
-            for start in range(0, len(keys), KEYS_PER_COMMAND)]
+    tail = f" | {'postalias' if aliases else 'postmap'} -q - {' '.join(map(shlex.quote, maps))}"
+    commands: list[str] = []
+    batch: list[str] = []
+    size = 0
+    for key in map(shlex.quote, keys):
+        if batch and size + len(key) + 1 > COMMAND_BYTES:
+            commands.append("printf '%s\\n' " + " ".join(batch) + tail)
+            batch, size = [], 0
+        batch.append(key)
+        size += len(key) + 1
+    if batch:
+        commands.append("printf '%s\\n' " + " ".join(batch) + tail)
+    return commands
 
 
 def look_up(connection: Connection, maps: tuple[str, ...], keys: list[str], aliases: bool) -> dict[str, str]:
