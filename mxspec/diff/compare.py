@@ -103,7 +103,7 @@ def _shown(raw: str, value: str) -> str:
 def _explain(name: str, old: Survey, new: Survey, expected_old: dict[str, str],
              expected_new: dict[str, str]) -> tuple[bool, str]:
     if name in HOST_SPECIFIC:
-        return True, "host-specific" + _against_inventory(name, old, new, expected_old, expected_new)
+        return _against_inventory(name, old, new, expected_old, expected_new)
     if name in DERIVED_FROM_NAME and _derived(name, old) and _derived(name, new):
         return True, "host-specific: derived from the host's name"
     set_old, set_new = name in old.explicit, name in new.explicit
@@ -131,14 +131,17 @@ def _default_moved(name: str, old: Survey, new: Survey) -> str:
 
 
 def _against_inventory(name: str, old: Survey, new: Survey, expected_old: dict[str, str],
-                       expected_new: dict[str, str]) -> str:
-    """Whether each host's value is the one its inventory implies (HOST_PARAMETERS only)."""
+                       expected_new: dict[str, str]) -> tuple[bool, str]:
+    """A host-specific parameter is an expected difference while each host has the value its inventory
+    implies (HOST_PARAMETERS), or where no inventory says one; a host that strays from it is a real one."""
     if name not in expected_old and name not in expected_new:
-        return " (each host's own)"
+        return True, "host-specific (each host's own)"
     astray = [f"{survey.name} has {survey.expanded.get(name, '')!r}, its inventory implies {expected[name]!r}"
               for survey, expected in ((old, expected_old), (new, expected_new))
               if name in expected and not same_value(survey.expanded.get(name, ""), _expand(expected[name], survey))]
-    return f", but {'; '.join(astray)}" if astray else ", each as its inventory says"
+    if astray:
+        return False, f"host-specific, but {'; '.join(astray)}"
+    return True, "host-specific, each as its inventory says"
 
 
 def _expand(value: str, survey: Survey) -> str:
