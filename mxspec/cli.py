@@ -1,4 +1,5 @@
-"""The `mxspec` command: the lab's life cycle, reports, the step vocabulary and the inventory variables."""
+"""The `mxspec` command: the lab's life cycle, reports, the differential of two estates, the step vocabulary and the
+inventory variables."""
 
 import argparse
 import importlib
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--old", required=True, help="the estate that defines correct")
     report.add_argument("--new", required=True, help="the estate that must reproduce it")
     report.add_argument("--waivers", help="accepted differences (YAML)")
+    report.add_argument("--diff", metavar="FILE", help="what `mxspec diff OLD NEW --json FILE` found: a section of the "
+                                                       "report, and beside each failing behaviour what may explain it")
     report.add_argument("--out", default="reports", help="folder for readiness.html/.md/.json (default: reports)")
 
     comment = sub.add_parser("comment", help="post the Markdown report on the pull request of this CI job")
@@ -51,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
                            default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
                            help="decrypt vault-encrypted values (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
     variables.add_argument("--markdown", action="store_true", help="the contract as a Markdown table (the README's)")
+
+    diff = sub.add_parser("diff", help="what differs between two estates, role by role: Postfix parameters (with why), "
+                                       "services, milters, sockets, map keys, packages")
+    diff.add_argument("old", help="the old estate (the one that defines correct)")
+    diff.add_argument("new", help="the new estate")
+    diff.add_argument("--inventories", metavar="PATH", default="inventories",
+                      help="the Ansible inventory (file or directory) or folder of <estate>.yml (default: inventories)")
+    diff.add_argument("--mx-vault-password-file", metavar="FILE", default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
+                      help="decrypt vault-encrypted values (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
+    diff.add_argument("--markdown", metavar="FILE", help="also write the differences as Markdown")
+    diff.add_argument("--json", metavar="FILE", help="also write the differences as JSON (for mxspec report --diff)")
+    diff.add_argument("--mx-connect-timeout", metavar="SECONDS", type=float, default=10,
+                      help="bound on reaching a host (default 10)")
+    diff.add_argument("--mx-timeout", metavar="SECONDS", type=float, default=60,
+                      help="bound on every command run on a host (default 60)")
 
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default=None,
@@ -79,7 +97,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from mxspec.report.command import combine
 
-        return combine(args.results, args.old, args.new, args.waivers, args.out)
+        return combine(args.results, args.old, args.new, args.waivers, args.out, args.diff)
+    if args.command == "diff":
+        from mxspec.diff.command import run
+
+        return run(args.old, args.new, args.inventories, args.markdown, args.json, args.mx_vault_password_file,
+                   args.mx_connect_timeout, args.mx_timeout)
     if args.command == "comment":
         from mxspec.report.comment import post
 

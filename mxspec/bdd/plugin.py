@@ -92,6 +92,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "report (HTML, Markdown, JSON) to DIR; the exit code is 0 for GO, 1 for NO-GO")
     group.addoption("--mx-waivers", metavar="FILE", default=None,
                     help="accepted differences (scenario, host, reason, owner, expires) for the readiness report")
+    group.addoption("--mx-diff", metavar="FILE", default=None,
+                    help="what `mxspec diff OLD NEW --json FILE` found, for the readiness report: a section of it, and "
+                         "beside each failing behaviour the differences that may explain it")
     group.addoption("--mx-shard", metavar="K/N", default=None,
                     help="check shard K of N: a stable share of the selected estates' hosts, for N runners; "
                          "write --mx-results on each and merge them with `mxspec report`")
@@ -115,6 +118,8 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
             _shard(run, option.mx_shard, option.mx_report)
         if not (option.mx_results or option.mx_report) and option.mx_waivers:
             raise MxspecError("--mx-waivers goes with --mx-report")
+        if option.mx_diff and not option.mx_report:
+            raise MxspecError("--mx-diff goes with --mx-report (or give it to `mxspec report --diff`)")
         if not hasattr(config, "workerinput"):  # a worker of a distributed run starts none itself
             parallel.distribute(config, len(run.targets()))
     except MxspecError as error:
@@ -139,8 +144,8 @@ def pytest_configure(config: pytest.Config) -> None:
         try:
             collector = ResultsCollector(run.estates, Path(option.mx_results) if option.mx_results else None,
                                          Path(option.mx_report) if option.mx_report else None, option.mx_waivers,
-                                         str(run.shard or ""), run.covers())
-        except MxspecError as error:  # the waivers file
+                                         str(run.shard or ""), run.covers(), option.mx_diff)
+        except MxspecError as error:  # the waivers file, the differential
             raise pytest.UsageError(str(error)) from None
         config.pluginmanager.register(collector, "mxspec-results")
 

@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from mxspec.report import differences
 from mxspec.report.readiness import Item, Readiness, skip_reasons
 from mxspec.report.results import Result, Results
 
@@ -17,7 +18,7 @@ def _name(item: Item) -> str:
     return f"{text} [{item.example}]" if item.example else text
 
 
-def to_json(readiness: Readiness) -> str:
+def to_json(readiness: Readiness, diff: dict | None = None) -> str:
     return json.dumps({
         "verdict": readiness.verdict,
         "old": readiness.old,
@@ -32,11 +33,40 @@ def to_json(readiness: Readiness) -> str:
             "waiver": asdict(item.waiver) if item.waiver else None,
             "old": {r.target: r.outcome for r in item.old}, "new": {r.target: r.outcome for r in item.new},
             "failures": {r.target: r.message for r in item.old + item.new if r.outcome == "failed"},
+            "plausible_differences": [{"topic": topic, "old_host": pair["old"], "new_host": pair["new"], **difference}
+                                      for topic, pair, difference in differences.explaining(item, diff)] if diff else [],
         } for item in readiness.items],
+        "differences": diff,
     }, indent=1, default=str)
 
 
-def to_markdown(readiness: Readiness) -> str:
+SHOWN_BESIDE = 3  # differences beside a behaviour in the Markdown table; the section below has them all
+
+
+def _beside(item: Item, diff: dict | None) -> str:
+    """The differences that plausibly explain a failing behaviour, as a short note."""
+    found = differences.explaining(item, diff) if diff else []
+    if not found:
+        return ""
+    shown = [f"{topic}: {differences.line(d)} ({pair['new']})" for topic, pair, d in found[:SHOWN_BESIDE]]
+    more = f"; and {len(found) - SHOWN_BESIDE} more" if len(found) > SHOWN_BESIDE else ""
+    return "; plausibly explained by " + "; ".join(shown) + more
+
+
+def _markdown_differences(diff: dict) -> list[str]:
+    lines = ["", f"### Configuration differences ({diff['old']} → {diff['new']}, `mxspec diff`)", "",
+             "Information, not verdicts; host-specific values left out."]
+    lines += [f"- not compared: {why}" for why in diff.get("unreachable", {}).values()]
+    for pair in diff["pairs"]:
+        found = differences.unexpected(pair)
+        lines += ["", f"<details><summary>{pair['role']}: {pair['new']} against {pair['old']}: {len(found)} differences"
+                      "</summary>", "", "| kind | difference | why |", "| --- | --- | --- |"]
+        lines += [f"| {d['kind']} | {differences.line(d)} | {d['reason']} |".replace("`", "'") for d in found]
+        lines += ["", "</details>"]
+    return lines
+
+
+def to_markdown(readiness: Readiness, diff: dict | None = None) -> str:
     counts = readiness.counts()
     lines = [f"## Migration readiness: **{readiness.verdict}** ({readiness.old} → {readiness.new})", "",
              ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), ""]
@@ -48,9 +78,12 @@ def to_markdown(readiness: Readiness) -> str:
         lines += ["| role | behaviour | status | note |", "| --- | --- | --- | --- |"]
         for item in sorted(attention, key=lambda i: (not i.blocks, i.role, i.scenario)):
             mark = "🛑 " if item.blocks else ""
-            lines.append(f"| {item.role} | {_name(item)} | {mark}{item.status} | {item.note.replace('|', '/')} |")
+            note = (item.note + _beside(item, diff)).replace("|", "/")
+            lines.append(f"| {item.role} | {_name(item)} | {mark}{item.status} | {note} |")
     else:
         lines.append("Every behaviour of the old estate is reproduced by the new one.")
+    if diff:
+        lines += _markdown_differences(diff)
     return "\n".join(lines) + "\n"
 
 
@@ -76,7 +109,7 @@ pre { text-align: left; white-space: pre-wrap; max-width: 60em; font-size: .8em;
 """
 
 
-def to_html(readiness: Readiness, results: Results) -> str:
+def to_html(readiness: Readiness, results: Results, diff: dict | None = None) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(readiness.counts().items()))
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>mxspec readiness: {readiness.verdict}</title><style>{CSS}</style></head><body>",
@@ -102,11 +135,37 @@ def to_html(readiness: Readiness, results: Results) -> str:
             status_class = "s-" + item.status.replace(" ", "-")
             parts.append(f"<tr><td>{html.escape(_name(item))}<div class='note'>{html.escape(item.feature)}</div></td>"
                          f"<td><span class='status {status_class}'>{html.escape(item.status)}</span>"
-                         f"<div class='note'>{html.escape(item.note)}</div></td>{''.join(cells)}</tr>")
+                         f"<div class='note'>{html.escape(item.note)}</div>{_html_beside(item, diff)}</td>"
+                         f"{''.join(cells)}</tr>")
         parts.append("</table>")
+    if diff:
+        parts.append(_html_differences(diff))
     # `readiness.html#evidence` opens every failure's evidence (for printing, or a quick look).
     parts.append("<script>if (location.hash === '#evidence') "
                  "document.querySelectorAll('details').forEach(d => d.open = true);</script></body></html>")
+    return "\n".join(parts)
+
+
+def _html_beside(item: Item, diff: dict | None) -> str:
+    found = differences.explaining(item, diff) if diff else []
+    if not found:
+        return ""
+    rows = "".join(f"<li>{html.escape(topic)}: {html.escape(differences.line(d))} ({html.escape(pair['new'])})</li>"
+                   for topic, pair, d in found)
+    return f"<details class='explain'><summary>{len(found)} differences may explain it</summary><ul>{rows}</ul></details>"
+
+
+def _html_differences(diff: dict) -> str:
+    parts = [f"<h2 id='differences'>Configuration differences ({html.escape(diff['old'])} → {html.escape(diff['new'])})</h2>",
+             "<p class='note'>From <code>mxspec diff</code>: information, not verdicts; host-specific values left out.</p>"]
+    parts += [f"<p class='note'>not compared: {html.escape(why)}</p>" for why in diff.get("unreachable", {}).values()]
+    for pair in diff["pairs"]:
+        found = differences.unexpected(pair)
+        rows = "".join(f"<tr><td>{html.escape(d['kind'])}</td><td>{html.escape(differences.line(d))}</td>"
+                       f"<td class='note'>{html.escape(d['reason'])}</td></tr>" for d in found)
+        parts.append(f"<details><summary>{html.escape(pair['role'])}: {html.escape(pair['new'])} against "
+                     f"{html.escape(pair['old'])}: {len(found)} differences</summary>"
+                     f"<table class='differences'><tr><th>kind</th><th>difference</th><th>why</th></tr>{rows}</table></details>")
     return "\n".join(parts)
 
 
@@ -130,11 +189,11 @@ def _cell(side: list[Result], host: str, separator: bool = False) -> str:
             f"</details></td>")
 
 
-def write_all(readiness: Readiness, results: Results, directory: Path) -> dict[str, Path]:
+def write_all(readiness: Readiness, results: Results, directory: Path, diff: dict | None = None) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"html": directory / "readiness.html", "markdown": directory / "readiness.md",
              "json": directory / "readiness.json"}
-    paths["html"].write_text(to_html(readiness, results))
-    paths["markdown"].write_text(to_markdown(readiness))
-    paths["json"].write_text(to_json(readiness))
+    paths["html"].write_text(to_html(readiness, results, diff))
+    paths["markdown"].write_text(to_markdown(readiness, diff))
+    paths["json"].write_text(to_json(readiness, diff))
     return paths
