@@ -298,20 +298,42 @@ def _split_rule(line: str) -> tuple[str, str]:
     return prefix + rest[:end + 1], rest[end + 1:].strip()
 
 
+# A table postmap cannot open makes it log a fatal error to the host's mail log, as well as say it:
+# a line that a later run's "no fatal error since Postfix started" would find. So each table's type
+# and file are checked first, and a table that cannot be opened is said in postmap's words without
+# postmap being asked. The files of the file-based types: the source, or what postmap compiled.
+TABLE_FILES = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb", "dbm": ".pag", "sdbm": ".pag",
+               "texthash": "", "regexp": "", "pcre": "", "cidr": ""}
+
+
+def _openable_first(maps: tuple[str, ...]) -> str:
+    """Shell that stops with postmap's own fatal message if a file-based table cannot be opened."""
+    checks = []
+    for spec in maps:
+        kind, _, path = spec.partition(":")
+        if kind in TABLE_FILES:
+            file = shlex.quote(path + TABLE_FILES[kind])
+            checks.append(f'printf "%s\\n" "$types" | grep -qx {kind} || {{ echo "postmap: fatal: unsupported '
+                          f'dictionary type: {kind}" >&2; exit 3; }}; [ -e {file} ] || {{ echo "postmap: fatal: open '
+                          f'database {file}: No such file or directory" >&2; exit 3; }}; ')
+    return "types=$(postconf -m); " + "".join(checks) if checks else ""
+
+
 def lookup_commands(maps: tuple[str, ...], keys: list[str], aliases: bool) -> list[str]:
     """`postmap -q -` (postalias for aliases) over the tables, keys on its stdin from printf: nothing written."""
     tail = f" | {'postalias' if aliases else 'postmap'} -q - {' '.join(map(shlex.quote, maps))}"
+    guard = _openable_first(maps)
     commands: list[str] = []
     batch: list[str] = []
     size = 0
     for key in map(shlex.quote, keys):
         if batch and size + len(key) + 1 > COMMAND_BYTES:
-            commands.append("printf '%s\\n' " + " ".join(batch) + tail)
+            commands.append(guard + "printf '%s\\n' " + " ".join(batch) + tail)
             batch, size = [], 0
         batch.append(key)
         size += len(key) + 1
     if batch:
-        commands.append("printf '%s\\n' " + " ".join(batch) + tail)
+        commands.append(guard + "printf '%s\\n' " + " ".join(batch) + tail)
     return commands
 
 
