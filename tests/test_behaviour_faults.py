@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import output, run_mxspec_pytest
-from faults import Fault, edit, injected, postconf, service_stopped
+from faults import Fault, deferred_message_aged, edit, injected, postconf, service_stopped
 
 DNS_CONF = "/etc/unbound/unbound.conf.d/lab.conf"
 RESTART_DNS = "systemctl restart unbound"
@@ -98,6 +98,8 @@ CASES = [
                "for i in $(seq 25); do echo probe | sendmail someone@elsewhere.example; done && sleep 2",
                "postsuper -d ALL >/dev/null 2>&1; postfix reload", "25 messages held", ("/etc/postfix/main.cf",)),
          "more than 20"),
+    Case("no_mail_is_held_back_in_the_deferred_queue_for_long", "new-mx", "new-router-1",
+         deferred_message_aged("new-router-1", 120), "to <someone@elsewhere.example> (deferred transport)"),
     Case("postfix_greets_a_client_at_once_in_its_own_name", "old-mx", "old-mx-1",
          postconf("old-mx-1", "smtpd_banner", "mail.example.com ESMTP"),
          "greeting '220 mail.example.com ESMTP' does not name old-mx-1.lab.test"),

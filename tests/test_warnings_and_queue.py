@@ -1,12 +1,12 @@
-"""What the configuration-warning check reads, without a lab: recorded mail log lines (from the
-lab's hosts, with the warnings mxspec's own probes cause) and postconf's warnings."""
+"""What the configuration-warning and deferred-queue checks read, without a lab: recorded mail log
+lines (from the lab's hosts, with the warnings mxspec's own probes cause) and `postqueue -j` output."""
 
 import subprocess
 from types import SimpleNamespace
 
 import pytest
 
-from mxspec.checks import configwarnings
+from mxspec.checks import configwarnings, hostchecks
 
 # Warnings mxspec's probes and fault tests left on the lab's healthy hosts: none is about the configuration.
 CLIENT_NOISE = [
@@ -115,3 +115,59 @@ def test_a_mail_log_that_cannot_be_read_says_why():
     with pytest.raises(AssertionError, match="^host mx1: no readable mail log /var/log/mail.log$"):
         configwarnings.no_configuration_warnings(host)
 
+
+# `date +%s && postqueue -j` on a lab host: a deferred message (recorded), an active one, a held one.
+QUEUE = (
+    "1795633200\n"
+    '{"queue_name": "deferred", "queue_id": "25F1B19425E", "arrival_time": 1795625799, "message_size": 579, '
+    '"forced_expire": false, "sender": "peer@remote.test", "recipients": [{"address": "alice@alpha.test", '
+    '"delay_reason": "Host or domain name not found. Name service error for name=new-router-2.lab.test type=A: '
+    'Host not found, try again"}]}\n'
+    '{"queue_name": "deferred", "queue_id": "3A1B2C4D5E6", "arrival_time": 1795632000, "message_size": 600, '
+    '"forced_expire": false, "sender": "", "recipients": [{"address": "bob@beta.test", "delay_reason": '
+    '"deferred transport"}, {"address": "carol@beta.test"}]}\n'
+    '{"queue_name": "active", "queue_id": "9F8E7D6C5B4", "arrival_time": 1795600000, "message_size": 400, '
+    '"forced_expire": false, "sender": "a@alpha.test", "recipients": [{"address": "x@remote.test"}]}\n'
+    '{"queue_name": "hold", "queue_id": "1A2B3C4D5E6", "arrival_time": 1795500000, "message_size": 400, '
+    '"forced_expire": false, "sender": "a@alpha.test", "recipients": [{"address": "y@remote.test"}]}\n'
+)
+
+
+def test_the_queue_reads_with_the_hosts_time_each_message_its_arrival_recipients_and_reasons():
+    now, messages = hostchecks.parse_queue(QUEUE)
+    assert now == 1795633200 and [m.queue for m in messages] == ["deferred", "deferred", "active", "hold"]
+    assert messages[1] == hostchecks.Queued("deferred", "3A1B2C4D5E6", 1795632000, "",
+                                            (("bob@beta.test", "deferred transport"), ("carol@beta.test", "")))
+    assert hostchecks.parse_queue("1795633200\n") == (1795633200, [])
+
+
+def test_only_deferred_messages_older_than_the_bound_are_overdue_oldest_first():
+    now, messages = hostchecks.parse_queue(QUEUE)
+    assert hostchecks.overdue(now, messages, 60) == [
+        "25F1B19425E: waiting 123 min (since 2026-11-25 16:56:39 UTC), from <peer@remote.test> to <alice@alpha.test> "
+        "(Host or domain name not found. Name service error for name=new-router-2.lab.test type=A: Host not found, "
+        "try again)"]
+    assert [line.split(":")[0] for line in hostchecks.overdue(now, messages, 10)] == ["25F1B19425E", "3A1B2C4D5E6"]
+    assert "to <bob@beta.test> (deferred transport), <carol@beta.test> (no reason given)" in \
+        hostchecks.overdue(now, messages, 10)[1]
+    assert hostchecks.overdue(now, messages, 200) == []
+
+
+def test_a_message_deferred_too_long_fails_naming_it_and_the_queue_is_the_evidence():
+    host = FakeHost([("postqueue -j", QUEUE, "", 0)])
+    with pytest.raises(AssertionError) as failure:
+        hostchecks.deferred_not_older_than(host, 60)
+    assert str(failure.value).startswith("host mx1: messages have waited in the deferred queue longer than 60 minutes:"
+                                         "\n  25F1B19425E: waiting 123 min")
+    assert host.evidence == ["-- deferred queue: 2 messages, the oldest waiting 123 min (bound 60 min)"]
+    host = FakeHost([("postqueue -j", "1795633200\n", "", 0)])
+    hostchecks.deferred_not_older_than(host, 60)
+    hostchecks.queue_at_most(host, 0)
+    assert host.evidence == ["-- deferred queue: 0 messages (bound 60 min)"]
+
+
+def test_a_queue_listing_that_is_not_postqueue_json_fails_in_one_line():
+    host = FakeHost([("postqueue -j", "1795633200\nmail queue is empty\n", "", 0)])
+    with pytest.raises(AssertionError, match=r"^host mx1: cannot read `date \+%s && postqueue -j`'s output: "
+                                             r"JSONDecodeError: Expecting value: line 1 column 1 \(char 0\)$"):
+        hostchecks.deferred_not_older_than(host, 60)

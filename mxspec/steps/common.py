@@ -66,3 +66,8 @@ def queue_at_most(mailhost: MailHost, limit: str) -> None:
     """The number of messages in the Postfix queue (all queues) is at most the limit."""
     hostchecks.queue_at_most(mailhost, int(mailhost.value(limit)))
 
+
+@then("no message has waited in the deferred queue longer than the estate's bound")
+def deferred_not_older_than(mailhost: MailHost) -> None:
+    """Each deferred message arrived at most `deferred_max_age_minutes` ago (`postqueue -j`'s arrival time)."""
+    hostchecks.deferred_not_older_than(mailhost, mailhost.setting("deferred_max_age_minutes"))
