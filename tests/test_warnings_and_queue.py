@@ -24,6 +24,12 @@ CLIENT_NOISE = [
     "command: <a b>",
     "Nov 25 16:50:03 old-mx-1 postfix/smtpd[9460]: warning: hostname probe.example does not resolve to address "
     "10.213.0.1: Name or service not known",
+    # warnings that look like the configuration's and are a client's, a message's, a milter's
+    "Nov 25 16:50:04 old-mx-1 postfix/smtpd[9460]: warning: valid_hostaddr: invalid octet value: 300.1.2.3",
+    "Nov 25 16:50:05 old-mx-1 postfix/cleanup[9461]: warning: 4F1A2B3C5D: ignoring malformed Message-ID",
+    'Nov 25 16:50:05 old-mx-1 postfix/cleanup[9461]: warning: 4F1A2B3C5D: Bad NOTIFY parameter from Milter or '
+    'header/body_checks: "NEVER,SUCCESS"',
+    "Nov 25 16:50:06 old-mx-1 postfix/smtpd[9460]: warning: unknown[10.213.0.1]: ignoring too long SNI hostname: x",
     # a fatal error is the fatal-error scenario's; another program's words about main.cf are not Postfix's
     "2026-11-25T17:00:29+0000 new-router-1 postfix/postmap[72258]: fatal: open database /etc/postfix/nonexist.db: "
     "No such file or directory",
@@ -40,8 +46,13 @@ CONFIGURATION = [
     '"/etc/ssl/lab/gone.pem": disabling TLS support',
     "Nov 25 17:01:00 old-mx-1 postfix/postfix-script[16]: warning: /var/spool/postfix/etc/resolv.conf and "
     "/etc/resolv.conf differ",
-    "2026-11-25T17:01:00+0000 new-out-1 postfix-out/master[17]: warning: /etc/postfix-out/master.cf: line 20: "
-    "field \"private\": bad value: \"x\"",
+    "2026-11-25T17:01:00+0000 new-out-1 postfix-out/master[17]: warning: duplicate master.cf entry for service "
+    '"smtp" (25) -- using the last entry',
+    '2026-11-25T17:01:00+0000 new-mx-in-1 postfix/smtpd[18]: warning: unknown smtpd restriction: "reject_unknwon_client"',
+    "2026-11-25T17:01:00+0000 new-router-1 postfix/trivial-rewrite[19]: warning: /etc/postfix/transport, line 3: "
+    "expected format: key whitespace value -- ignoring this line",
+    "Nov 25 17:01:00 old-mx-1 postfix/smtpd[20]: warning: ignoring non-empty smtpd_helo_restrictions setting "
+    "behind postscreen",
 ]
 POSTCONF_STDERR = ("postconf: warning: /etc/postfix/main.cf, line 37: overriding earlier entry: compatibility_level=3.6\n"
                    "postconf: warning: /etc/postfix/main.cf, line 37: overriding earlier entry: compatibility_level=3.6\n"

@@ -18,28 +18,33 @@ from mxspec.checks.maillog import MailLog
 # undefined parameters); -n reads both files and logs to stderr only, never to the mail log.
 POSTCONF_COMMAND = "postconf -n >/dev/null"
 
-# The kinds of mail log warning that speak of the configuration, and why each does. Each is a
-# case-insensitive pattern that Python's re and grep -E read alike (the host selects with them).
-CONFIGURATION_WARNINGS: dict[str, str] = {
-    "unused parameter": "a setting no Postfix program reads: misspelt, or meant for another version",
-    "overriding earlier entry": "a setting made twice in main.cf or master.cf: the later one silently wins",
-    "undefined parameter": "a $name that nothing defines: it expands to nothing",
-    "deprecated|obsolete|will be removed": "a setting a newer Postfix no longer reads",
-    "compatibility_level|backwards-compatible": "older defaults in force than the estate's Postfix version says",
-    "is older than source file": "a lookup table edited and not compiled: Postfix answers from the old one",
-    "is unavailable|open database|No such file or directory": "a table or file the configuration names is missing",
-    "cannot (get|load|open|find)": "a key, certificate or file the configuration names that Postfix cannot use",
-    r"(invalid|bad|unknown|unsupported) [a-z_ ]*(parameter|setting|value|restriction)": "a value Postfix refuses",
-    "ignoring": "a setting Postfix reads and then does not apply",
-    r"(main|master)\.cf": "anything Postfix says about its configuration files",
-    "and /[^ ]+ differ": "the chroot's copy of a system file (resolver, hosts) is not the system's",
-}
+# The kinds of mail log warning that speak of the configuration, and why each does: patterns that
+# Python's re and grep -E read alike (the host selects with them), in Postfix's own spelling and
+# case. Many of Postfix's warnings look alike and are not the configuration's: "invalid octet
+# value" is a client's HELO, "ignoring malformed Message-ID" a message's, "Bad NOTIFY parameter"
+# a milter's; none of them matches.
+CONFIGURATION_WARNINGS = (
+    ", line [0-9]+: ",  # a line of main.cf, master.cf or a table overridden (set twice), ignored or unparsable
+    "unused parameter|undefined parameter",  # a setting nothing reads (misspelt?), a $name nothing defines
+    "deprecated|obsolete|will be removed",  # a setting or restriction a newer Postfix no longer reads
+    "compatibility_level|backwards-compatible",  # older defaults in force than this Postfix's own
+    "is older than source file",  # a lookup table edited and not compiled: Postfix answers from the old one
+    "is unavailable|open database|No such file or directory",  # a table or file it names is missing or unreadable
+    "cannot (get|load|open|find)",  # a key, certificate or file it names that Postfix cannot use
+    "(invalid|bad|unknown) (parameter|setting)|unknown [a-z_]+ (restriction|action value)|bad time value|"
+    "invalid value:",  # a value or restriction Postfix refuses
+    "ignoring [^:]*(setting|parameter|change)|ignoring (PEM type|unknown ECDHE curve|duplicate entry)|"
+    "ignoring (this line|this template|the remainder of this access list)",  # read, then dropped
+    "(main|master)[.]cf",  # anything else Postfix says about its configuration files
+    "and /[^ ]+ differ",  # the chroot's copy of a system file (resolver, hosts) is not the system's
+)
 # Logged as information, not as a warning: Postfix applying a default older than its own.
 COMPATIBILITY_NOTICE = "using backwards-compatible default setting"
 
-# `postfix/smtpd[123]: warning: ...`: a Postfix program (or the syslog_name the estate gave one).
+# `postfix/smtpd[123]: warning: ...`: a Postfix program, under Postfix's syslog_name or one that starts alike
+# (postfix/submission, postfix-out).
 POSTFIX_LINE = re.compile(r"\spostfix[^\s:\[]*(\[\d+\])?: (?P<message>.*)")
-CONFIGURATION = re.compile("|".join(f"({pattern})" for pattern in CONFIGURATION_WARNINGS), re.IGNORECASE)
+CONFIGURATION = re.compile("|".join(f"({pattern})" for pattern in CONFIGURATION_WARNINGS))
 
 
 def configuration_warnings(lines: list[str]) -> list[str]:
@@ -50,8 +55,7 @@ def configuration_warnings(lines: list[str]) -> list[str]:
         if not match:
             continue
         message = match["message"]
-        warning = message.startswith("warning: ") and CONFIGURATION.search(message)
-        if warning or message.startswith(COMPATIBILITY_NOTICE):
+        if message.startswith("warning: ") and CONFIGURATION.search(message) or COMPATIBILITY_NOTICE in message:
             found.append(line)
     return found
 
@@ -64,7 +68,7 @@ def postconf_warnings(stderr: str) -> list[str]:
 def log_selection() -> str:
     """grep's options that select, on the host, the lines configuration_warnings() may keep."""
     patterns = [*CONFIGURATION_WARNINGS, COMPATIBILITY_NOTICE]
-    return "-i -E " + " ".join(f"-e {shlex.quote(pattern)}" for pattern in patterns)
+    return "-E " + " ".join(f"-e {shlex.quote(pattern)}" for pattern in patterns)
 
 
 def no_configuration_warnings(mailhost: MailHost) -> None:
