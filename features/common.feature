@@ -1,9 +1,10 @@
 Feature: Every mail host
   Whatever its role, a mail host has its mail software installed, runs it now and starts it
-  at boot, keeps a valid configuration and runs it as it is on disk (lookup tables compiled,
-  changes reloaded), listens where the estate expects, has logged no fatal error since it
-  started, and keeps its queue short. The values come from the
-  estate's inventory, so the same behaviours serve the old estate and the new one.
+  at boot, keeps a valid configuration that Postfix raises no warning about and runs it as it
+  is on disk (lookup tables compiled, changes reloaded), listens where the estate expects, has
+  logged no fatal error since it started, keeps its queue short, and holds no mail back for
+  long. The values come from the estate's inventory, so the same behaviours serve the old
+  estate and the new one.
 
   Scenario: The mail software is installed
     Then these packages are installed:
@@ -23,6 +24,9 @@ Feature: Every mail host
   Scenario: The Postfix configuration is valid
     Then "postfix check" reports no problems
 
+  Scenario: Postfix warns about nothing in its configuration
+    Then Postfix reports no configuration warnings, neither when reading main.cf and master.cf nor in the mail log since it last started
+
   Scenario: The lookup tables Postfix uses are compiled from their current source
     Then every indexed map Postfix uses is compiled from its current source, in a format this Postfix can open
 
@@ -39,3 +43,6 @@ Feature: Every mail host
 
   Scenario: The mail queue is short
     Then the mail queue holds at most {{ queue_limit }} messages
+
+  Scenario: No mail is held back in the deferred queue for long
+    Then no message has waited in the deferred queue longer than the estate's bound

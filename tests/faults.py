@@ -100,3 +100,25 @@ def postfix_not_enabled_at_boot(host: str, init: str) -> Fault:
         return Fault(host, "update-rc.d postfix disable", "true", "postfix disabled at boot", BOOT_FILES)
     return Fault(host, "systemctl disable -q postfix", "systemctl daemon-reload", "postfix disabled at boot",
                  BOOT_FILES)
+
+
+# Rewrites the arrival time in a queue file in place: postqueue -j (showq) and the queue manager
+# read it from the file's own time record (`T` type byte, length byte, seconds), never from the
+# file's modification time, which in the deferred queue is the next retry time and is kept as it was.
+AGE_QUEUE_FILE = ("perl -e 'open(my $q, \"+<\", $ARGV[0]) or die \"$ARGV[0]: $!\\n\"; read($q, my $head, 512); "
+                  "$head =~ /T.(\\d{{10}})(?!\\d)/s or die \"no arrival record in $ARGV[0]\\n\"; "
+                  "seek($q, $-[1], 0); print $q $1 - {seconds}; close($q) or die \"$ARGV[0]: $!\\n\"'")
+
+
+def deferred_message_aged(host: str, minutes: int) -> Fault:
+    """One message held in the deferred queue (its transport deferred), made `minutes` older than it is."""
+    recipient = "someone@elsewhere.example"  # never leaves the host: its transport is deferred
+    find_id = (f"postqueue -j | sed -n 's/.*\"queue_name\": \"deferred\", \"queue_id\": \"\\([0-9A-Za-z]*\\)\""
+               f".*\"{recipient}\".*/\\1/p' | head -n 1")
+    inject = (f"postconf -e defer_transports=smtp && postfix reload && "
+              f"echo probe | sendmail -f mxspec-fault@alpha.test {recipient} && "
+              f"for i in $(seq 30); do id=$({find_id}); [ -n \"$id\" ] && break; sleep 1; done && "
+              "[ -n \"$id\" ] && f=$(find \"$(postconf -h queue_directory)/deferred\" -type f -name \"$id\") && "
+              f"m=$(stat -c %Y \"$f\") && {AGE_QUEUE_FILE.format(seconds=minutes * 60)} \"$f\" && touch -d \"@$m\" \"$f\"")
+    return Fault(host, inject, "postsuper -d ALL deferred >/dev/null 2>&1; postfix reload",
+                 f"a message deferred {minutes} min ago", ("/etc/postfix/main.cf",))

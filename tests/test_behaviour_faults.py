@@ -9,13 +9,19 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import output, run_mxspec_pytest
-from faults import Fault, edit, injected, postconf, service_stopped
+from faults import Fault, deferred_message_aged, edit, injected, postconf, service_stopped
 
 DNS_CONF = "/etc/unbound/unbound.conf.d/lab.conf"
 RESTART_DNS = "systemctl restart unbound"
 AFTER_VIEW = "/after-cutover/,$"  # sed address: the new estate's view of the lab DNS
 # The classic open relay: every network counted as the estate's own.
 OPEN_RELAY = "0.0.0.0/0"
+UNUSED_PARAMETER = "postconf: warning: /etc/postfix/main.cf: unused parameter: smtpd_tls_securty_level=may"
+# Postfix warns of a compiled map older than its source when a program opens it, unless the source
+# changed in the last 100 s; smtpd opens relay_recipients when it starts for a connection.
+STALE_MAP_OPENED = ("touch -d '10 minutes ago' /etc/postfix/relay_recipients.db && "
+                    "touch -d '5 minutes ago' /etc/postfix/relay_recipients && postfix reload && sleep 2 && "
+                    "python3 -c \"import smtplib; smtplib.SMTP('127.0.0.1', 25, timeout=10).quit()\" && sleep 1")
 APPLY = "/usr/local/sbin/lab-apply"  # the lab routers' pick-up mechanism
 
 
@@ -67,6 +73,16 @@ CASES = [
          Fault("old-mx-1", "echo '# edited, never reloaded' >> /etc/postfix/main.cf", "postfix reload",
                "main.cf edited without reload", ("/etc/postfix/main.cf",)),
          "/etc/postfix/main.cf changed at"),
+    # A misspelt parameter: Postfix runs on without it, and only postconf says so.
+    Case("postfix_warns_about_nothing_in_its_configuration", "new-mx", "new-out-1",
+         postconf("new-out-1", "smtpd_tls_securty_level", "may"), UNUSED_PARAMETER),
+    Case("postfix_warns_about_nothing_in_its_configuration", "old-mx", "old-mx-1",
+         postconf("old-mx-1", "smtpd_tls_securty_level", "may"), UNUSED_PARAMETER),
+    # A warning only the mail log has; the restart in the restore starts the log afresh.
+    Case("postfix_warns_about_nothing_in_its_configuration", "new-mx", "new-mx-in-1",
+         Fault("new-mx-in-1", STALE_MAP_OPENED, "touch /etc/postfix/relay_recipients.db && systemctl restart postfix@-",
+               "relay_recipients.db older than its source, opened by smtpd"),
+         "warning: database /etc/postfix/relay_recipients.db is older than source file /etc/postfix/relay_recipients"),
     Case("postfix_listens_where_the_estate_expects", "new-mx", "new-mx-in-1",
          service_stopped("new-mx-in-1", "rspamd"), "not listening on tcp://127.0.0.1:11332"),
     Case("postfix_has_logged_no_fatal_error_since_it_last_started", "old-mx", "old-mx-1",
@@ -82,6 +98,8 @@ CASES = [
                "for i in $(seq 25); do echo probe | sendmail someone@elsewhere.example; done && sleep 2",
                "postsuper -d ALL >/dev/null 2>&1; postfix reload", "25 messages held", ("/etc/postfix/main.cf",)),
          "more than 20"),
+    Case("no_mail_is_held_back_in_the_deferred_queue_for_long", "new-mx", "new-router-1",
+         deferred_message_aged("new-router-1", 120), "to <someone@elsewhere.example> (deferred transport)"),
     Case("postfix_greets_a_client_at_once_in_its_own_name", "old-mx", "old-mx-1",
          postconf("old-mx-1", "smtpd_banner", "mail.example.com ESMTP"),
          "greeting '220 mail.example.com ESMTP' does not name old-mx-1.lab.test"),

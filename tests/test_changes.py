@@ -118,7 +118,7 @@ def test_a_dropped_connection_leaves_a_journal_the_next_run_restores_first(lab, 
 
     # The next run, over a good connection, restores before it checks anything (here in a
     # pytest-xdist worker, which hands its notice back to the run's summary).
-    result = run_mxspec_pytest("--hosts=old-mx", "-k", "queue and old-mx-1", "-n", "2")
+    result = run_mxspec_pytest("--hosts=old-mx", "-k", "queue_is_short and old-mx-1", "-n", "2")
     text = output(result)
     assert result.returncode == 0 and "1 passed" in text, text
     notice = "host old-mx-1: restored what an interrupted run had changed"

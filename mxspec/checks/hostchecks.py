@@ -5,8 +5,9 @@ All items of a table are checked before failing, so one run shows every gap, not
 
 import json
 import shlex
+from dataclasses import dataclass
 
-from mxspec.checks import maillog, services
+from mxspec.checks import liveconfig, maillog, services
 from mxspec.checks.mailhost import MailHost
 from mxspec.core.waiting import eventually
 
@@ -61,17 +62,73 @@ def no_log_lines_since_start(mailhost: MailHost, patterns: list[str]) -> None:
     maillog.fatal_lines_since_start(mailhost, patterns)
 
 
-def queue_size(mailhost: MailHost) -> int:
-    result = mailhost.run("postqueue -j")
+@dataclass(frozen=True)
+class Queued:
+    """One message in the Postfix queue, as `postqueue -j` shows it."""
+
+    queue: str  # incoming, active, deferred, hold, maildrop
+    id: str
+    arrival: int  # when Postfix received it (the queue file's own record, not its modification time)
+    sender: str
+    recipients: tuple[tuple[str, str], ...]  # (address, why its delivery was delayed, or "")
+
+
+# The host's clock first, so that ages are measured against the time the queue was read at.
+QUEUE_COMMAND = "date +%s && postqueue -j"
+
+
+def parse_queue(output: str) -> tuple[int, list[Queued]]:
+    """The host's time and the queued messages from QUEUE_COMMAND's output."""
+    now, _, listing = output.partition("\n")
+    messages = []
+    for line in listing.splitlines():
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        messages.append(Queued(entry["queue_name"], entry["queue_id"], int(entry["arrival_time"]),
+                               entry.get("sender", ""),
+                               tuple((r["address"], r.get("delay_reason", "")) for r in entry.get("recipients", []))))
+    return int(now), messages
+
+
+def read_queue(mailhost: MailHost) -> tuple[int, list[Queued]]:
+    result = mailhost.run(QUEUE_COMMAND)
     if result.rc != 0:
         raise AssertionError(f"host {mailhost.name}: `postqueue -j` failed: {result.stderr.strip()}")
-    return sum(1 for line in result.stdout.splitlines() if line.strip() and json.loads(line))
+    try:
+        return parse_queue(str(result.stdout))
+    except (ValueError, KeyError, TypeError) as error:
+        raise AssertionError(f"host {mailhost.name}: cannot read `{QUEUE_COMMAND}`'s output: "
+                             f"{type(error).__name__}: {error}") from None
 
 
 def queue_at_most(mailhost: MailHost, limit: int) -> None:
-    size = queue_size(mailhost)
-    if size > limit:
-        raise AssertionError(f"host {mailhost.name}: {size} messages in the mail queue, more than {limit}")
+    _, messages = read_queue(mailhost)
+    if len(messages) > limit:
+        raise AssertionError(f"host {mailhost.name}: {len(messages)} messages in the mail queue, more than {limit}")
+
+
+def overdue(now: int, messages: list[Queued], minutes: int) -> list[str]:
+    """The deferred messages that arrived more than `minutes` before `now`, oldest first, one line each."""
+    late = sorted((m for m in messages if m.queue == "deferred" and now - m.arrival > minutes * 60),
+                  key=lambda m: m.arrival)
+    return [f"{m.id}: waiting {(now - m.arrival) // 60} min (since {liveconfig.when(m.arrival)}), from "
+            f"<{m.sender}> to " + ", ".join(f"<{address}> ({reason or 'no reason given'})"
+                                            for address, reason in m.recipients)
+            for m in late]
+
+
+def deferred_not_older_than(mailhost: MailHost, minutes: int) -> None:
+    """No message in the deferred queue arrived more than `minutes` ago. A held message (postsuper -h)
+    is an operator's choice, and one being tried again right now is in the active queue: neither counts."""
+    now, messages = read_queue(mailhost)
+    deferred = [m for m in messages if m.queue == "deferred"]
+    oldest = max((now - m.arrival for m in deferred), default=None)
+    mailhost.evidence.append(f"-- deferred queue: {len(deferred)} messages"
+                             + (f", the oldest waiting {oldest // 60} min" if oldest is not None else "")
+                             + f" (bound {minutes} min)")
+    _fail_if(overdue(now, messages, minutes),
+             f"host {mailhost.name}: messages have waited in the deferred queue longer than {minutes} minutes")
 
 
 def postfix_settings(mailhost: MailHost, rows: list[dict], mode: str) -> None:

@@ -56,7 +56,8 @@ class MailLog:
         raise NotImplementedError
 
     def since_start_command(self, grep: str) -> str:
-        """A shell command printing the lines since Postfix last started that `grep` selects."""
+        """A shell command printing the lines since Postfix last started that grep selects, given
+        its options and patterns (`-F -e fatal:`); at most 50, the first."""
         raise NotImplementedError
 
     def mark(self) -> str:
@@ -71,6 +72,13 @@ class MailLog:
     def lines_since(self, since: str) -> list[str]:
         """Mail log lines written after `mark()` returned `since`."""
         raise NotImplementedError
+
+    def lines_since_start(self, grep: str) -> list[str]:
+        """The lines since Postfix last started that grep selects (`since_start_command`)."""
+        result = self.mailhost.run(self.since_start_command(grep))
+        if result.rc == 3:
+            raise AssertionError(f"host {self.mailhost.name}: {result.stderr.strip()}")
+        return [line for line in str(result.stdout).splitlines() if line.strip()]
 
     def _read(self, command: str) -> str:
         result = self.mailhost.run(command)
@@ -93,7 +101,7 @@ class JournalLog(MailLog):
                 # the mail facility only: sudo logs each command it runs (this one's patterns included)
                 'log=$(journalctl --no-pager -o short-iso --since "$since" SYSLOG_FACILITY=2) || '
                 "{ echo 'journalctl failed' >&2; exit 3; }; "
-                f'printf "%s\\n" "$log" | grep -F {grep} | head -n 50')
+                f'printf "%s\\n" "$log" | grep {grep} | head -n 50')
 
     def reload_times_command(self, pid: str, since: int) -> str:
         # _PID: the master's own entries only, however busy the mail log is
@@ -126,7 +134,7 @@ class FileLog(MailLog):
         log_q = shlex.quote(self.where)
         return (f"test -r {log_q} || {{ echo 'no readable mail log {self.where}' >&2; exit 3; }}; "
                 f"n=$(grep -n 'postfix/master\\[[0-9]*\\]: daemon started' {log_q} | tail -n 1 | cut -d: -f1); "
-                f'tail -n +"${{n:-1}}" {log_q} | grep -F {grep} | head -n 50')
+                f'tail -n +"${{n:-1}}" {log_q} | grep {grep} | head -n 50')
 
     def reload_times_command(self, pid: str, since: int) -> str:
         # The log rotated once (uncompressed) too; syslog's stamps are the host's local time, as
@@ -164,12 +172,10 @@ def delivery_lines(mailhost: MailHost, message_id: str) -> list[str]:
 def fatal_lines_since_start(mailhost: MailHost, patterns: list[str]) -> None:
     """Fail with the lines that match any pattern in what the mail log has since Postfix last started."""
     log = MailLog.of(mailhost)
-    result = mailhost.run(log.since_start_command(" ".join(f"-e {shlex.quote(p)}" for p in patterns)))
-    if result.rc == 3:
-        raise AssertionError(f"host {mailhost.name}: {result.stderr.strip()}")
-    if result.stdout.strip():
+    lines = log.lines_since_start("-F " + " ".join(f"-e {shlex.quote(p)}" for p in patterns))
+    if lines:
         raise AssertionError(f"host {mailhost.name}: the mail log ({log.where}) has, since Postfix last started:\n"
-                             + result.stdout.rstrip())
+                             + "\n".join(lines))
 
 
 def deliveries(lines: list[str]) -> list[Delivery]:

@@ -231,6 +231,8 @@ VARIABLES: tuple[Variable, ...] = (
     _v("listening", SOCKETS, "sockets the host's role listens on", "[tcp://0.0.0.0:25]"),
     _v("virus_scanner_service", SERVICE, "the virus scanner's milter service", "clamav-milter"),
     _v("queue_limit", COUNT, "most messages the mail queue may hold", "20"),
+    _v("deferred_max_age_minutes", COUNT, "longest a message may wait in the deferred queue, in minutes, "
+       "before it counts as stuck", "60", default=60),
     _v("greeting_seconds", SECONDS, "longest wait for the SMTP greeting", "5"),
     _v("tls_minimum", TLS_VERSION, "the oldest TLS version the estate accepts; scenarios needing TLS 1.2 skip without",
        "TLSv1.2", default=None),

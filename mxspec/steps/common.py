@@ -5,7 +5,7 @@
 import pytest
 from pytest_bdd import parsers, then
 
-from mxspec.checks import hostchecks, liveconfig
+from mxspec.checks import configwarnings, hostchecks, liveconfig
 from mxspec.checks.mailhost import MailHost
 from mxspec.steps.phrases import TYPES
 
@@ -41,6 +41,13 @@ def configuration_is_live(mailhost: MailHost) -> None:
     liveconfig.configuration_is_live(mailhost)
 
 
+@then("Postfix reports no configuration warnings, neither when reading main.cf and master.cf "
+      "nor in the mail log since it last started")
+def no_configuration_warnings(mailhost: MailHost) -> None:
+    """`postconf -n` prints no warning; the mail log has none of the configuration kinds since the start."""
+    configwarnings.no_configuration_warnings(mailhost)
+
+
 @then("the host listens on:")
 def listens_on(mailhost: MailHost, datatable: list[list[str]]) -> None:
     """Each socket of the table (column `socket`, like tcp://0.0.0.0:25) is listening."""
@@ -58,3 +65,9 @@ def no_bad_log_lines(mailhost: MailHost, patterns: list[str]) -> None:
 def queue_at_most(mailhost: MailHost, limit: str) -> None:
     """The number of messages in the Postfix queue (all queues) is at most the limit."""
     hostchecks.queue_at_most(mailhost, int(mailhost.value(limit)))
+
+
+@then("no message has waited in the deferred queue longer than the estate's bound")
+def deferred_not_older_than(mailhost: MailHost) -> None:
+    """Each deferred message arrived at most `deferred_max_age_minutes` ago (`postqueue -j`'s arrival time)."""
+    hostchecks.deferred_not_older_than(mailhost, mailhost.setting("deferred_max_age_minutes"))
