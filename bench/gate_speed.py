@@ -19,7 +19,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,7 +68,6 @@ def main() -> int:
                           + (directory / "run.log").read_text(errors="replace")[-2000:])
                     return 1
                 runs[kind].append((wall, client, hosts))
-                time.sleep(1)
     median = {kind: [statistics.median(values) for values in zip(*rows, strict=True)] for kind, rows in runs.items()}
     (serial_wall, serial_client, serial_hosts), (wall, client, hosts) = median["serial"], median["parallel"]
     floor = (client + hosts) / cores

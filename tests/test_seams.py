@@ -28,7 +28,7 @@ def test_one_table_says_how_each_host_is_reached(variables, kind):
 
 
 def test_an_unknown_transport_is_bad_input_naming_the_host_and_the_choices():
-    with pytest.raises(MxspecError, match=r"^inv/est.yml:5: host 'mx1': mxspec_transport must be ssh or paramiko, "
+    with pytest.raises(MxspecError, match=r"^inv/est.yml:5: host 'mx1': mxspec_transport must be ssh, ssh-command or paramiko, "
                                           r"not 'telnet'$"):
         kind_of(host(**{TRANSPORT: "telnet"}))
 

@@ -212,8 +212,8 @@ def kind_of(host: Host) -> Kind:
         return KINDS["local" if spec.startswith("local://") else "testinfra"]
     chosen = host.vars.get(TRANSPORT, "ssh")
     if chosen not in CHOOSABLE:
-        raise MxspecError(f"{host.where}: host '{host.name}': {TRANSPORT} must be {' or '.join(CHOOSABLE)}, "
-                          f"not '{chosen}'")
+        choices = f"{', '.join(CHOOSABLE[:-1])} or {CHOOSABLE[-1]}"
+        raise MxspecError(f"{host.where}: host '{host.name}': {TRANSPORT} must be {choices}, not '{chosen}'")
     return KINDS[chosen]
 
 
