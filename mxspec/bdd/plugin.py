@@ -99,8 +99,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="check shard K of N: a stable share of the selected estates' hosts, for N runners; "
                          "write --mx-results on each and merge them with `mxspec report`")
     group.addoption("--mx-parallel", metavar="N", default=None,
-                    help="check up to N hosts at once, each on a pytest-xdist worker of its own (default: as many as "
-                         "the CPUs mxspec may use, at most the hosts and estates of the run; 1: one after another)")
+                    help="check up to N hosts at once, each on a pytest-xdist worker of its own (default: one more "
+                         "than the CPUs mxspec may use, at most the hosts and estates of the run; 1: one after another)")
 
 
 @pytest.hookimpl(wrapper=True)
