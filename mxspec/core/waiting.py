@@ -18,20 +18,28 @@ class Definite(AssertionError):
     """A check's failure that waiting longer cannot change: `eventually` raises it at once."""
 
 
+# The first pause between probes; each next one doubles, up to the caller's interval. Most waits
+# end within a second (a delivery in the lab takes a few hundred milliseconds): a fixed 1 s pause
+# rounded each of them up to a whole second, while a long wait still asks about once an interval.
+FIRST_PAUSE = 0.1
+
+
 def poll(seconds: float, probe: Callable[[], T | None], interval: float = 1.0) -> T | None:
     """probe() until it returns something other than None; None once `seconds` have passed.
 
-    The probe runs at least once, and once more after the bound would pass during a pause.
-    Whatever it raises ends the wait at once.
+    The probe runs at least once, and once more after the bound would pass during a pause; the
+    pauses grow from FIRST_PAUSE to `interval`. Whatever the probe raises ends the wait at once.
     """
     deadline = time.monotonic() + seconds
+    pause = min(FIRST_PAUSE, interval)
     while True:
         answer = probe()
         if answer is not None:
             return answer
         if time.monotonic() >= deadline:
             return None
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 2, interval)
 
 
 def eventually(seconds: float, check: Callable[[], T], interval: float = 1.0) -> T:
