@@ -54,9 +54,9 @@ def indexed_maps(postconf_output: str) -> list[IndexedMap]:
     return [IndexedMap(type_, path, aliases, tuple(parameters)) for (type_, path, aliases), parameters in found.items()]
 
 
-def source_entries(text: str, aliases: bool = False) -> dict[str, str]:
-    """Key -> value of a map's source as postmap (or postalias) reads it: comments and blank lines
-    skipped, a line starting with whitespace continues the one before, the first of duplicate keys kept."""
+def logical_lines(text: str) -> list[str]:
+    """A table's source as Postfix reads it: comments and blank lines skipped, a line starting with
+    whitespace continuing the one before (and ignored with none before)."""
     logical: list[str] = []
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -65,8 +65,14 @@ def source_entries(text: str, aliases: bool = False) -> dict[str, str]:
             logical[-1] += " " + line.strip()
         elif not line[0].isspace():
             logical.append(line.strip())
+    return logical
+
+
+def source_entries(text: str, aliases: bool = False) -> dict[str, str]:
+    """Key -> value of a map's source as postmap (or postalias) reads it (`logical_lines`), the first of
+    duplicate keys kept."""
     entries: dict[str, str] = {}
-    for entry in logical:
+    for entry in logical_lines(text):
         if aliases:
             key, sep, value = entry.partition(":")
         else:

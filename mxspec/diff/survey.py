@@ -13,7 +13,14 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from mxspec.checks.liveconfig import ALIAS_PARAMETER, CACHE_PARAMETER, SOURCE_BYTES, lookup_answers, source_entries
+from mxspec.checks.liveconfig import (
+    ALIAS_PARAMETER,
+    CACHE_PARAMETER,
+    SOURCE_BYTES,
+    logical_lines,
+    lookup_answers,
+    source_entries,
+)
 from mxspec.transport.connection import Connection
 
 MARK = "@@mxspec-section "
@@ -266,22 +273,10 @@ def rules(maps: tuple[str, ...], texts: dict[str, str]) -> dict[str, str]:
     `endif`) -> its result. Comments and blank lines skipped, indented lines continue the rule before."""
     found: dict[str, str] = {}
     for _type, path in _tables(maps, RULED_TYPES):
-        for line in _logical_lines(texts.get(path, "")):
+        for line in logical_lines(texts.get(path, "")):
             pattern, result = _split_rule(line)
             found.setdefault(pattern, result)
     return found
-
-
-def _logical_lines(text: str) -> list[str]:
-    lines: list[str] = []
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0].isspace() and lines:
-            lines[-1] += " " + line.strip()
-        else:
-            lines.append(line.strip())
-    return lines
 
 
 def _split_rule(line: str) -> tuple[str, str]:
