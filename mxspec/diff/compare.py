@@ -173,10 +173,9 @@ def milter_differences(old: Survey, new: Survey) -> list[Difference]:
                   for milter in milters_old if milter not in milters_new]
         found += [Difference("milter", name, None, milter, f"not in {old.name}'s {name}")
                   for milter in milters_new if milter not in milters_old]
-        common_old = [milter for milter in milters_old if milter in milters_new]
-        common_new = [milter for milter in milters_new if milter in milters_old]
-        if common_old != common_new:
-            found.append(Difference("milter", f"{name}: order", ", ".join(common_old), ", ".join(common_new),
+        reordered = _reordered(milters_old, milters_new)
+        if reordered:
+            found.append(Difference("milter", f"{name}: order", ", ".join(reordered[0]), ", ".join(reordered[1]),
                                     "the milters both have see mail in another order"))
     return found
 
@@ -253,9 +252,15 @@ def rule_differences(use: MapUse, rules_old: dict[str, str], rules_new: dict[str
         elif not same_value(result, rules_new[pattern]):
             found.append(Difference("map", f"{use.parameter} rule {pattern}", result, rules_new[pattern],
                                     f"answered otherwise by {where}"))
-    common_old = [pattern for pattern in rules_old if pattern in rules_new]
-    common_new = [pattern for pattern in rules_new if pattern in rules_old]
-    if common_old != common_new:
-        found.append(Difference("map", f"{use.parameter} rule order", " ".join(common_old), " ".join(common_new),
+    reordered = _reordered(list(rules_old), list(rules_new))
+    if reordered:
+        found.append(Difference("map", f"{use.parameter} rule order", " ".join(reordered[0]), " ".join(reordered[1]),
                                 "the rules both have are tried in another order: the first match wins"))
     return found
+
+
+def _reordered(old: list[str], new: list[str]) -> tuple[list[str], list[str]] | None:
+    """The items both lists have, in each one's order, when those orders differ (first match wins)."""
+    common_old = [item for item in old if item in new]
+    common_new = [item for item in new if item in old]
+    return (common_old, common_new) if common_old != common_new else None

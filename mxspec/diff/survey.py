@@ -146,12 +146,13 @@ def parse_sockets(text: str) -> dict[str, str]:
     return sockets
 
 
-def sections(output: str) -> dict[str, str]:
+def sections(output: str, mark: str = MARK) -> dict[str, str]:
+    """One command's output cut at its `mark NAME` lines: name -> the text after it."""
     parts: dict[str, str] = {}
     name = None
     for line in output.splitlines(keepends=True):
-        if line.startswith(MARK):
-            name = line[len(MARK):].strip()
+        if line.startswith(mark):
+            name = line[len(mark):].strip()
             parts[name] = ""
         elif name is not None:
             parts[name] += line
@@ -245,16 +246,7 @@ def read_sources(connection: Connection, paths: list[str]) -> dict[str, str]:
     if not paths:
         return {}
     command = SOURCES_COMMAND.format(paths=" ".join(map(shlex.quote, paths)), mark=SOURCES_MARK, limit=SOURCE_BYTES)
-    output = str(connection.run(command).stdout)
-    texts: dict[str, str] = {}
-    path = None
-    for line in output.splitlines(keepends=True):
-        if line.startswith(SOURCES_MARK):
-            path = line[len(SOURCES_MARK):].strip()
-            texts[path] = ""
-        elif path is not None:
-            texts[path] += line
-    return texts
+    return sections(str(connection.run(command).stdout), SOURCES_MARK)
 
 
 def source_keys(use: MapUse, texts: dict[str, str]) -> list[str]:
