@@ -98,6 +98,11 @@ class ChannelMixin(BoundedRunMixin):
             raise RuntimeError(self.result(255, cmd, b"", said)) from None  # type: ignore[attr-defined]
         return self.result(status, cmd, stdout, stderr)  # type: ignore[attr-defined]
 
+    @property
+    def reopened(self) -> list[str]:
+        """Why, each time the channel died under a command and was opened again."""
+        return self._channel.reopened if self._channel is not None else []
+
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()

@@ -150,9 +150,8 @@ class Connection:
 
     def notices(self) -> list[str]:
         """What the run should say of this connection: each time its channel died and was re-opened."""
-        channel = getattr(self.backend, "_channel", None)
         return [f"host {self.name}: its channel died ({why}); opened again, and the command it was given run on the new one"
-                for why in (channel.reopened if channel else [])]
+                for why in getattr(self.backend, "reopened", [])]  # kinds without a channel reopen nothing
 
     def close(self) -> None:
         close_channel = getattr(self.backend, "close", None)
