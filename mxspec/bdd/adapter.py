@@ -74,12 +74,23 @@ def example(item: pytest.Item) -> dict[str, str]:
     return dict(callspec.params.get(EXAMPLE_PARAMETER) or {}) if callspec else {}
 
 
+# Rendered once per scenario and example row: its items, one per host, run the same steps.
+_SCENARIOS: dict[tuple[Callable[..., object], tuple[tuple[str, str], ...]], Scenario] = {}
+
+
 def scenario(item: pytest.Item) -> Scenario | None:
     """The scenario the item runs, with its example row's values filled in; None for other tests."""
     if not is_scenario(item):
         return None
-    template = scenario_wrapper_template_registry[item.obj]  # type: ignore[attr-defined]
     row = example(item)
+    key = (item.obj, tuple(row.items()))  # type: ignore[attr-defined]
+    if key not in _SCENARIOS:
+        _SCENARIOS[key] = _rendered(item.obj, row)  # type: ignore[attr-defined]
+    return _SCENARIOS[key]
+
+
+def _rendered(function: Callable[..., object], row: dict[str, str]) -> Scenario:
+    template = scenario_wrapper_template_registry[function]
     rendered = template.render(row)
     steps = tuple(Step(step.type, step.keyword.strip(), step.name, step.line_number,
                        tuple(cell.value for row_ in (step.datatable.rows if step.datatable else [])
@@ -90,8 +101,7 @@ def scenario(item: pytest.Item) -> Scenario | None:
 
 def is_defined(step: Step, item: pytest.Item) -> bool:
     """Whether a step definition matches the step where the item runs."""
-    fixturemanager = item.session._fixturemanager
-    return any(True for _ in find_fixturedefs_for_step(step.native, fixturemanager, item))
+    return bool(step_functions(step, item))
 
 
 def step_definitions() -> Iterator[StepDefinition]:

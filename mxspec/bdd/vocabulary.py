@@ -39,13 +39,19 @@ def closest_phrase(step_type: str, text: str) -> str | None:
 def undefined_steps(items: Sequence[pytest.Item]) -> list[str]:
     """One message per undefined step (file:line) among the collected scenario items."""
     problems: dict[tuple[str, int], str] = {}
+    # A step is looked up once: a scenario's items (one per host) see the same step definitions.
+    # By its text too: an outline's step reads differently in each example, and may match in one only.
+    looked_up: set[tuple[str, int, str]] = set()
     for item in items:
         scenario = adapter.scenario(item)
         if scenario is None:
             continue
         for step in scenario.steps:
             where = (os.path.relpath(scenario.filename), step.line)
-            if where in problems or adapter.is_defined(step, item):
+            if (*where, step.name) in looked_up:
+                continue
+            looked_up.add((*where, step.name))
+            if adapter.is_defined(step, item):
                 continue
             message = f'{where[0]}:{where[1]}: undefined step "{step.keyword} {step.name}"'
             close = closest_phrase(step.type, step.name)
