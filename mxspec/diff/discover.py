@@ -79,11 +79,13 @@ class DiscoveryReader(Reader):
 
 @dataclass
 class Discovery:
-    """What `discover()` read: the draft to write, the hosts it could not read, the commands each took."""
+    """What `discover()` read: the draft to write, the hosts it could not read, the commands each took (and their
+    seconds: the round trips discovery costs a host)."""
 
     draft: draft.Draft
     unreachable: dict[str, str]
     commands: dict[str, int]
+    seconds: dict[str, float]
 
 
 def discover(inventories: str, names: list[str], roles_option: str | None = None,
@@ -102,9 +104,10 @@ def discover(inventories: str, names: list[str], roles_option: str | None = None
     for name, why in reader.unreachable.items():
         result.notes.append(f"NOT READ: {why}")
         result.host_vars.setdefault(name, {})
-    commands = {name: pool.connections[name].testinfra.commands if name in pool.connections else 0
-                for name in estate.hosts}
-    return Discovery(result, reader.unreachable, commands)
+    counters = {name: pool.connections[name].testinfra for name in estate.hosts if name in pool.connections}
+    return Discovery(result, reader.unreachable, {name: counters[name].commands if name in counters else 0
+                                                  for name in estate.hosts},
+                     {name: counters[name].seconds if name in counters else 0.0 for name in estate.hosts})
 
 
 def _estate(inventories: str, names: list[str], roles_option: str | None, vault_password_file: str | None) -> Estate:
