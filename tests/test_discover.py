@@ -157,6 +157,18 @@ def test_discover_refuses_an_unknown_estate_and_roles_for_an_estate(tmp_path):
     assert result.returncode == 2 and "no folder" in result.stderr and "Traceback" not in output(result)
 
 
+def test_a_host_that_cannot_be_read_is_one_line_and_named_in_the_draft(tmp_path):
+    """Raw specs with their roles; a loopback port nothing listens on: exit 1, no traceback, the draft still written."""
+    path = tmp_path / "draft.yml"
+    result = run_mxspec("discover", "ssh://nobody@127.0.0.1:9", "--roles", "inbound-mx", "--mx-connect-timeout", "3",
+                        "-o", str(path), timeout=120)
+    assert result.returncode == 1 and "Traceback" not in output(result), output(result)
+    assert "mxspec: host nobody@127.0.0.1:9 unreachable: " in result.stderr
+    text = path.read_text()
+    assert "# NOT READ: host nobody@127.0.0.1:9 unreachable" in text and "    inbound-mx:" in text
+    assert yaml.safe_load(text)["all"]["vars"]["ansible_user"] == "nobody"
+
+
 def test_next_hops_and_tls_floors_are_read_as_postfix_means_them():
     assert draft.next_hop_relay("smtp:[store.example.org]:25") == "store.example.org"
     assert draft.next_hop_relay("smtp:mx.example.org") == "mx.example.org"
