@@ -59,22 +59,35 @@ def _parser() -> argparse.ArgumentParser:
                                        "services, milters, sockets, map keys, packages")
     diff.add_argument("old", help="the old estate (the one that defines correct)")
     diff.add_argument("new", help="the new estate")
-    diff.add_argument("--inventories", metavar="PATH", default="inventories",
-                      help="the Ansible inventory (file or directory) or folder of <estate>.yml (default: inventories)")
-    diff.add_argument("--mx-vault-password-file", metavar="FILE", default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
-                      help="decrypt vault-encrypted values (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
+    _reading_hosts(diff)
     diff.add_argument("--markdown", metavar="FILE", help="also write the differences as Markdown")
     diff.add_argument("--json", metavar="FILE", help="also write the differences as JSON (for mxspec report --diff)")
-    diff.add_argument("--mx-connect-timeout", metavar="SECONDS", type=float, default=10,
-                      help="bound on reaching a host (default 10)")
-    diff.add_argument("--mx-timeout", metavar="SECONDS", type=float, default=60,
-                      help="bound on every command run on a host (default 60)")
 
+    discover = sub.add_parser("discover", help="a draft inventory of an estate from what its hosts do: every value "
+                                               "with the command it came from, TODOs for what no host can tell")
+    discover.add_argument("hosts", nargs="+", metavar="ESTATE|SPEC",
+                          help="the estate (its roles are its role groups), or hosts as raw specs (ssh://root@mx1) "
+                               "with --roles")
+    discover.add_argument("-o", "--output", metavar="FILE", help="write the inventory here (default: standard output)")
+    discover.add_argument("--roles", metavar="ROLE,...", help="the roles of hosts given as raw specs")
+    _reading_hosts(discover)
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default=None,
                        help="package of the project's own step modules, besides the built-in ones "
                             "(default: steps, where the current folder has one)")
     return parser
+
+
+def _reading_hosts(command: argparse.ArgumentParser) -> None:
+    """The options of a command that reads an estate's hosts (diff, discover): where the inventory is, its bounds."""
+    command.add_argument("--inventories", metavar="PATH", default="inventories",
+                         help="the Ansible inventory (file or directory) or folder of <estate>.yml (default: inventories)")
+    command.add_argument("--mx-vault-password-file", metavar="FILE", default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
+                         help="decrypt vault-encrypted values (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
+    command.add_argument("--mx-connect-timeout", metavar="SECONDS", type=float, default=10,
+                         help="bound on reaching a host (default 10)")
+    command.add_argument("--mx-timeout", metavar="SECONDS", type=float, default=60,
+                         help="bound on every command run on a host (default 60)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +116,11 @@ def _run(args: argparse.Namespace) -> int:
 
         return run(args.old, args.new, args.inventories, args.markdown, args.json, args.mx_vault_password_file,
                    args.mx_connect_timeout, args.mx_timeout)
+    if args.command == "discover":
+        from mxspec.diff.discover import run as discover
+
+        return discover(args.hosts, args.inventories, args.output, args.roles, args.mx_vault_password_file,
+                        args.mx_connect_timeout, args.mx_timeout)
     if args.command == "comment":
         from mxspec.report.comment import post
 

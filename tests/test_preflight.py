@@ -173,3 +173,27 @@ def test_a_connection_value_that_cannot_be_rendered_stops_the_run(tmp_path):
     result = run_mxspec_pytest("--hosts=est", f"--inventories={inv}", "-k", "queue_is_short")
     assert_stopped_before_any_host(result, f"{inv}:6: inventory variable 'ansible_host' reads hostvars")
     assert "ansible_become" not in output(result)  # false: nothing mxspec would have to act on
+
+
+def test_a_todo_left_by_mxspec_discover_is_refused_at_its_line_until_filled(tmp_path):
+    """A value discover could not read from a host stops the run, naming file, line and variable;
+    the same inventory with the value filled in gets past preflight (and finds the host unreachable)."""
+    text = f"""\
+        all:
+          vars:
+            queue_limit: "TODO: most messages the mail queue may hold (e.g. 20)"  # TODO, not on any host
+          children:
+            est:
+              children:
+                smtp-router:
+                  hosts:
+                    mx1: {HOST}
+        """
+    inv = write(tmp_path, text, "hosts.yml")
+    result = run_mxspec_pytest("--hosts=est", f"--inventories={inv}", "-k", "queue_is_short")
+    assert_stopped_before_any_host(
+        result, f"{inv}:3: inventory variable 'queue_limit' is still a TODO of mxspec discover "
+                "(most messages the mail queue may hold (e.g. 20)): fill it in (for mx1)")
+    filled = write(tmp_path, text.replace('"TODO: most messages the mail queue may hold (e.g. 20)"', "20"), "filled.yml")
+    text = output(run_mxspec_pytest("--hosts=est", f"--inventories={filled}", "-k", "queue_is_short"))
+    assert "TODO" not in text and "unreachable" in text, text

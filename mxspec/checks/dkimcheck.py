@@ -7,7 +7,7 @@ from mxspec.checks.mailhost import Subject
 
 
 def verify_dkim(subject: Subject, message: str, domain: str) -> None:
-    resolver = Dns(subject)
+    resolver = Dns.of(subject)
 
     def txt(name: bytes | str, timeout: float = 5) -> bytes | None:
         name = name.decode() if isinstance(name, bytes) else name

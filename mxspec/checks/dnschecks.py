@@ -9,6 +9,7 @@ import dns.reversename
 
 from mxspec.checks.mailhost import Subject
 from mxspec.core.errors import DependencyDown
+from mxspec.transport.silence import Silences
 
 # SPF terms that cost a DNS lookup (RFC 7208, 4.6.4); the limit is 10.
 LOOKUP_TERMS = {"include", "a", "mx", "ptr", "exists", "redirect"}
@@ -17,19 +18,25 @@ LOOKUP_TERMS = {"include", "a", "mx", "ptr", "exists", "redirect"}
 class Dns:
     """A resolver for one estate's DNS server that writes every answer into the evidence."""
 
-    def __init__(self, subject: Subject):
-        self.subject = subject
+    def __init__(self, server: str, port: int, timeout: float, silences: Silences, evidence: list[str]):
+        self.silences = silences
+        self.evidence = evidence
         self.resolver = dns.resolver.Resolver(configure=False)
-        self.resolver.nameservers = [subject.setting("dns_server")]
-        self.resolver.port = subject.setting("dns_port")
-        self.resolver.timeout = self.resolver.lifetime = subject.timeout
-        port = subject.setting("dns_port")
-        self.endpoint = f"DNS server {self.resolver.nameservers[0]}" + (f" port {port}" if port != 53 else "")
+        self.resolver.nameservers = [server]
+        self.resolver.port = port
+        self.resolver.timeout = self.resolver.lifetime = timeout
+        self.endpoint = f"DNS server {server}" + (f" port {port}" if port != 53 else "")
+
+    @classmethod
+    def of(cls, subject: Subject) -> "Dns":
+        """The estate's DNS server (`dns_server`, `dns_port`), bounded by the run's timeout."""
+        return cls(subject.setting("dns_server"), subject.setting("dns_port"), subject.timeout, subject.pool.silences,
+                   subject.evidence)
 
     def query(self, name: str, rdtype: str) -> list[str]:
         """Answers as text; an empty list for NXDOMAIN or no data."""
         qname = name if name.endswith(".") else name + "."
-        silences = self.subject.pool.silences
+        silences = self.silences
         silences.check(self.endpoint)  # silent earlier in the run: fail now, not after another bound
         try:
             answer = self.resolver.resolve(qname, rdtype)
@@ -42,7 +49,7 @@ class Dns:
             raise DependencyDown(self.endpoint, said) from None
         except dns.resolver.NoNameservers as error:
             raise AssertionError(f"DNS server {self.resolver.nameservers[0]} failed {qname} {rdtype}: {error}") from None
-        self.subject.evidence.append(f"DNS {qname} {rdtype}: " + ("; ".join(texts) or "(no answer)"))
+        self.evidence.append(f"DNS {qname} {rdtype}: " + ("; ".join(texts) or "(no answer)"))
         return texts
 
     def txt(self, name: str) -> list[str]:

@@ -27,6 +27,13 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+# What `mxspec discover` writes for a value no host can tell (a test mailbox, how long to wait): preflight
+# refuses a value that starts with it, naming the file, line and variable, until someone fills it in.
+TODO = "TODO: "
+
+
+def is_todo(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(TODO)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from mxspec.steps.phrases import TYPES
 
 def _each_domain(estate: Subject, what: str, check: Callable[[Dns, str], list[str]]) -> None:
     """Run check(resolver, domain) -> problems for every local domain; fail listing them all."""
-    resolver, problems = Dns(estate), []
+    resolver, problems = Dns.of(estate), []
     for domain in estate.setting("local_domains"):
         problems += [f"{domain}: {problem}" for problem in check(resolver, domain)]
     if problems:
