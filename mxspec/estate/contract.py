@@ -252,6 +252,9 @@ VARIABLES: tuple[Variable, ...] = (
        steps=(*_TLS, "smtp.old_tls_refused", "smtp.greeting_in_time", "smtp.certificates_valid_and_matching")),
     _v("smtp_address", TEXT, "where mxspec's SMTP probes connect (name or address), if not the connection target's",
        "192.0.2.25", default=None),
+    _v("host_specific_parameters", TEXTS, "Postfix parameters each host of a role may set its own way, besides "
+       "those that differ by nature (myhostname, ...): left out where the hosts of a role are compared", "[relayhost]",
+       default=[]),
     _v("mail_log", MAIL_LOG, "where the host logs mail: `journal` or a file", "/var/log/mail.log", default="journal"),
     _v("packages", TEXTS, "packages the host's role needs installed", "[postfix, opendkim]"),
     _v("services", SERVICES, "services the host's role runs", "[postfix, opendkim]"),
