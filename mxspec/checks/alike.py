@@ -110,13 +110,13 @@ def compare(configurations: list[Configuration], declared: Collection[str] = ())
     for name in names:
         if _all_same([c.expanded.get(name) for c in configurations]):
             continue
+        written = [c.written.get(name) for c in configurations]
+        if _all_same(written) and "compatibility_level" not in str(written[0]):
+            continue  # the same $names, expanding differently: the parameters they name are compared themselves
         shown = {c.host: _shown(c, name) for c in configurations}
         if host_specific(name, configurations, declared):
             left_out[name] = shown
             continue
-        written = [c.written.get(name) for c in configurations]
-        if _all_same(written) and "compatibility_level" not in str(written[0]):
-            continue  # the same $names, expanding differently: the parameters they name are compared themselves
         differing.append(Differing(name, shown, [c.host for c in configurations if name in c.explicit]))
     return Comparison([c.host for c in configurations], len(names), differing, left_out)
 
@@ -129,7 +129,7 @@ def evidence(role: str, configurations: list[Configuration], comparison: Compari
     lines += [f"   {difference}" for difference in comparison.differing]
     if comparison.host_specific:
         lines.append(f"-- left out as host-specific: {len(comparison.host_specific)}")
-        lines += [f"   {name}: " + "; ".join(f"{host} {value}" for host, value in values.items())
+        lines += [f"   {name}: " + "; ".join(f"{host} has {value or '(empty)'}" for host, value in values.items())
                   for name, values in comparison.host_specific.items()]
     return lines
 
