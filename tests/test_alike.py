@@ -127,6 +127,15 @@ def test_a_master_cf_override_that_differs_is_said_to_be_one():
         alike.configured_alike(subject, "inbound-mx", subject.hosts_playing("inbound-mx"))
 
 
+def test_an_override_one_host_lacks_is_said_to_be_missing_there():
+    configurations = [alike.parse_configuration("new-mx-in-1", RECORDED["new-mx-in-1"]), alike.parse_configuration(
+        "new-mx-in-2", changed("new-mx-in-2", ("relay/unix/syslog_name = postfix/$service_name\n", ""),
+                               ("relay/unix/syslog_name = postfix/relay\n", "")))]
+    assert [str(d) for d in alike.compare(configurations).differing] == [
+        "relay/unix/syslog_name: new-mx-in-1 has postfix/$service_name (= postfix/relay); new-mx-in-2 has none "
+        "(a master.cf -o override)"]
+
+
 def test_a_name_derived_parameter_set_to_each_hosts_own_name_is_host_specific_and_otherwise_compared():
     own = {name: changed(name, (SIZE, f"{SIZE}\nmyorigin = {name}.lab.test"),
                          ("myorigin = $myhostname", f"myorigin = {name}.lab.test")) for name in RECORDED}

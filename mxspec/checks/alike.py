@@ -62,7 +62,7 @@ class Differing:
         groups = self.groups()
         said = "; ".join(f"{', '.join(hosts)} {'has' if len(hosts) == 1 else 'have'} {value or '(empty)'}"
                          for hosts, value in groups)
-        if len(groups[0][0]) > len(groups[1][0]):  # a value most hosts share: the others are the odd ones
+        if len(groups) > 1 and len(groups[0][0]) > len(groups[1][0]):  # most hosts share a value: the others are odd
             odd = [host for hosts, _ in groups[1:] for host in hosts]
             said += f" ({', '.join(odd)} {'differs' if len(odd) == 1 else 'differ'} from the rest)"
         if "/" in self.parameter:
@@ -92,6 +92,8 @@ def host_specific(parameter: str, configurations: list[Configuration], declared:
 
 def _shown(configuration: Configuration, parameter: str) -> str:
     if parameter not in configuration.expanded:
+        if "/" in parameter:  # service/type/name: this host's master.cf leaves the service main.cf's value
+            return "none"
         return f"none (Postfix {configuration.version} knows no {parameter})"
     written, expanded = configuration.written.get(parameter, ""), configuration.expanded[parameter]
     return written if same_value(written, expanded) else f"{written} (= {expanded})"
