@@ -3,8 +3,8 @@ Feature: Every mail host
   at boot, keeps a valid configuration that Postfix raises no warning about and runs it as it
   is on disk (lookup tables compiled, changes reloaded), listens where the estate expects, has
   logged no fatal error since it started, keeps its queue short, and holds no mail back for
-  long. The values come from the estate's inventory, so the same behaviours serve the old
-  estate and the new one.
+  long; and it is configured like the other hosts of its role. The values come from the
+  estate's inventory, so the same behaviours serve the old estate and the new one.
 
   Scenario: The mail software is installed
     Then these packages are installed:
@@ -46,3 +46,15 @@ Feature: Every mail host
 
   Scenario: No mail is held back in the deferred queue for long
     Then no message has waited in the deferred queue longer than the estate's bound
+
+  # Once per estate and role: the hosts of a role serve the same mail alike, whichever one the MX
+  # record or a retry chose. Not applicable where one host plays the role.
+  @estate
+  Scenario Outline: The hosts of one role are configured alike
+    Then every host playing <role> has the same effective Postfix parameters, except the host-specific ones
+
+    Examples:
+      | role        |
+      | inbound-mx  |
+      | smtp-router |
+      | outbound-mx |

@@ -103,6 +103,10 @@ CASES = [
     Case("postfix_greets_a_client_at_once_in_its_own_name", "old-mx", "old-mx-1",
          postconf("old-mx-1", "smtpd_banner", "mail.example.com ESMTP"),
          "greeting '220 mail.example.com ESMTP' does not name old-mx-1.lab.test"),
+    # Once per estate and role: one of the two inbound MXs given another size limit than the other.
+    Case("the_hosts_of_one_role_are_configured_alike", "new-mx", "new-mx-inbound-mx",
+         postconf("new-mx-in-2", "message_size_limit", "1234567"),
+         "message_size_limit: new-mx-in-1 has 10240000; new-mx-in-2 has 1234567"),
     # Inbound MX
     Case("mail_for_the_local_domains_users_and_postmaster_is_accepted", "new-mx", "new-mx-in-2",
          edit("new-mx-in-2", "/etc/postfix/relay_recipients", "/^alice@alpha.test/d",

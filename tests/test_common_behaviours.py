@@ -38,6 +38,15 @@ def test_both_estates_pass_the_common_behaviours(lab, estate, hosts):
     assert f"{scenarios * len(hosts)} passed" in result.stdout, result.stdout
 
 
+def test_the_new_estates_redundant_roles_are_configured_alike_and_single_hosts_have_nothing_to_compare(lab):
+    result = run_mxspec_pytest("--hosts=old-mx,new-mx", "-k", "configured_alike", "-rs", "-p", "no:cacheprovider")
+    text = output(result)
+    assert result.returncode == 0 and "2 passed, 4 skipped" in result.stdout, text  # new-mx's inbound MXs and routers
+    for estate, role in [("old-mx", "inbound-mx"), ("old-mx", "smtp-router"), ("old-mx", "outbound-mx"),
+                         ("new-mx", "outbound-mx")]:
+        assert f"estate {estate}: one host plays {role}: nothing to compare" in result.stdout, text
+
+
 @pytest.mark.parametrize("host, estate, init", [("old-mx-1", "old-mx", "sysv"), ("new-router-2", "new-mx", "systemd")])
 def test_postfix_not_enabled_at_boot_fails_the_scenario_that_says_so(lab, host, estate, init):
     args = (f"--hosts={estate}", "-k", f"start_again and {host}")

@@ -17,7 +17,7 @@ import pytest
 from conftest import LAB, PROJECT, output, run_mxspec, run_mxspec_pytest
 from faults import edit, injected, postconf
 from mxspec.diff import render
-from mxspec.diff.compare import HOST_SPECIFIC, Difference, compare, map_differences, milter_list, rule_differences
+from mxspec.diff.compare import Difference, compare, map_differences, milter_list, rule_differences
 from mxspec.diff.survey import (
     SURVEY_COMMAND,
     LookupFailed,
@@ -195,7 +195,7 @@ def test_a_milter_removed_is_one_difference(old, new):
 
 
 def test_host_specific_parameters_are_expected_and_checked_against_the_inventory(old, new):
-    assert {"myhostname", "inet_interfaces", "smtp_bind_address", "smtpd_tls_cert_file"} <= HOST_SPECIFIC
+    assert {"myhostname", "inet_interfaces", "smtp_bind_address", "smtpd_tls_cert_file"} <= contract.HOST_SPECIFIC
     set_parameter(new, "smtpd_tls_cert_file", "/etc/ssl/new/host.crt")
     set_parameter(new, "smtp_bind_address", "10.213.0.31")
     found = {d.subject: d for d in differences(old, new)}

@@ -57,6 +57,27 @@ def test_a_value_of_the_wrong_type_is_refused_at_the_inventory_line(tmp_path):
         f"{inv}:5: inventory variable 'queue_limit' is not a number; expected count, e.g. 20 (for mx1)")
 
 
+def test_a_hosts_value_of_the_wrong_type_is_refused_for_a_scenario_once_per_estate_that_reads_it(tmp_path):
+    """The hosts of a role compared run once per estate, and read `host_specific_parameters` of each host."""
+    inv = write(tmp_path, f"""\
+        all:
+          children:
+            est:
+              children:
+                inbound-mx:
+                  vars:
+                    host_specific_parameters: relayhost
+                  hosts:
+                    mx1: {HOST}
+                    mx2: {HOST}
+        """, "hosts.yml")
+    result = run_mxspec_pytest("--hosts=est", f"--inventories={inv}", "-k", "configured_alike")
+    assert_stopped_before_any_host(
+        result, "inventory values of the wrong type",
+        f"{inv}:7: inventory variable 'host_specific_parameters' is not a list (write [a, b] in YAML); "
+        "expected list of text, e.g. [relayhost] (for mx1, mx2)")
+
+
 def test_a_list_given_as_text_is_refused(tmp_path):
     inv = write(tmp_path, f"""\
         [est:children]

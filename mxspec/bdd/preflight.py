@@ -98,10 +98,21 @@ def _origins(target: Target) -> dict[str, str]:
     return target.host.origins if target.host else target.estate.origins
 
 
+def _with_hosts(targets: list[Target]) -> list[Target]:
+    """The targets, and for an estate its hosts: a scenario once per estate may read their values too
+    (the hosts of a role compared read each host's host_specific_parameters)."""
+    every = {(target.estate.name, target.name): target for target in targets}
+    for target in targets:
+        if target.host is None:
+            every.update({(target.estate.name, host.name): Target(target.estate, host)
+                          for host in target.estate.hosts.values()})
+    return list(every.values())
+
+
 def _check_types(targets: list[Target], findings: Findings) -> None:
     mistyped: dict[str, list[str]] = {}
     warnings: dict[str, list[str]] = {}
-    for target in targets:
+    for target in _with_hosts(targets):
         origins = _origins(target)
         for name, value in target.vars.items():
             where = origins.get(name, target.where)

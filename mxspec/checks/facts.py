@@ -14,12 +14,22 @@ from mxspec.checks.mailhost import MailHost
 # Every setting of main.cf and master.cf as `name = value` lines, $names expanded: how Postfix
 # reads its configuration from disk. One spelling, so that it is read once.
 POSTFIX_CONFIGURATION = "postconf -nx && postconf -Px"
+# Every parameter as Postfix uses it, defaults included: as written, with $names expanded, which of
+# them main.cf sets, and master.cf's -o overrides both ways — what hosts are compared on (a value
+# that differs only once expanded differs by a $name, which is compared itself). One command, its
+# output cut into these sections (`postconf.sections`).
+SECTION_MARK = "@@mxspec-section "
+EFFECTIVE_SECTIONS = {"main": "postconf", "main-expanded": "postconf -x", "main-explicit": "postconf -n",
+                      "overrides": "postconf -P", "overrides-expanded": "postconf -Px"}
+EFFECTIVE_CONFIGURATION = " && ".join(f"echo '{SECTION_MARK}{name}' && {command}"
+                                      for name, command in EFFECTIVE_SECTIONS.items())
 
 # Each a whole command, as the check (or testinfra's module) asks it.
 FACTS = [re.compile(pattern) for pattern in (
     r"(/usr/bin/|/bin/|/usr/sbin/|/sbin/)?ss --numeric --listening --(tcp|udp|unix)",  # testinfra's socket module
     r"(/usr/bin/|/bin/|/usr/sbin/|/sbin/)?netstat -n -l -[tuxp]+",
     re.escape(POSTFIX_CONFIGURATION),
+    re.escape(EFFECTIVE_CONFIGURATION),
     r"postconf -m",  # the map types this Postfix supports
     r"dpkg-query -f '\$\{Status\}' -W [\w.+-]+",  # testinfra's package module
     r"command -v [\w.-]+",  # testinfra: which commands the host has
@@ -33,3 +43,7 @@ def is_fact(command: str) -> bool:
 
 def postfix_configuration(mailhost: MailHost) -> str:
     return mailhost.output(POSTFIX_CONFIGURATION, "reading the Postfix configuration")
+
+
+def effective_configuration(mailhost: MailHost) -> str:
+    return mailhost.output(EFFECTIVE_CONFIGURATION, "reading the effective Postfix configuration")

@@ -48,6 +48,12 @@ class Subject:
         return MailHost(Target(self.target.estate, host), self.pool.get(host), self.pool, self.timeout, self.evidence)
 
 
+    def hosts_playing(self, role: str) -> list["MailHost"]:
+        """The estate's hosts with this role, in inventory order, over the run's connections."""
+        return [MailHost(Target(self.target.estate, host), self.pool.get(host), self.pool, self.timeout, self.evidence)
+                for host in self.target.estate.hosts.values() if host.has_any_role({role})]
+
+
 class MailHost(Subject):
     def __init__(self, target: Target, connection: Connection, pool: ConnectionPool, timeout: float,
                  evidence: list[str]):

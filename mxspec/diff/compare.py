@@ -12,20 +12,6 @@ from mxspec.checks.liveconfig import same_value
 from mxspec.diff.survey import MapUse, Survey
 from mxspec.estate import contract
 
-# Parameters whose values differ host by host by nature — names, addresses, each host's own
-# certificate — so that a difference in them is expected, not a change of behaviour. The estate
-# contract's HOST_PARAMETERS come first (their values the inventory determines, see
-# `contract.host_parameters`); the certificate and key paths are here since each host may keep
-# its own where it likes (what is served is checked by the STARTTLS scenarios, not by a path).
-HOST_SPECIFIC = frozenset(contract.HOST_PARAMETERS) | frozenset(
-    f"{client}_tls_{kind}_file" for client in ("smtpd", "smtp", "lmtp")
-    for kind in ("cert", "key", "dcert", "dkey", "eccert", "eckey")) | frozenset(
-    {"smtpd_tls_chain_files", "smtp_tls_chain_files", "lmtp_tls_chain_files"})
-# Derived from the host's name unless main.cf sets them otherwise: host-specific when so derived.
-DERIVED_FROM_NAME = frozenset({"mydomain", "myorigin"})
-# What postconf prints of the running program, not of the configuration: the version is said once
-# per pair (and the package versions are compared), the others are the process's own.
-NOT_CONFIGURATION = frozenset({"mail_version", "mail_release_date", "process_id", "process_name"})
 MILTER_PARAMETERS = ("smtpd_milters", "non_smtpd_milters", "milter_default_action")
 MILTER_LISTS = ("smtpd_milters", "non_smtpd_milters")
 # Mail-stack packages compared between hosts, besides those the inventories name (`packages`).
@@ -78,7 +64,7 @@ def parameter_differences(old: Survey, new: Survey, expected_old: dict[str, str]
                           expected_new: dict[str, str]) -> list[Difference]:
     found = []
     for name in sorted(set(old.parameters) | set(new.parameters)):
-        if name in NOT_CONFIGURATION or name in MILTER_PARAMETERS:
+        if name in contract.NOT_CONFIGURATION or name in MILTER_PARAMETERS:
             continue
         if name not in old.parameters or name not in new.parameters:
             has = old if name in old.parameters else new
@@ -102,9 +88,9 @@ def _shown(raw: str, value: str) -> str:
 
 def _explain(name: str, old: Survey, new: Survey, expected_old: dict[str, str],
              expected_new: dict[str, str]) -> tuple[bool, str]:
-    if name in HOST_SPECIFIC:
+    if name in contract.HOST_SPECIFIC:
         return _against_inventory(name, old, new, expected_old, expected_new)
-    if name in DERIVED_FROM_NAME and _derived(name, old) and _derived(name, new):
+    if all(contract.derived_from_name(name, survey.expanded, survey.explicit) for survey in (old, new)):
         return True, "host-specific: derived from the host's name"
     set_old, set_new = name in old.explicit, name in new.explicit
     if not set_old and not set_new:
@@ -147,11 +133,6 @@ def _against_inventory(name: str, old: Survey, new: Survey, expected_old: dict[s
 def _expand(value: str, survey: Survey) -> str:
     """`$name` in an expected value (smtp_helo_name: $myhostname) as this host expands it."""
     return re.sub(r"\$\{?(\w+)\}?", lambda match: survey.expanded.get(match[1], match[0]), value)
-
-
-def _derived(name: str, survey: Survey) -> bool:
-    value = survey.expanded.get(name, "")
-    return name not in survey.explicit or value in (survey.expanded.get("myhostname"), survey.expanded.get("mydomain"))
 
 
 def milter_list(value: str) -> list[str]:

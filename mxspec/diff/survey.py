@@ -21,6 +21,7 @@ from mxspec.checks.liveconfig import (
     lookup_answers,
     source_entries,
 )
+from mxspec.checks.postconf import parse_parameters, sections
 from mxspec.transport.connection import Connection
 
 MARK = "@@mxspec-section "
@@ -72,18 +73,6 @@ class Survey:
     @property
     def compatibility_level(self) -> str:
         return self.expanded.get("compatibility_level", "?")
-
-
-def parse_parameters(text: str) -> dict[str, str]:
-    """`name = value` lines (postconf, postconf -P) as a dict."""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(" = ")
-        if not sep:
-            name, sep, value = line.rstrip().partition(" =")  # an empty value: `name =`
-        if sep and name.strip():
-            found[name.strip()] = value.strip()
-    return found
 
 
 def parse_services(text: str) -> dict[str, str]:
@@ -146,21 +135,8 @@ def parse_sockets(text: str) -> dict[str, str]:
     return sockets
 
 
-def sections(output: str, mark: str = MARK) -> dict[str, str]:
-    """One command's output cut at its `mark NAME` lines: name -> the text after it."""
-    parts: dict[str, str] = {}
-    name = None
-    for line in output.splitlines(keepends=True):
-        if line.startswith(mark):
-            name = line[len(mark):].strip()
-            parts[name] = ""
-        elif name is not None:
-            parts[name] += line
-    return parts
-
-
 def parse_survey(name: str, output: str) -> Survey:
-    part = sections(output)
+    part = sections(output, MARK)
     return Survey(name, parse_parameters(part.get("main", "")), parse_parameters(part.get("main-expanded", "")),
                   parse_parameters(part.get("main-explicit", "")), parse_parameters(part.get("main-defaults", "")),
                   parse_services(part.get("master", "")), parse_parameters(part.get("master-overrides", "")),

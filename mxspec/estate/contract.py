@@ -10,13 +10,15 @@ host is contacted; `mxspec vars` prints it; the README's inventory table is chec
 `HOST_PARAMETERS` are the Postfix parameters whose values differ host by host by nature (names,
 addresses), each with its expected value rendered from the host's variables
 (`host_parameters()`): a feature or report that compares hosts or estates leaves these out, or
-compares each with that value.
+compares each with that value. `HOST_SPECIFIC`, `DERIVED_FROM_NAME` and `NOT_CONFIGURATION` extend
+them to every parameter that differs host by host by nature, and `host_specific_parameters` lets an
+estate name more.
 """
 
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,6 +197,31 @@ def host_parameters(variables: dict[str, Any], inventory_hostname: str) -> dict[
     return {name: str(renderer.final(f"postfix.{name}")) for name in HOST_PARAMETERS}
 
 
+# Every parameter whose value differs host by host by nature — names, addresses, each host's own
+# certificate — so that a difference in it is expected, not a change of behaviour. HOST_PARAMETERS
+# first (their values the inventory determines); then the certificate and key paths, since each
+# host may keep its own where it likes (what is served is checked by the STARTTLS scenarios, not by
+# a path). Whatever compares hosts (`mxspec diff`, the hosts of a role compared) reads it here.
+HOST_SPECIFIC = frozenset(HOST_PARAMETERS) | frozenset(
+    f"{client}_tls_{kind}_file" for client in ("smtpd", "smtp", "lmtp")
+    for kind in ("cert", "key", "dcert", "dkey", "eccert", "eckey")) | frozenset(
+    {"smtpd_tls_chain_files", "smtp_tls_chain_files", "lmtp_tls_chain_files"})
+# Derived from the host's name unless main.cf sets them otherwise: host-specific when so derived.
+DERIVED_FROM_NAME = frozenset({"mydomain", "myorigin"})
+# What postconf prints of the running program, not of the configuration: the version (compared as
+# packages where it matters), the process's own id and name.
+NOT_CONFIGURATION = frozenset({"mail_version", "mail_release_date", "process_id", "process_name"})
+
+
+def derived_from_name(name: str, expanded: Mapping[str, str], explicit: Container[str]) -> bool:
+    """Whether a DERIVED_FROM_NAME parameter is, on this host: main.cf leaves it to its default, or
+    sets it to the host's own name or domain. `expanded`: the host's parameters, $names expanded
+    (postconf -x); `explicit`: the names main.cf sets (postconf -n)."""
+    value = expanded.get(name, "")
+    return name in DERIVED_FROM_NAME and (
+        name not in explicit or value in (expanded.get("myhostname"), expanded.get("mydomain")))
+
+
 _SEND = ("smtp.announced_size_refused", "smtp.message_sent", "smtp.relayed_as_logged")
 _TLS = ("smtp.starttls_certificate", "submission.auth_only_after_starttls", "submission.wrong_password_refused")
 _DNS = ("dns.mx_records_are", "dns.mx_fcrdns", "dns.one_spf_record", "dns.spf_lookup_limit", "dns.spf_allows",
@@ -232,6 +259,9 @@ VARIABLES: tuple[Variable, ...] = (
        steps=(*_TLS, "smtp.old_tls_refused", "smtp.greeting_in_time", "smtp.certificates_valid_and_matching")),
     _v("smtp_address", TEXT, "where mxspec's SMTP probes connect (name or address), if not the connection target's",
        "192.0.2.25", default=None),
+    _v("host_specific_parameters", TEXTS, "Postfix parameters each host of a role may set its own way, besides "
+       "those that differ by nature (myhostname, ...): left out where the hosts of a role are compared", "[relayhost]",
+       default=[]),
     _v("mail_log", MAIL_LOG, "where the host logs mail: `journal` or a file", "/var/log/mail.log", default="journal"),
     _v("packages", TEXTS, "packages the host's role needs installed", "[postfix, opendkim]"),
     _v("services", SERVICES, "services the host's role runs", "[postfix, opendkim]"),

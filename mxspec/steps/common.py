@@ -1,12 +1,11 @@
-"""Steps every mail host shares: packages, services, configuration, sockets, log, queue."""
-
-
+"""Steps every mail host shares: packages, services, configuration, sockets, log, queue; and the
+hosts of one role compared with each other."""
 
 import pytest
 from pytest_bdd import parsers, then
 
-from mxspec.checks import configwarnings, hostchecks, liveconfig
-from mxspec.checks.mailhost import MailHost
+from mxspec.checks import alike, configwarnings, hostchecks, liveconfig
+from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.steps.phrases import TYPES
 
 
@@ -71,3 +70,13 @@ def queue_at_most(mailhost: MailHost, limit: str) -> None:
 def deferred_not_older_than(mailhost: MailHost) -> None:
     """Each deferred message arrived at most `deferred_max_age_minutes` ago (`postqueue -j`'s arrival time)."""
     hostchecks.deferred_not_older_than(mailhost, mailhost.setting("deferred_max_age_minutes"))
+
+
+@then(parsers.parse("every host playing {role:Role} has the same effective Postfix parameters, "
+                    "except the host-specific ones", extra_types=TYPES))
+def hosts_configured_alike(estate: Subject, role: str) -> None:
+    """Every `postconf` parameter (defaults included) and master.cf -o override alike on them, host-specific ones aside."""
+    hosts = estate.hosts_playing(role)
+    if len(hosts) < 2:
+        pytest.skip(f"estate {estate.name}: {'one host plays' if hosts else 'no host plays'} {role}: nothing to compare")
+    alike.configured_alike(estate, role, hosts)

@@ -4,6 +4,8 @@ import re
 
 import parse
 
+from mxspec.estate.roles import ROLES
+
 QUOTED = re.compile(r'"([^"]*)"')
 
 
@@ -34,4 +36,10 @@ def message_kind(text: str) -> str:
     return MESSAGE_KINDS[text]
 
 
-TYPES = {"Quoted": quoted, "QuotedList": quoted_list, "Count": count, "MessageKind": message_kind}
+@parse.with_pattern("|".join(re.escape(role) for role in ROLES))
+def role(text: str) -> str:
+    """A role by its name (inbound-mx, ...): a misspelt one leaves the step undefined, before any host is contacted."""
+    return text
+
+
+TYPES = {"Quoted": quoted, "QuotedList": quoted_list, "Count": count, "MessageKind": message_kind, "Role": role}
