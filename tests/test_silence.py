@@ -75,12 +75,12 @@ def test_a_dns_server_that_did_not_answer_fails_later_queries_at_once(pool):
         started = time.monotonic()
         with pytest.raises(DependencyDown, match=rf"DNS server {LOOPBACK} port {port} did not answer alpha.test. MX "
                                                  r"within 1 s") as first:
-            dnschecks.Dns(subject).query("alpha.test", "MX")
+            dnschecks.Dns.of(subject).query("alpha.test", "MX")
         assert time.monotonic() - started >= 0.9
         pool.silences.scenario = "SPF records [lab]"
         started = time.monotonic()
         with pytest.raises(DependencyDown) as later:
-            dnschecks.Dns(subject).query("beta.test", "TXT")
+            dnschecks.Dns.of(subject).query("beta.test", "TXT")
         assert time.monotonic() - started < 0.1
         assert str(later.value) == (f"DNS server {LOOPBACK} port {port} did not answer earlier in this run "
                                     f"(at MX records [lab]): {first.value}")
@@ -90,7 +90,7 @@ def test_a_dns_server_that_did_not_answer_fails_later_queries_at_once(pool):
 def mailhost(pool: ConnectionPool, port: int) -> MailHost:
     host = Host(name="mx-1", estate="lab", where="test.yml:1", roles=["inbound"],
                 vars={"smtp_address": LOOPBACK, "ansible_connection": "local"})
-    return MailHost(Target(estate({}), host), pool.get(host), pool, 1, [])
+    return MailHost(Target(estate({}), host), pool, 1, [])
 
 
 def test_an_smtp_endpoint_that_made_no_connection_fails_later_probes_at_once(pool):

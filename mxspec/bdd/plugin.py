@@ -354,7 +354,7 @@ def mailhost(request: pytest.FixtureRequest, mx_target: Target | None) -> Genera
     changing = any(request.node.get_closest_marker(tag) for tag in OPT_IN)
     if changing:  # what was read before may not hold during the change, nor after its restore
         run.pool.forget_facts()
-    yield MailHost(mx_target, connection, run.pool, run.timeout, request.getfixturevalue("evidence"))
+    yield MailHost(mx_target, run.pool, run.timeout, request.getfixturevalue("evidence"))
     connection.testinfra.transcript = None
     if changing:
         run.pool.forget_facts()

@@ -45,23 +45,27 @@ class Subject:
         """A host named by an inventory variable (e.g. the mailstore), over the run's connections."""
         where = self.target.host.origins.get(variable, self.target.where) if self.target.host else self.target.where
         host = named_host(self.setting(variable), variable, self.name, self.target.estate.name, where)
-        return MailHost(Target(self.target.estate, host), self.pool.get(host), self.pool, self.timeout, self.evidence)
+        return MailHost(Target(self.target.estate, host), self.pool, self.timeout, self.evidence)
 
 
     def hosts_playing(self, role: str) -> list["MailHost"]:
         """The estate's hosts with this role, in inventory order, over the run's connections."""
-        return [MailHost(Target(self.target.estate, host), self.pool.get(host), self.pool, self.timeout, self.evidence)
+        return [MailHost(Target(self.target.estate, host), self.pool, self.timeout, self.evidence)
                 for host in self.target.estate.hosts.values() if host.has_any_role({role})]
 
 
 class MailHost(Subject):
-    def __init__(self, target: Target, connection: Connection, pool: ConnectionPool, timeout: float,
-                 evidence: list[str]):
+    def __init__(self, target: Target, pool: ConnectionPool, timeout: float, evidence: list[str]):
         super().__init__(target, pool, timeout, evidence)
         assert target.host is not None, "a MailHost is a host, not an estate"
         self.host = target.host
         self.roles = target.host.roles
-        self.connection = connection
+
+    @property
+    def connection(self) -> Connection:
+        """Asked of the pool at each use, never kept: the pool keeps a bounded number of hosts open, and a
+        scenario over all of a role's hosts would otherwise hold every one of them open to the end."""
+        return self.pool.get(self.host)
 
     @property
     def address(self) -> str:

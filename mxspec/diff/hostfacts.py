@@ -137,7 +137,7 @@ def parse_dkim(text: str) -> tuple[dict[str, list[str]], list[tuple[str, str, st
 
 
 def parse_facts(name: str, output: str) -> HostFacts:
-    part = sections(output)
+    part = sections(output, MARK)
     facts = HostFacts(name, parse_survey(name, output))
     facts.init = (part.get("init", "").strip() or "?")
     facts.enabled = [_service_name(word) for word in part.get("enabled", "").split()]
