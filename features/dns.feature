@@ -24,3 +24,17 @@ Feature: The estate's domains in DNS
 
   Scenario: DMARC asks receivers to quarantine or reject forgeries
     Then every local domain has a DMARC record with policy "quarantine" or "reject"
+
+  # MTA-STS (RFC 8461) lets a sender require TLS to the MX hosts, with certificates for their
+  # names; TLS-RPT (RFC 8460) tells it where to report failures. Not applicable to an estate
+  # whose inventory declares neither.
+  Scenario: Senders can require TLS with valid certificates to every MX host (MTA-STS)
+    Given the estate publishes an MTA-STS policy
+    Then every local domain announces its MTA-STS policy in DNS
+    And every local domain serves its MTA-STS policy over HTTPS with a certificate for its policy host's name
+    And every MTA-STS policy has the estate's mode and covers every MX host of its domain
+    And every MX host presents a certificate for its name with STARTTLS, signed by the estate's CA
+
+  Scenario: Senders know where to report TLS failures (TLS-RPT)
+    Given the estate asks for TLS reports
+    Then every local domain has a TLS-RPT record sending reports to the estate's address

@@ -23,6 +23,7 @@ STALE_MAP_OPENED = ("touch -d '10 minutes ago' /etc/postfix/relay_recipients.db 
                     "touch -d '5 minutes ago' /etc/postfix/relay_recipients && postfix reload && sleep 2 && "
                     "python3 -c \"import smtplib; smtplib.SMTP('127.0.0.1', 25, timeout=10).quit()\" && sleep 1")
 APPLY = "/usr/local/sbin/lab-apply"  # the lab routers' pick-up mechanism
+MTA_STS = "senders_can_require_tls_with_valid_certificates_to_every_mx_host_mtasts"
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,11 @@ class Case:
     fault: Fault
     expected: str  # what the failure must say
     args: tuple = ()  # options the scenario needs (e.g. --mx-disruptive)
+    variant: str = ""  # which of a scenario's faults, where it has more than one
 
     @property
     def id(self):
-        return f"{self.scenario}[{self.target}]"
+        return f"{self.scenario}[{self.target}]" + (f"-{self.variant}" if self.variant else "")
 
 
 def change_case(scenario: str, fault: Fault, expected: str) -> Case:
@@ -231,6 +233,17 @@ CASES = [
     Case("dmarc_asks_receivers_to_quarantine_or_reject_forgeries", "new-mx", "new-mx",
          edit("lab-dns", DNS_CONF, f"{AFTER_VIEW}{{s/p=quarantine/p=none/}}", RESTART_DNS),
          "DMARC policy p=none, not quarantine or reject"),
+    # MTA-STS and TLS-RPT, declared by the new estate only: its policy host (lab-store) and the DNS after the cut-over
+    Case(MTA_STS, "new-mx", "new-mx",
+         edit("lab-store", "/etc/mta-sts/mta-sts.alpha.test.txt", "/^mx: new-mx-in-2/d"),
+         "alpha.test: https://mta-sts.alpha.test/.well-known/mta-sts.txt (10.213.0.5): no mx pattern covers MX host "
+         "new-mx-in-2.lab.test (mx: new-mx-in-1.lab.test)", variant="mx-host-not-covered"),
+    Case(MTA_STS, "new-mx", "new-mx",
+         edit("lab-dns", DNS_CONF, f"{AFTER_VIEW}{{/_mta-sts.alpha.test/d}}", RESTART_DNS),
+         "alpha.test: no MTA-STS records (v=STSv1) at _mta-sts.alpha.test, expected one", variant="record-removed"),
+    Case("senders_know_where_to_report_tls_failures_tlsrpt", "new-mx", "new-mx",
+         edit("lab-dns", DNS_CONF, f"{AFTER_VIEW}{{s/rua=mailto:tls-reports@/rua=tls-reports@/}}", RESTART_DNS),
+         "alpha.test: _smtp._tls.alpha.test: rua 'tls-reports@alpha.test' is not a mailto: or https: address"),
 ]
 
 

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from mxspec.checks import maillog
-from mxspec.checks.mailhost import MailHost
+from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import DependencyDown, HostUnreachable
 from mxspec.core.waiting import poll
 from mxspec.transport.smtp import Reply, Session, client_context, converse
@@ -43,9 +43,14 @@ class SentMessage:
 
 
 @contextlib.contextmanager
-def session(host: MailHost, client: Client, port: int = 25, bound: float | None = None) -> Iterator[Session]:
-    """An SMTP session with the host whose transcript joins the evidence, whatever the outcome."""
-    smtp = Session(host.address, port, host.timeout if bound is None else bound, client.source)
+def session(host: Subject, client: Client, port: int = 25, bound: float | None = None,
+            address: str | None = None) -> Iterator[Session]:
+    """An SMTP session with the host (or with `address`: a host the estate's DNS names, for an estate)
+    whose transcript joins the evidence, whatever the outcome."""
+    if address is None:
+        assert isinstance(host, MailHost), "an SMTP session for an estate says which address it is with"
+        address = host.address
+    smtp = Session(address, port, host.timeout if bound is None else bound, client.source)
     silences = host.pool.silences
     silences.check(smtp.endpoint)  # silent earlier in the run: fail now, not after another bound
     try:
@@ -113,23 +118,25 @@ def ehlo_extensions(host: MailHost, client: Client, port: int = 25) -> dict:
         return converse(smtp, conversation, f"host {host.name}: EHLO")
 
 
-def starttls(host: MailHost, context: ssl.SSLContext, server_name: str, port: int = 25,
-             after: Callable[[Session], Awaitable[Any]] | None = None) -> tuple[dict, str, dict, Any]:
+def starttls(host: Subject, context: ssl.SSLContext, server_name: str, port: int = 25,
+             after: Callable[[Session], Awaitable[Any]] | None = None,
+             address: str | None = None) -> tuple[dict, str, dict, Any]:
     """EHLO, STARTTLS with `context`, EHLO again; returns (extensions before TLS, tls version,
-    extensions after TLS, after())."""
+    extensions after TLS, after()). With `address`: at that address (an MX host by its name)."""
+    who = f"host {host.name}" if address is None else f"{server_name} ({address})"
 
     async def conversation(s: Session) -> tuple[dict, str, dict, Any]:
         before = await s.ehlo()
         if "STARTTLS" not in before:
-            raise AssertionError(f"host {host.name} does not offer STARTTLS on port {port}")
+            raise AssertionError(f"{who} does not offer STARTTLS on port {port}")
         await s.starttls(context, server_name)
         extensions = await s.ehlo()
         version = s.client.get_transport_info("ssl_object").version()
         extra = await after(s) if after else None
         return before, version, extensions, extra
 
-    with session(host, Client("a TLS client"), port) as smtp:
-        return converse(smtp, conversation, f"host {host.name}: STARTTLS on port {port}")
+    with session(host, Client("a TLS client"), port, address=address) as smtp:
+        return converse(smtp, conversation, f"{who}: STARTTLS on port {port}")
 
 
 def tls_refused_for(host: MailHost, maximum: ssl.TLSVersion, server_name: str) -> str:

@@ -143,6 +143,7 @@ MX_RECORD = Type("MX record", _pattern(r"\d+ \S+", 'an MX record ("10 mx.example
 MAIL_LOG = Type("journal or path", _pattern(r"journal|/\S*", "journal or an absolute path"), str)
 TLS_VERSION = Type("TLS version", _pattern(r"TLSv1(\.[0-3])?", "a TLS version (TLSv1.2, TLSv1.3)"), str)
 HOST = Type("host mapping", _host_mapping)
+STS_MODE = Type("MTA-STS mode", _pattern(r"enforce|testing", "an MTA-STS mode (enforce or testing)"), str)
 BOOLEAN = Type("boolean", _bool, lambda value: value if isinstance(value, bool) else str(value).lower() in
                ("yes", "true", "on", "1"))
 MAPPING = Type("mapping", lambda value: None if isinstance(value, dict) else "is not a mapping")
@@ -226,6 +227,11 @@ _SEND = ("smtp.announced_size_refused", "smtp.message_sent", "smtp.relayed_as_lo
 _TLS = ("smtp.starttls_certificate", "submission.auth_only_after_starttls", "submission.wrong_password_refused")
 _DNS = ("dns.mx_records_are", "dns.mx_fcrdns", "dns.one_spf_record", "dns.spf_lookup_limit", "dns.spf_allows",
         "dns.dkim_key_published", "dns.dmarc_policy")
+# MTA-STS and TLS-RPT, where the estate declares them: the steps that ask the estate's DNS, and those
+# that check TLS against the estate's CA.
+_MTA_STS = ("dns.mta_sts_record", "dns.mta_sts_policy_served", "dns.mta_sts_policy_covers_mx",
+            "dns.mx_starttls_names", "dns.tls_rpt_record")
+_MTA_STS_TLS = ("dns.mta_sts_policy_served", "dns.mta_sts_policy_covers_mx", "dns.mx_starttls_names")
 
 VARIABLES: tuple[Variable, ...] = (
     # How mxspec reaches a host (Ansible's names, so existing inventories work unchanged).
@@ -276,10 +282,10 @@ VARIABLES: tuple[Variable, ...] = (
     _v("certificate_margin_days", COUNT, "the fewest days a certificate the hosts serve may have left", "21",
        default=21),
     _v("tls_ca", PATH, "CA file (on mxspec's machine) that signs the hosts' certificates", "/etc/ssl/certs/ca.pem",
-       steps=_TLS),
+       steps=(*_TLS, *_MTA_STS_TLS)),
     # The estate's mail.
     _v("local_domains", DOMAINS, "the domains the estate receives mail for", "[example.org, example.net]",
-       steps=_DNS),
+       steps=(*_DNS, *_MTA_STS)),
     _v("test_sender", ADDRESS, "sender of test messages, outside the estate", "probe@partner.example", steps=_SEND),
     _v("test_recipient", ADDRESS, "a test mailbox of a local domain", "probe@example.org"),
     _v("test_recipients", ADDRESSES, "one test mailbox per local domain", "[probe@example.org, probe@example.net]"),
@@ -304,11 +310,17 @@ VARIABLES: tuple[Variable, ...] = (
     _v("remote_mailstore", HOST, "the remote peer's mail host, with `maildir_root`", "{ansible_host: peer1, "
        "maildir_root: /var/mail}", steps=("submission.arrives_signed",)),
     # DNS.
-    _v("dns_server", IP, "the DNS server to ask about the estate", "192.0.2.53", steps=(*_DNS, "submission.arrives_signed")),
+    _v("dns_server", IP, "the DNS server to ask about the estate", "192.0.2.53",
+       steps=(*_DNS, *_MTA_STS, "submission.arrives_signed")),
     _v("dns_port", PORT, "its port", "53", default=53),
     _v("mx_records", MX_RECORDS, "the local domains' MX records", "[10 mx1.example.org]"),
     _v("outbound_addresses", IPS, "addresses outbound mail leaves from", "[192.0.2.41]"),
     _v("dkim_selector", TEXT, "the DKIM selector outbound mail is signed with", "mail2026"),
+    # MTA-STS and TLS-RPT: set only by an estate that publishes them.
+    _v("mta_sts_mode", STS_MODE, "the mode of the estate's MTA-STS policy; the MTA-STS scenario skips without",
+       "enforce", default=None),
+    _v("tls_rpt_address", ADDRESS, "where TLS-RPT reports go (the rua mailto:); the TLS-RPT scenario skips without",
+       "tls-reports@example.org", default=None),
     # The router and its milter.
     _v("milter_service", SERVICE, "the in-house milter's service", "mail-router-milter"),
     _v("milter_socket", MILTER_SOCKET, "where Postfix reaches the milter", "inet:127.0.0.1:9900"),

@@ -1,6 +1,7 @@
 """Credentials the lab makes once and keeps: the SSH key, the lab CA and host certificates, DKIM keys."""
 
 import base64
+import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -55,15 +56,27 @@ def ca(lab: Lab) -> tuple[Path, Path]:
 
 def host_certificate(lab: Lab, host: LabHost) -> tuple[Path, Path]:
     """A certificate for the host's name, signed by the lab CA (made once per host name)."""
+    return certificate(lab, host.name, [host.fqdn, host.name])
+
+
+def https_certificate(lab: Lab, host: LabHost, names: list[str]) -> tuple[Path, Path]:
+    """A certificate for the names the host serves HTTPS for (lab.yml's `https_names`), signed by the
+    lab CA; made again when the names change (they are part of its file name's hash)."""
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+    return certificate(lab, f"{host.name}-https-{digest}", names)
+
+
+def certificate(lab: Lab, stem: str, names: list[str]) -> tuple[Path, Path]:
+    """A server certificate for `names` (the first its CN), signed by the lab CA, kept as STEM.crt and STEM.key."""
     ca_cert, ca_key = ca(lab)
     directory = secrets_dir(lab)
-    cert, key, csr = (directory / f"{host.name}.{ext}" for ext in ("crt", "key", "csr"))
+    cert, key, csr = (directory / f"{stem}.{ext}" for ext in ("crt", "key", "csr"))
     if not cert.exists():
-        what = f"making the TLS certificate of {host.name}"
-        run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host.fqdn}",
+        what = f"making the TLS certificate {stem} ({', '.join(names)})"
+        run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={names[0]}",
              "-keyout", str(key), "-out", str(csr)], what)
-        ext = directory / f"{host.name}.ext"
-        ext.write_text(f"subjectAltName=DNS:{host.fqdn},DNS:{host.name}\nextendedKeyUsage=serverAuth\n")
+        ext = directory / f"{stem}.ext"
+        ext.write_text(f"subjectAltName={','.join(f'DNS:{name}' for name in names)}\nextendedKeyUsage=serverAuth\n")
         run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
              "-CAcreateserial", "-days", "825", "-extfile", str(ext), "-out", str(cert)], what)
         csr.unlink()

@@ -123,7 +123,8 @@ def _prepare_secrets(lab: Lab) -> None:
 
 
 def _host_files(lab: Lab, host: LabHost) -> dict[str, tuple[bytes, int]]:
-    """Files made for the host rather than kept in the repo: its key, certificate, DKIM key."""
+    """Files made for the host rather than kept in the repo: its key, certificate, DKIM key, and the
+    certificate for the names it serves HTTPS for."""
     key = access.ssh_key(lab)
     ca_cert, _ = access.ca(lab)
     cert, cert_key = access.host_certificate(lab, host)
@@ -139,6 +140,11 @@ def _host_files(lab: Lab, host: LabHost) -> dict[str, tuple[bytes, int]]:
     if selector:
         dkim_key, _ = access.dkim_key(lab, selector)
         files[f"/etc/dkimkeys/{selector}.private"] = (dkim_key.read_bytes(), 0o600)
+    names = host.vars.get("https_names")
+    if names:
+        https_cert, https_key = access.https_certificate(lab, host, list(names))
+        files["/etc/ssl/lab/https.crt"] = (https_cert.read_bytes(), 0o644)
+        files["/etc/ssl/lab/https.key"] = (https_key.read_bytes(), 0o600)
     return files
 
 

@@ -3,9 +3,10 @@
 from collections.abc import Callable
 
 import dns.reversename
-from pytest_bdd import parsers, then
+import pytest
+from pytest_bdd import given, parsers, then
 
-from mxspec.checks import dnschecks
+from mxspec.checks import dnschecks, mtasts
 from mxspec.checks.dnschecks import Dns
 from mxspec.checks.mailhost import Subject
 from mxspec.steps.phrases import TYPES
@@ -112,3 +113,70 @@ def dmarc_policy(estate: Subject, policies: list[str]) -> None:
         return [] if policy in policies else [f"DMARC policy p={policy}, not {' or '.join(policies)}"]
 
     _each_domain(estate, "DMARC", check)
+
+
+# MTA-STS and TLS-RPT: only where the estate declares them (mta_sts_mode, tls_rpt_address).
+
+@given("the estate publishes an MTA-STS policy")
+def estate_publishes_mta_sts(estate: Subject) -> None:
+    """Skips the scenario unless the inventory's `mta_sts_mode` says the policy's mode (enforce or testing)."""
+    if not estate.setting("mta_sts_mode"):
+        pytest.skip(f"estate {estate.name} publishes no MTA-STS policy (mta_sts_mode not set)")
+
+
+@given("the estate asks for TLS reports")
+def estate_asks_for_tls_reports(estate: Subject) -> None:
+    """Skips the scenario unless the inventory's `tls_rpt_address` says where TLS-RPT reports go."""
+    if not estate.setting("tls_rpt_address"):
+        pytest.skip(f"estate {estate.name} asks for no TLS reports (tls_rpt_address not set)")
+
+
+@then("every local domain announces its MTA-STS policy in DNS")
+def mta_sts_record(estate: Subject) -> None:
+    """One `v=STSv1; id=...` TXT record at `_mta-sts.DOMAIN`, the id 1 to 32 letters and digits."""
+    _each_domain(estate, "MTA-STS records", mtasts.sts_record_problems)
+
+
+@then("every local domain serves its MTA-STS policy over HTTPS with a certificate for its policy host's name")
+def mta_sts_policy_served(estate: Subject) -> None:
+    """`https://mta-sts.DOMAIN/.well-known/mta-sts.txt` at each of its addresses: verifies against `tls_ca`, a valid policy."""
+    ca_file = estate.setting("tls_ca")
+
+    def check(resolver: Dns, domain: str) -> list[str]:
+        served, problems = mtasts.policies(estate, resolver, domain, ca_file)
+        return problems + [f"{policy.url}: {problem}" for policy in served for problem in policy.problems]
+
+    _each_domain(estate, "MTA-STS policies not served as senders fetch them", check)
+
+
+@then("every MTA-STS policy has the estate's mode and covers every MX host of its domain")
+def mta_sts_policy_covers_mx(estate: Subject) -> None:
+    """The policy's mode is `mta_sts_mode`, and an `mx:` pattern of it covers each host the domain's MX records name."""
+    mode, ca_file = estate.setting("mta_sts_mode"), estate.setting("tls_ca")
+
+    def check(resolver: Dns, domain: str) -> list[str]:
+        served, problems = mtasts.policies(estate, resolver, domain, ca_file)
+        hosts = mtasts.mx_hosts(resolver, domain)
+        return problems + [p for policy in served for p in mtasts.coverage_problems(policy, mode, hosts)]
+
+    _each_domain(estate, "MTA-STS policies do not cover the MX hosts", check)
+
+
+@then("every MX host presents a certificate for its name with STARTTLS, signed by the estate's CA")
+def mx_starttls_names(estate: Subject) -> None:
+    """Port 25 of each address of each host the MX records name: STARTTLS verifies against `tls_ca` for that name."""
+    resolver, ca_file, checked, problems = Dns.of(estate), estate.setting("tls_ca"), set(), []
+    for domain in estate.setting("local_domains"):
+        hosts = [host for host in mtasts.mx_hosts(resolver, domain) if host not in checked]
+        checked.update(hosts)  # every domain names the same MX hosts, usually: each is asked once
+        problems += mtasts.mx_certificate_problems(estate, resolver, hosts, ca_file)
+    if problems:
+        raise AssertionError(f"estate {estate.name}: MX hosts a sender enforcing MTA-STS would refuse:\n  "
+                             + "\n  ".join(problems))
+
+
+@then("every local domain has a TLS-RPT record sending reports to the estate's address")
+def tls_rpt_record(estate: Subject) -> None:
+    """One `v=TLSRPTv1` TXT record at `_smtp._tls.DOMAIN` whose rua includes `mailto:` + `tls_rpt_address`."""
+    address = estate.setting("tls_rpt_address")
+    _each_domain(estate, "TLS-RPT records", lambda resolver, domain: mtasts.tlsrpt_problems(resolver, domain, address))
