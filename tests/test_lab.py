@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import lab_ssh, output, run_mxspec
+from conftest import PROJECT, lab_ssh, output, run_mxspec
 from mxspec.core.waiting import poll
 from mxspec.lab import BUILTIN
 
@@ -217,6 +217,18 @@ def test_the_lab_dns_serves_aaaa_and_reverse_ipv6_of_the_ipv6_hosts_only():
         assert f'    local-data-ptr: "{address} {name}.lab.test."\n' in conf
     assert conf.count(". AAAA ") == len(IPV6_HOSTS)
     assert conf.count("local-data-ptr: \"fd00") == len(IPV6_HOSTS)
+
+
+def test_the_new_estate_declares_the_ipv6_addresses_the_lab_gives_and_the_old_declares_none():
+    from mxspec.core.yamlfile import load
+
+    def declared(estate: str) -> dict:
+        data = load(PROJECT / "inventories" / f"{estate}.yml")
+        return {name: (spec or {}).get("ipv6_address") for group in data["all"]["children"].values()
+                for name, spec in (group.get("hosts") or {}).items() if (spec or {}).get("ipv6_address")}
+
+    assert declared("new-mx") == IPV6_HOSTS
+    assert declared("old-mx") == {}
 
 
 def test_postfix_speaks_ipv6_on_the_ipv6_hosts_only():
