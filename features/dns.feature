@@ -1,8 +1,8 @@
 @estate
 Feature: The estate's domains in DNS
   Asked once per estate, of the estate's own DNS server: the MX records send mail to the
-  estate's inbound MXs, every MX host is who it says it is, and the domains publish the
-  SPF, DKIM and DMARC records receivers check.
+  estate's inbound MXs, every MX host is who it says it is (over IPv6 too, where the estate
+  declares it), and the domains publish the SPF, DKIM and DMARC records receivers check.
 
   Scenario: Mail for each local domain goes to the estate's inbound MXs
     Then every local domain has exactly these MX records:
@@ -11,6 +11,14 @@ Feature: The estate's domains in DNS
 
   Scenario: Every MX host is who its address says it is
     Then every MX host's address resolves back to its name
+
+  Scenario: Every inbound MX's IPv6 address is in DNS where the estate declares IPv6
+    Given the estate's inbound MXs have IPv6 addresses
+    Then every inbound MX's name has exactly its IPv6 address as AAAA record
+
+  Scenario: Every inbound MX is who its IPv6 address says it is
+    Given the estate's inbound MXs have IPv6 addresses
+    Then every inbound MX's IPv6 address resolves back to its name
 
   Scenario: SPF names the estate's outbound MXs and rejects the rest
     Then every local domain has one SPF record that ends in "-all" or "~all"

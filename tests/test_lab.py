@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import lab_ssh, output, run_mxspec
+from conftest import PROJECT, lab_ssh, output, run_mxspec
 from mxspec.core.waiting import poll
 from mxspec.lab import BUILTIN
 
@@ -151,3 +151,123 @@ def test_machine_without_bridge_support_is_named(monkeypatch):
         network.create_bridge(lab)
     assert "this machine cannot make Linux bridges (kernel without bridge support, or no CAP_NET_ADMIN)" \
         in str(error.value)
+
+
+# IPv6: the new estate's inbound MXs have it (lab.yml's `ipv6: yes`), no other host does. These
+# check what the lab is made of without booting it; the lab tests show it answering.
+IPV6_HOSTS = {"new-mx-in-1": "fd00:10:213::21", "new-mx-in-2": "fd00:10:213::22"}
+
+
+def _rendered(lab, host, relpath: str) -> str:
+    from mxspec.lab.spec import render
+
+    source = lab.root / relpath
+    return render(lab, source.read_text(), {**host.vars, "dkim_public_keys": {"sel": "KEY"}}, relpath)
+
+
+def test_the_ipv6_prefix_is_derived_from_the_subnet():
+    from mxspec.lab.spec import load_lab
+
+    lab = load_lab(BUILTIN, "10.99.5.0/24")
+    assert str(lab.ipv6_network) == "fd00:10:99:5::/64"
+    assert lab.ipv6_gateway == "fd00:10:99:5::1"
+    assert lab.hosts["new-mx-in-2"].ipv6_address == "fd00:10:99:5::22"  # 10.99.5.22: the same host number
+
+
+def test_only_the_hosts_lab_yml_gives_ipv6_get_an_ipv6_address(tmp_path):
+    from mxspec.lab import machines
+    from mxspec.lab.spec import load_lab
+
+    lab = load_lab(BUILTIN)
+    assert {name: h.ipv6_address for name, h in lab.hosts.items() if h.ipv6_address} == IPV6_HOSTS
+    for name, host in lab.hosts.items():
+        root = tmp_path / name
+        (root / "etc/network").mkdir(parents=True)  # the SysV image has it
+        machines._write_network(host, root)
+        written = (root / ("etc/systemd/network/10-host0.network" if host.image.init == "systemd"
+                           else "etc/network/interfaces")).read_text()
+        if name in IPV6_HOSTS:
+            assert written.endswith(f"\n[Address]\nAddress={IPV6_HOSTS[name]}/64\nDuplicateAddressDetection=none\n")
+            # static on the bridge only: no router advertisements, no link-local address, no route
+            assert "IPv6AcceptRA=no" in written and "LinkLocalAddressing=no" in written
+            assert "Gateway" not in written and "Route" not in written
+        else:
+            assert "fd00" not in written and "[Address]" not in written, f"{name}: {written}"
+
+
+def test_a_sysv_host_given_ipv6_gets_its_address_too(tmp_path):
+    from mxspec.lab import machines
+    from mxspec.lab.spec import load_lab
+
+    host = load_lab(BUILTIN).hosts["old-mx-1"]
+    host.ipv6_address = "fd00:10:213::10"
+    (tmp_path / "etc/network").mkdir(parents=True)  # the SysV image has it
+    machines._write_network(host, tmp_path)
+    assert "    up ip -6 addr add fd00:10:213::10/64 dev host0 nodad\n" in (tmp_path / "etc/network/interfaces").read_text()
+
+
+def test_the_lab_dns_serves_aaaa_and_reverse_ipv6_of_the_ipv6_hosts_only():
+    from mxspec.lab.spec import load_lab
+
+    lab = load_lab(BUILTIN)
+    conf = _rendered(lab, lab.hosts["lab-dns"], "roles/dns/files/etc/unbound/unbound.conf.d/lab.conf.tmpl")
+    assert '    local-zone: "0.0.0.0.3.1.2.0.0.1.0.0.0.0.d.f.ip6.arpa." static\n' in conf
+    for name, address in IPV6_HOSTS.items():
+        assert f'    local-data: "{name}.lab.test. AAAA {address}"\n' in conf
+        assert f'    local-data-ptr: "{address} {name}.lab.test."\n' in conf
+    assert conf.count(". AAAA ") == len(IPV6_HOSTS)
+    assert conf.count("local-data-ptr: \"fd00") == len(IPV6_HOSTS)
+
+
+def test_the_new_estate_declares_the_ipv6_addresses_the_lab_gives_and_the_old_declares_none():
+    from mxspec.core.yamlfile import load
+
+    def declared(estate: str) -> dict:
+        data = load(PROJECT / "inventories" / f"{estate}.yml")
+        return {name: (spec or {}).get("ipv6_address") for group in data["all"]["children"].values()
+                for name, spec in (group.get("hosts") or {}).items() if (spec or {}).get("ipv6_address")}
+
+    assert declared("new-mx") == IPV6_HOSTS
+    assert declared("old-mx") == {}
+
+
+def test_postfix_speaks_ipv6_on_the_ipv6_hosts_only():
+    from mxspec.lab.spec import load_lab
+
+    lab = load_lab(BUILTIN)
+    for name, host in lab.hosts.items():
+        role = next((r for r in host.roles if (lab.role_dir(r) / "files/etc/postfix/main.cf.tmpl").exists()), None)
+        if role is None:
+            continue
+        main_cf = _rendered(lab, host, f"roles/{role}/files/etc/postfix/main.cf.tmpl")
+        expected = "all" if name in IPV6_HOSTS else "ipv4"
+        assert f"inet_interfaces = all\ninet_protocols = {expected}\n" in main_cf, f"{name}: {main_cf}"
+
+
+def test_the_bridge_gets_the_machines_ipv6_address(monkeypatch):
+    from mxspec.lab import network
+    from mxspec.lab.spec import load_lab
+
+    commands = []
+    monkeypatch.setattr(network, "bridge_exists", lambda name: True)
+    monkeypatch.setattr(network, "run", lambda args, what, **kwargs: commands.append(args))
+    network.create_bridge(load_lab(BUILTIN))
+    assert ["ip", "-6", "addr", "replace", "fd00:10:213::1/64", "dev", "mxlab0", "nodad"] in commands
+
+
+def test_an_ipv6_prefix_in_use_is_refused(monkeypatch):
+    from mxspec.core.errors import MxspecError
+    from mxspec.lab import network
+    from mxspec.lab.spec import load_lab
+
+    def ip_json(*args):
+        if args == ("addr",):
+            return [{"ifname": "eth9", "addr_info": [{"family": "inet6", "local": "fd00:10:213::7", "prefixlen": 64}]}]
+        return []
+
+    monkeypatch.setattr(network, "_ip_json", ip_json)
+    with pytest.raises(MxspecError) as error:
+        network.check_subnet_free(load_lab(BUILTIN))
+    assert str(error.value).startswith("lab IPv6 prefix fd00:10:213::/64 (derived from subnet 10.213.0.0/24) "
+                                       "is already in use on this machine "
+                                       "(fd00:10:213::7/64 on eth9)")

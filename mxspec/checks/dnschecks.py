@@ -61,6 +61,26 @@ def mx_records(resolver: Dns, domain: str) -> list[str]:
     return sorted(resolver.query(domain, "MX"), key=lambda rr: (int(rr.split()[0]), rr))
 
 
+def resolves_back(resolver: Dns, name: str, rdtype: str) -> list[str]:
+    """Forward-confirmed reverse DNS of a name, over IPv4 (`A`) or IPv6 (`AAAA`): it has addresses of
+    that type, and the PTR of each names it again. What is wrong, as `name -> address -> PTR names`."""
+    addresses = resolver.query(name, rdtype)
+    if not addresses:
+        return [f"{name} has no {rdtype} record"]
+    problems = []
+    for address in addresses:
+        back = [p.rstrip(".") for p in resolver.query(dns.reversename.from_address(address).to_text(), "PTR")]
+        if name not in back:
+            problems.append(f"{name} -> {address} -> {back or 'no PTR'}")
+    return problems
+
+
+def ipv6_inbound_mxs(estate: Subject) -> list[tuple[str, str, str]]:
+    """(host, its `smtp_name`, its `ipv6_address`) of each inbound MX of the estate that declares IPv6."""
+    return [(host.name, host.setting("smtp_name"), host.setting("ipv6_address"))
+            for host in estate.hosts_playing("inbound-mx") if host.setting("ipv6_address")]
+
+
 def spf_records(resolver: Dns, domain: str) -> list[str]:
     return [t for t in resolver.txt(domain) if t.lower().startswith("v=spf1")]
 

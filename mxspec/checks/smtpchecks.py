@@ -45,7 +45,7 @@ class SentMessage:
 @contextlib.contextmanager
 def session(host: Subject, client: Client, port: int = 25, bound: float | None = None,
             address: str | None = None) -> Iterator[Session]:
-    """An SMTP session with the host (or with `address`: a host the estate's DNS names, for an estate)
+    """An SMTP session with the host (or with `address`: where DNS says it is, or its IPv6 address)
     whose transcript joins the evidence, whatever the outcome."""
     if address is None:
         assert isinstance(host, MailHost), "an SMTP session for an estate says which address it is with"
@@ -83,15 +83,17 @@ def rcpt_replies(host: MailHost, client: Client, rows: list[dict]) -> None:
         raise AssertionError(f"host {host.name} answered {client.description} differently:\n  " + "\n  ".join(wrong))
 
 
-def greeting(host: MailHost, client: Client, bound: float) -> tuple[Reply, float]:
-    """The server's 220 greeting and how long it took, within `bound` seconds."""
+def greeting(host: MailHost, client: Client, bound: float, address: str | None = None,
+             what: str = "SMTP greeting") -> tuple[Reply, float]:
+    """The server's 220 greeting (at `address`, else where the host's probes go) and how long it
+    took, within `bound` seconds."""
     started = time.monotonic()
 
     async def conversation(s: Session) -> None:
         return None
 
-    with session(host, client, bound=bound) as smtp:
-        converse(smtp, conversation, f"host {host.name}: SMTP greeting")
+    with session(host, client, bound=bound, address=address) as smtp:
+        converse(smtp, conversation, f"host {host.name}: {what}")
     banner = next((line for line in smtp.transcript if line.startswith("S: ")), "S: 000 (none)")
     code, _, text = banner[3:].partition(" ")
     return Reply(int(code), text), time.monotonic() - started

@@ -86,6 +86,14 @@ def _ip(value: Any) -> str | None:
     return None
 
 
+def _ipv6(value: Any) -> str | None:
+    try:
+        ipaddress.IPv6Address(str(value))
+    except ValueError:
+        return "is not an IPv6 address"
+    return None
+
+
 def _list_of(item: Type) -> Type:
     def problem(value: Any) -> str | None:
         if not isinstance(value, list):
@@ -128,6 +136,7 @@ DOMAIN = Type("domain", _pattern(r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9-]{0,61}
                                  r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?", "a domain name"), str)
 ADDRESS = Type("mail address", _pattern(r"[^@\s]+@[^@\s]+", "a mail address (local@domain)"), str)
 IP = Type("IP address", _ip, str)
+IPV6 = Type("IPv6 address", _ipv6, str)
 SECONDS = Type("seconds", _number(float, 0.001), float)
 COUNT = Type("count", _number(int, 0), int)
 PORT = Type("port", _number(int, 1, 65535), int)
@@ -232,6 +241,7 @@ _DNS = ("dns.mx_records_are", "dns.mx_fcrdns", "dns.one_spf_record", "dns.spf_lo
 _MTA_STS = ("dns.mta_sts_record", "dns.mta_sts_policy_served", "dns.mta_sts_policy_covers_mx",
             "dns.mx_starttls_names", "dns.tls_rpt_record")
 _MTA_STS_TLS = ("dns.mta_sts_policy_served", "dns.mta_sts_policy_covers_mx", "dns.mx_starttls_names")
+_IPV6_DNS = ("dns.ipv6_aaaa_records", "dns.ipv6_fcrdns")
 
 VARIABLES: tuple[Variable, ...] = (
     # How mxspec reaches a host (Ansible's names, so existing inventories work unchanged).
@@ -262,9 +272,12 @@ VARIABLES: tuple[Variable, ...] = (
        "[inbound-mx, outbound-mx]", default=None, connection=True, group="connection"),
     # What the host is and announces.
     _v("smtp_name", DOMAIN, "the name the host announces in its SMTP greeting and certificate", "mx1.example.org",
-       steps=(*_TLS, "smtp.old_tls_refused", "smtp.greeting_in_time", "smtp.certificates_valid_and_matching")),
+       steps=(*_TLS, "smtp.old_tls_refused", "smtp.greeting_in_time", "smtp.certificates_valid_and_matching",
+              "smtp.greeted_over_ipv6")),
     _v("smtp_address", TEXT, "where mxspec's SMTP probes connect (name or address), if not the connection target's",
        "192.0.2.25", default=None),
+    _v("ipv6_address", IPV6, "the host's IPv6 address, where it has one; the IPv6 scenarios skip without",
+       "2001:db8::25", default=None),
     _v("host_specific_parameters", TEXTS, "Postfix parameters each host of a role may set its own way, besides "
        "those that differ by nature (myhostname, ...): left out where the hosts of a role are compared", "[relayhost]",
        default=[]),
@@ -311,7 +324,7 @@ VARIABLES: tuple[Variable, ...] = (
        "maildir_root: /var/mail}", steps=("submission.arrives_signed",)),
     # DNS.
     _v("dns_server", IP, "the DNS server to ask about the estate", "192.0.2.53",
-       steps=(*_DNS, *_MTA_STS, "submission.arrives_signed")),
+       steps=(*_DNS, *_MTA_STS, *_IPV6_DNS, "submission.arrives_signed")),
     _v("dns_port", PORT, "its port", "53", default=53),
     _v("mx_records", MX_RECORDS, "the local domains' MX records", "[10 mx1.example.org]"),
     _v("outbound_addresses", IPS, "addresses outbound mail leaves from", "[192.0.2.41]"),

@@ -69,7 +69,8 @@ def _write_network(host: LabHost, root: Path) -> None:
         path = root / "etc/systemd/network/10-host0.network"
         path.parent.mkdir(parents=True, exist_ok=True)
         addresses = "".join(f"Address={a}/{prefix}\n" for a in host.vars["addresses"])
-        path.write_text(f"[Match]\nName=host0\n\n[Network]\n{addresses}LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
+        path.write_text(f"[Match]\nName=host0\n\n[Network]\n{addresses}LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+                        + _ipv6_address_section(host))
         wants = root / "etc/systemd/system/multi-user.target.wants"
         wants.mkdir(parents=True, exist_ok=True)
         link = wants / "systemd-networkd.service"
@@ -77,9 +78,21 @@ def _write_network(host: LabHost, root: Path) -> None:
             link.symlink_to("/lib/systemd/system/systemd-networkd.service")
     else:
         extra = "".join(f"    up ip addr add {a}/{prefix} dev host0\n" for a in host.extra_addresses)
+        if host.ipv6_address:
+            extra += f"    up ip -6 addr add {host.ipv6_address}/{host.vars['ipv6_prefixlen']} dev host0 nodad\n"
         (root / "etc/network/interfaces").write_text(
             "auto lo\niface lo inet loopback\n\n"
             f"auto host0\niface host0 inet static\n    address {host.address}/{prefix}\n{extra}")
+
+
+def _ipv6_address_section(host: LabHost) -> str:
+    """The host's IPv6 address, where lab.yml gives it one: static, on the bridge only (no router
+    advertisements are taken, no link-local address is made, no route leads off the bridge), and
+    usable at once: the lab's addresses are unique by construction, so no duplicate detection."""
+    if not host.ipv6_address:
+        return ""
+    return (f"\n[Address]\nAddress={host.ipv6_address}/{host.vars['ipv6_prefixlen']}\n"
+            "DuplicateAddressDetection=none\n")
 
 
 def _copy_role_files(lab: Lab, host: LabHost, role: str, root: Path) -> None:

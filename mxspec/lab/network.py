@@ -23,26 +23,34 @@ def bridge_exists(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
 
 
+def _lab_prefix(lab: Lab, version: int) -> str:
+    """The lab's network of that IP version, as an error names it (the IPv6 prefix comes from the subnet)."""
+    if version == 4:
+        return f"lab subnet {lab.network}"
+    return f"lab IPv6 prefix {lab.ipv6_network} (derived from subnet {lab.network})"
+
+
 def check_subnet_free(lab: Lab) -> None:
-    """Refuse a subnet that any address or route of the machine (other than our bridge) overlaps."""
+    """Refuse a subnet (or the IPv6 prefix derived from it) that any address or route of the machine,
+    other than our bridge, overlaps."""
     for link in _ip_json("addr"):
         if link.get("ifname") == lab.bridge:
             continue
         for info in link.get("addr_info", []):
-            if info.get("family") != "inet":
+            if info.get("family") not in ("inet", "inet6"):
                 continue
-            net = ipaddress.IPv4Network(f"{info['local']}/{info['prefixlen']}", strict=False)
-            if net.overlaps(lab.network):
-                raise MxspecError(f"lab subnet {lab.network} is already in use on this machine "
+            net = ipaddress.ip_network(f"{info['local']}/{info['prefixlen']}", strict=False)
+            if net.overlaps(lab.network if net.version == 4 else lab.ipv6_network):
+                raise MxspecError(f"{_lab_prefix(lab, net.version)} is already in use on this machine "
                                   f"({info['local']}/{info['prefixlen']} on {link['ifname']}); "
                                   "choose another with --subnet or MXSPEC_LAB_SUBNET")
-    for route in _ip_json("route"):
+    for route in _ip_json("-4", "route") + _ip_json("-6", "route"):
         dst = route.get("dst")
         if dst in (None, "default") or route.get("dev") == lab.bridge:
             continue
-        net = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
-        if net.overlaps(lab.network):
-            raise MxspecError(f"lab subnet {lab.network} overlaps route {dst} via {route.get('dev')}; "
+        net = ipaddress.ip_network(dst, strict=False)  # a bare address is a /32 (/128)
+        if net.overlaps(lab.network if net.version == 4 else lab.ipv6_network):
+            raise MxspecError(f"{_lab_prefix(lab, net.version)} overlaps route {dst} via {route.get('dev')}; "
                               "choose another with --subnet or MXSPEC_LAB_SUBNET")
 
 
@@ -72,6 +80,10 @@ def create_bridge(lab: Lab) -> None:
                               "support, or no CAP_NET_ADMIN); the lab needs one") from None
     for address in (lab.gateway, lab.trusted_client):
         run(["ip", "addr", "replace", f"{address}/{lab.network.prefixlen}", "dev", lab.bridge], what)
+    # The lab's IPv6 prefix, for the hosts that have IPv6: usable at once (no duplicate detection:
+    # the prefix is the lab's own, checked free above), routed on the bridge only.
+    run(["ip", "-6", "addr", "replace", f"{lab.ipv6_gateway}/{lab.ipv6_network.prefixlen}", "dev", lab.bridge,
+         "nodad"], what)
     run(["ip", "link", "set", lab.bridge, "up"], what)
 
 

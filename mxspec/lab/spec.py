@@ -35,6 +35,7 @@ class LabHost:
     spec_vars: dict = field(default_factory=dict)  # the host's own vars in lab.yml
     extra_addresses: list[str] = field(default_factory=list)
     vars: dict = field(default_factory=dict)  # everything its templates see
+    ipv6_address: str | None = None  # only hosts lab.yml gives `ipv6: yes` have one
 
     @property
     def fqdn(self) -> str:
@@ -63,6 +64,15 @@ class Lab:
         """A second address of the machine on the bridge, inside the estates' authorised networks."""
         return str(self.network.network_address + 250)
 
+    @property
+    def ipv6_network(self) -> ipaddress.IPv6Network:
+        return ipv6_network(self.network)
+
+    @property
+    def ipv6_gateway(self) -> str:
+        """The machine's IPv6 address on the bridge (::1, as its IPv4 address is .1)."""
+        return ipv6_host(self.network, 1)
+
     def role_dir(self, role: str) -> Path:
         return self.root / "roles" / role
 
@@ -77,6 +87,18 @@ class Lab:
                 if path.is_file():
                     digest.update(str(path.relative_to(self.root)).encode() + path.read_bytes())
         return digest.hexdigest()[:12]
+
+
+def ipv6_network(network: ipaddress.IPv4Network) -> ipaddress.IPv6Network:
+    """The lab's IPv6 prefix, derived from its IPv4 subnet so that there is one setting: a unique
+    local /64 spelling the subnet's first three numbers (10.213.0.0/24 -> fd00:10:213::/64)."""
+    first, second, third, _ = network.network_address.packed
+    return ipaddress.IPv6Network(f"fd00:{first}:{second}:{third}::/64")
+
+
+def ipv6_host(network: ipaddress.IPv4Network, number: int) -> str:
+    """Host `number` of the lab (its lab.yml address) in the IPv6 prefix, spelt as in IPv4: 21 -> ...::21."""
+    return str(ipv6_network(network).network_address + int(str(number), 16))
 
 
 def load_lab(root: Path, subnet: str | None = None, state_dir: str | None = None) -> Lab:
@@ -96,10 +118,12 @@ def load_lab(root: Path, subnet: str | None = None, state_dir: str | None = None
         where = f"{path}:{data['hosts'].key_lines[name]}"
         if spec.get("image") not in images:
             raise MxspecError(f"{where}: host '{name}' names unknown image '{spec.get('image')}'")
-        address, *extra = [str(network.network_address + int(n)) for n in _as_list(spec["address"])]
+        numbers = [int(n) for n in _as_list(spec["address"])]
+        address, *extra = [str(network.network_address + n) for n in numbers]
         own = dict(spec.get("vars") or {})
         hosts[name] = LabHost(name, images[spec["image"]], address, list(spec.get("roles") or []),
-                              own, extra, {**base_vars, **own})
+                              own, extra, {**base_vars, **own},
+                              ipv6_host(network, numbers[0]) if spec.get("ipv6") else None)
         for role in ["base", *hosts[name].roles]:
             if not (root / "roles" / role).is_dir():
                 raise MxspecError(f"{where}: host '{name}' has role '{role}' but {root}/roles/{role}/ does not exist")
@@ -131,7 +155,13 @@ def template_vars(lab: Lab, host: LabHost) -> dict:
         "addr": {other.name: other.address for other in lab.hosts.values()},
         "hosts": {other.name: {"address": other.address, "fqdn": f"{other.name}.{domain}",
                                "addresses": [other.address, *other.extra_addresses],
+                               "ipv6_address": other.ipv6_address,
                                "roles": other.roles, **other.spec_vars} for other in lab.hosts.values()},
+        # IPv6, on the hosts lab.yml gives it only (None elsewhere): the bridge's prefix, no route out.
+        "ipv6_address": host.ipv6_address,
+        "ipv6_prefixlen": lab.ipv6_network.prefixlen,
+        # The reverse zone of the prefix: its /64's 16 nibbles, as the PTR names end.
+        "ipv6_reverse_zone": lab.ipv6_network.network_address.reverse_pointer.split(".", 16)[16] + ".",
     }
 
 

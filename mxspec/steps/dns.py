@@ -1,8 +1,8 @@
 """DNS steps, asked once per estate of the estate's DNS server (`dns_server`)."""
 
+import ipaddress
 from collections.abc import Callable
 
-import dns.reversename
 import pytest
 from pytest_bdd import given, parsers, then
 
@@ -37,17 +37,8 @@ def mx_records_are(estate: Subject, datatable: list[list[str]]) -> None:
 def mx_fcrdns(estate: Subject) -> None:
     """Each MX name has an A record whose PTR names it again (forward-confirmed reverse DNS)."""
     def check(resolver: Dns, domain: str) -> list[str]:
-        problems = []
-        for rr in dnschecks.mx_records(resolver, domain):
-            name = rr.split()[1].rstrip(".")
-            addresses = resolver.query(name, "A")
-            if not addresses:
-                problems.append(f"MX {name} has no A record")
-            for address in addresses:
-                back = [p.rstrip(".") for p in resolver.query(dns.reversename.from_address(address).to_text(), "PTR")]
-                if name not in back:
-                    problems.append(f"{name} -> {address} -> {back or 'no PTR'}")
-        return problems
+        return [problem for rr in dnschecks.mx_records(resolver, domain)
+                for problem in dnschecks.resolves_back(resolver, rr.split()[1].rstrip("."), "A")]
 
     _each_domain(estate, "forward-confirmed reverse DNS fails", check)
 
@@ -180,3 +171,44 @@ def tls_rpt_record(estate: Subject) -> None:
     """One `v=TLSRPTv1` TXT record at `_smtp._tls.DOMAIN` whose rua includes `mailto:` + `tls_rpt_address`."""
     address = estate.setting("tls_rpt_address")
     _each_domain(estate, "TLS-RPT records", lambda resolver, domain: mtasts.tlsrpt_problems(resolver, domain, address))
+
+
+def _each_ipv6_mx(estate: Subject, what: str, check: Callable[[Dns, str, str], list[str]]) -> None:
+    """Run check(resolver, smtp_name, ipv6_address) -> problems for every inbound MX declaring IPv6;
+    fail listing them all."""
+    resolver, problems = Dns.of(estate), []
+    for host, name, address in dnschecks.ipv6_inbound_mxs(estate):
+        problems += [f"{host}: {problem}" for problem in check(resolver, name, address)]
+    if problems:
+        raise AssertionError(f"estate {estate.name}: {what}:\n  " + "\n  ".join(problems))
+
+
+@given("the estate's inbound MXs have IPv6 addresses")
+def estate_declares_ipv6(estate: Subject) -> None:
+    """Skips the scenario unless an inbound MX of the estate sets `ipv6_address` (those that do are checked)."""
+    if not dnschecks.ipv6_inbound_mxs(estate):
+        pytest.skip(f"estate {estate.name} declares no IPv6 (no inbound MX sets ipv6_address)")
+
+
+@then("every inbound MX's name has exactly its IPv6 address as AAAA record")
+def ipv6_aaaa_records(estate: Subject) -> None:
+    """The AAAA records of each IPv6 inbound MX's `smtp_name` are its `ipv6_address` and nothing else."""
+    def check(resolver: Dns, name: str, address: str) -> list[str]:
+        seen = resolver.query(name, "AAAA")
+        if {ipaddress.IPv6Address(a) for a in seen} == {ipaddress.IPv6Address(address)}:
+            return []
+        return [f"{name} AAAA {', '.join(seen) or 'none'}, expected {address}"]
+
+    _each_ipv6_mx(estate, "AAAA records differ from the declared IPv6 addresses", check)
+
+
+@then("every inbound MX's IPv6 address resolves back to its name")
+def ipv6_fcrdns(estate: Subject) -> None:
+    """Each IPv6 inbound MX's `smtp_name` has AAAA records whose PTRs name it again (forward-confirmed).
+
+    That the AAAA record is the declared `ipv6_address` is the AAAA step's to say.
+    """
+    def check(resolver: Dns, name: str, address: str) -> list[str]:
+        return dnschecks.resolves_back(resolver, name, "AAAA")
+
+    _each_ipv6_mx(estate, "forward-confirmed reverse DNS over IPv6 fails", check)

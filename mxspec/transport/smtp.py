@@ -53,15 +53,20 @@ class Session:
         self.smtp = aiosmtplib.SMTP(hostname=self.address, port=self.port, timeout=self.timeout,
                                     start_tls=False, local_hostname=self.helo,
                                     source_address=(self.source, 0) if self.source else None)
-        self.transcript.append(f"-- connect {self.address}:{self.port}"
+        self.transcript.append(f"-- connect {self.where}"
                                + (f" from {self.source}" if self.source else ""))
         banner = await self.smtp.connect()
         return self._got(banner)
 
     @property
+    def where(self) -> str:
+        """address:port, an IPv6 address in brackets ([2001:db8::25]:25) so the port stays apart."""
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+    @property
     def endpoint(self) -> str:
         """What the run remembers if it does not answer (transport/silence.py)."""
-        return f"SMTP {self.address}:{self.port}"
+        return f"SMTP {self.where}"
 
     @property
     def client(self) -> aiosmtplib.SMTP:
@@ -135,21 +140,21 @@ def converse(session: Session, conversation: Callable[[Session], Awaitable[T]], 
             return result
         except aiosmtplib.SMTPConnectTimeoutError as error:
             if isinstance(error.__cause__, aiosmtplib.SMTPTimeoutError):  # connected, but no greeting in time
-                raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not greet within "
+                raise SmtpTimeout(f"{what}: {session.where} did not greet within "
                                   f"{session.timeout:g} s") from None
             raise DependencyDown(session.endpoint, f"{what}: {session.endpoint} did not answer (no connection "
                                                    f"within {session.timeout:g} s)") from None
         except (TimeoutError, aiosmtplib.SMTPTimeoutError):
-            raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not answer within "
+            raise SmtpTimeout(f"{what}: {session.where} did not answer within "
                               f"{session.timeout:g} s") from None
 
     try:
         return asyncio.run(bounded())
     except TimeoutError:
-        raise SmtpTimeout(f"{what}: {session.address}:{session.port} did not finish within "
+        raise SmtpTimeout(f"{what}: {session.where} did not finish within "
                           f"{session.timeout * 3:g} s") from None
     except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as error:
-        raise BehaviourFailed(f"{what}: {session.address}:{session.port}: {error}") from None
+        raise BehaviourFailed(f"{what}: {session.where}: {error}") from None
 
 
 def client_context(ca_file: str | None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
