@@ -272,6 +272,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             f"{config.option.inventories or 'inventories/'})")
     # Scenarios with no host of their role in the selected estates are not collected at all.
     items[:] = [item for item in items if not _is_scenario(item) or _target(item) is not None]
+    # The scenarios run once per estate first: they read every host of a role, so on a large estate they
+    # are a run's longest unit of work, and begun last they would run alone at its end.
+    items.sort(key=lambda item: not _once_per_estate(item))
     if run.shard is not None:
         _keep_shard(config, run, items)
     for item in items:
@@ -335,6 +338,11 @@ def _preflight(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 def _is_scenario(item: pytest.Item) -> bool:
     return adapter.is_scenario(item)
+
+
+def _once_per_estate(item: pytest.Item) -> bool:
+    target = _target(item)
+    return target is not None and target.host is None
 
 
 def _target(item: pytest.Item) -> Target | None:
