@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument("-o", "--output", metavar="FILE", help="write the inventory here (default: standard output)")
     discover.add_argument("--roles", metavar="ROLE,...", help="the roles of hosts given as raw specs")
     _reading_hosts(discover)
+    discover.add_argument("--markdown", metavar="FILE", help="also write what was found as Markdown")
+    discover.add_argument("--json", metavar="FILE", help="also write what was found as JSON")
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default=None,
                        help="package of the project's own step modules, besides the built-in ones "
@@ -120,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         from mxspec.diff.discover import run as discover
 
         return discover(args.hosts, args.inventories, args.output, args.roles, args.mx_vault_password_file,
-                        args.mx_connect_timeout, args.mx_timeout)
+                        args.mx_connect_timeout, args.mx_timeout, args.markdown, args.json)
     if args.command == "comment":
         from mxspec.report.comment import post
 

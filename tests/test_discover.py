@@ -136,6 +136,22 @@ def test_every_value_says_where_it_came_from_and_todos_are_marked(tmp_path):
     assert "PRIVATE KEY" not in text and "old2019.private" in text  # the key file's path, never its content
 
 
+def test_the_draft_as_json_and_markdown_says_each_value_where_it_came_from_and_the_todos():
+    estate = load_estates(INVENTORIES, ["old-mx"])[0]
+    result = draft_of(estate, {"old-mx-1": recorded("old-mx-1")}, RecordedDns)
+    found = json.loads(json.dumps(draft.as_dict(result)))  # JSON all the way: nothing a tool could not read
+    assert found["estate"] == "old-mx" and found["roles"]["inbound-mx"] == ["old-mx-1"]
+    assert found["all"]["local_domains"] == {"value": ["alpha.test", "beta.test"],
+                                             "from": "postconf -x relay_domains on old-mx-1"}
+    assert {"test_recipient", "queue_limit", "tls_ca"} <= set(found["todo"]["all"])
+    assert "local_domains" not in found["todo"]["all"]
+    assert found["all"]["test_recipient"]["value"].startswith(contract.TODO)
+    text = draft.markdown(result)
+    assert "| local_domains | `[alpha.test, beta.test]` | postconf -x relay_domains on old-mx-1 |" in text, text
+    assert "## Host old-mx-1 (inbound-mx, smtp-router, outbound-mx)" in text
+    assert "PRIVATE KEY" not in text + json.dumps(found)
+
+
 def test_a_draft_with_todos_is_refused_before_any_host_is_contacted(tmp_path):
     _text, path = written("old-mx", ["old-mx-1"], tmp_path)
     # the hosts at a loopback port nothing listens on: were preflight passed, the run would say unreachable
@@ -153,8 +169,9 @@ def test_discover_refuses_an_unknown_estate_and_roles_for_an_estate(tmp_path):
     assert result.returncode == 2 and "unknown estate 'no-such-estate'" in result.stderr, output(result)
     result = run_mxspec("discover", "old-mx", "--roles", "inbound-mx", "--inventories", str(INVENTORIES))
     assert result.returncode == 2 and "--roles applies to hosts given as raw specs" in result.stderr, output(result)
-    result = run_mxspec("discover", "old-mx", "-o", str(tmp_path / "no" / "such" / "draft.yml"))
-    assert result.returncode == 2 and "no folder" in result.stderr and "Traceback" not in output(result)
+    for option in ("-o", "--json", "--markdown"):  # said before any host is read
+        result = run_mxspec("discover", "old-mx", option, str(tmp_path / "no" / "such" / "draft"))
+        assert result.returncode == 2 and "no folder" in result.stderr and "Traceback" not in output(result)
 
 
 def test_a_host_that_cannot_be_read_is_one_line_and_named_in_the_draft(tmp_path):
@@ -181,9 +198,9 @@ def test_next_hops_and_tls_floors_are_read_as_postfix_means_them():
 
 # --- with the lab (run by hand: the lab is shared) ----------------------------------------------------------
 
-def discovered(estate: str, folder: Path) -> Path:
+def discovered(estate: str, folder: Path, *options: str) -> Path:
     path = folder / f"{estate}.yml"
-    result = run_mxspec("discover", estate, "-o", str(path), "--inventories", str(INVENTORIES), timeout=300)
+    result = run_mxspec("discover", estate, "-o", str(path), "--inventories", str(INVENTORIES), *options, timeout=300)
     assert result.returncode == 0, output(result)
     return path
 
@@ -226,7 +243,7 @@ def test_lab_discovered_old_estate_gives_the_hand_written_verdicts(lab, tmp_path
 
 
 def test_lab_discovered_new_estate_has_its_routes_milters_and_selectors(lab, tmp_path):
-    found = load_estates(discovered("new-mx", tmp_path).parent, ["new-mx"])[0]
+    found = load_estates(discovered("new-mx", tmp_path, "--json", str(tmp_path / "new-mx.json")).parent, ["new-mx"])[0]
     hand = load_estates(INVENTORIES, ["new-mx"])[0]
     for name in ("milter_service", "milter_socket", "milter_default_action", "transport_map", "mailstore_route",
                  "mailstore_relay", "dkim_selector", "local_domains"):
@@ -235,6 +252,10 @@ def test_lab_discovered_new_estate_has_its_routes_milters_and_selectors(lab, tmp
         routes = found.hosts[router].vars["discovered"]["routes"]
         assert {domain: routes[domain] for domain in hand.vars["local_domains"]} == {
             domain: hand.vars["mailstore_route"] for domain in hand.vars["local_domains"]}
+    # the same draft for tools: the values the inventory holds, with where each came from
+    as_json = json.loads((tmp_path / "new-mx.json").read_text())
+    assert as_json["all"]["milter_socket"]["value"] == hand.vars["milter_socket"]
+    assert "on new-router-1" in as_json["all"]["milter_socket"]["from"]
 
 
 MILTER_CONF, TRANSPORT, MAIN_CF = "/etc/lab-milter.conf", "/etc/postfix/transport", "/etc/postfix/main.cf"

@@ -197,21 +197,30 @@ def _expected(host: Host) -> dict[str, str]:
         return {}
 
 
-def run(old: str, new: str, inventories: str, markdown: str | None, json_file: str | None,
-        vault_password_file: str | None = None, connect_timeout: float = 10, command_timeout: float = 60) -> int:
-    for path in (markdown, json_file):  # said before any host is read, not after
+def check_writable(*paths: str | None) -> None:
+    """Each file a command will write can be written there: said before any host is read, not after."""
+    for path in paths:
         if path and not Path(path).resolve().parent.is_dir():
             raise MxspecError(f"cannot write {path}: no folder {Path(path).parent}")
+
+
+def write_file(path: str, content: str) -> None:
+    try:
+        Path(path).write_text(content)
+    except OSError as error:
+        raise MxspecError(f"cannot write {path}: {error.strerror}") from None
+
+
+def run(old: str, new: str, inventories: str, markdown: str | None, json_file: str | None,
+        vault_password_file: str | None = None, connect_timeout: float = 10, command_timeout: float = 60) -> int:
+    check_writable(markdown, json_file)
     result = diff(inventories, old, new, vault_password_file, connect_timeout=connect_timeout,
                   command_timeout=command_timeout)
     print(render.text(result.as_dict()))
-    for path, content in ((markdown, lambda: render.markdown(result.as_dict())),
-                          (json_file, lambda: json.dumps(result.as_dict(), indent=2) + "\n")):
-        if path:
-            try:
-                Path(path).write_text(content())
-            except OSError as error:
-                raise MxspecError(f"cannot write {path}: {error.strerror}") from None
+    if markdown:
+        write_file(markdown, render.markdown(result.as_dict()))
+    if json_file:
+        write_file(json_file, json.dumps(result.as_dict(), indent=2) + "\n")
     for host, why in result.unreachable.items():
         print(f"mxspec: {why}" if host in why else f"mxspec: host {host}: {why}", file=sys.stderr)
     return 1 if result.unreachable else 0

@@ -10,17 +10,17 @@ or `--roles` for hosts given as raw specs: discover does not guess them.
 """
 
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mxspec.checks.dnschecks import Dns, mx_records, spf_records
 from mxspec.core.errors import CommandTimeout, DependencyDown, HostUnreachable, MxspecError
 from mxspec.diff import draft
-from mxspec.diff.command import Reader, Unread
+from mxspec.diff.command import Reader, Unread, check_writable, write_file
 from mxspec.diff.hostfacts import DISCOVER_COMMAND, HostFacts, parse_facts
 from mxspec.diff.survey import (
     LookupFailed,
@@ -197,9 +197,9 @@ def _dns(resolver: Dns, server: str, domains: list[str], selectors: list[str], r
 
 
 def run(names: list[str], inventories: str, output: str | None, roles_option: str | None = None,
-        vault_password_file: str | None = None, connect_timeout: float = 10, command_timeout: float = 60) -> int:
-    if output and not Path(output).resolve().parent.is_dir():  # said before any host is read, not after
-        raise MxspecError(f"cannot write {output}: no folder {Path(output).parent}")
+        vault_password_file: str | None = None, connect_timeout: float = 10, command_timeout: float = 60,
+        markdown: str | None = None, json_file: str | None = None) -> int:
+    check_writable(output, markdown, json_file)
     found = discover(inventories, names, roles_option, vault_password_file, connect_timeout=connect_timeout,
                      command_timeout=command_timeout)
     given = "--roles" if roles_option else f"the role groups of {inventories}"
@@ -209,11 +209,12 @@ def run(names: list[str], inventories: str, output: str | None, roles_option: st
         "A TODO value is what no host can tell (test mailboxes, mxspec's own addresses, how long to wait):",
         "fill each in; mxspec refuses to run while one is left. `discovered` values are for reading: mxspec",
         "reads none of them.", ""])
+    if markdown:
+        write_file(markdown, draft.markdown(found.draft))
+    if json_file:
+        write_file(json_file, json.dumps(draft.as_dict(found.draft), indent=2) + "\n")
     if output:
-        try:
-            Path(output).write_text(text)
-        except OSError as error:
-            raise MxspecError(f"cannot write {output}: {error.strerror}") from None
+        write_file(output, text)
         print(f"mxspec: wrote {output} ({sum(1 for line in text.splitlines() if contract.TODO in line)} TODO values)",
               file=sys.stderr)
     else:

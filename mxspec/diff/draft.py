@@ -444,3 +444,46 @@ def write(draft: Draft, header: list[str]) -> str:
                                                            if host in draft.host_vars else ""))
             lines += _lines(own, 10)
     return "\n".join(lines) + "\n"
+
+
+# The same draft for reading (Markdown) and for tools (JSON): every value with where it came from.
+
+def _entry(value: Any) -> Any:
+    if isinstance(value, Found):
+        return {"value": value.value, "from": value.comment}
+    if isinstance(value, dict):
+        return {key: _entry(item) for key, item in value.items()}
+    return value
+
+
+def _todos(values: dict[str, Any]) -> list[str]:
+    return [name for name, value in values.items()
+            if isinstance(value, Found) and str(value.value).startswith(contract.TODO)]
+
+
+def as_dict(draft: Draft) -> dict:
+    return {"estate": draft.estate, "notes": draft.notes, "roles": draft.roles,
+            "all": _entry(draft.all_vars), "hosts": {host: _entry(own) for host, own in draft.host_vars.items()},
+            "todo": {"all": _todos(draft.all_vars)} | {host: _todos(own) for host, own in draft.host_vars.items()
+                                                       if _todos(own)}}
+
+
+def _rows(values: dict[str, Any]) -> list[str]:
+    rows = ["| variable | value | from |", "| --- | --- | --- |"]
+    for name, value in values.items():
+        found = value if isinstance(value, Found) else None
+        shown = flow(found.value if found else _entry(value)).replace("|", "/")
+        rows.append(f"| {name} | `{shown}` | {found.comment.replace('|', '/') if found else ''} |")
+    return rows
+
+
+def markdown(draft: Draft) -> str:
+    lines = [f"# mxspec discover: estate {draft.estate}", "",
+             "What the hosts do, as a draft inventory: each value with the command and host it came from. "
+             "A TODO is what no host can tell; mxspec refuses to run while one is left.", ""]
+    lines += [f"- {note}" for note in draft.notes]
+    lines += ["", "## The whole estate (all.vars)", ""] + _rows(draft.all_vars)
+    for host, own in draft.host_vars.items():
+        roles = [role for role, hosts in draft.roles.items() if host in hosts]
+        lines += ["", f"## Host {host} ({', '.join(roles) or 'no role'})", ""] + (_rows(own) if own else ["(nothing of its own)"])
+    return "\n".join(lines) + "\n"
