@@ -13,11 +13,11 @@ Feature: The estate's domains in DNS
     Then every MX host's address resolves back to its name
 
   Scenario: Every inbound MX's IPv6 address is in DNS where the estate declares IPv6
-    Given the estate's inbound MXs have IPv6 addresses
+    Given the estate declares IPv6 for its inbound MXs
     Then every inbound MX's name has exactly its IPv6 address as AAAA record
 
   Scenario: Every inbound MX is who its IPv6 address says it is
-    Given the estate's inbound MXs have IPv6 addresses
+    Given the estate declares IPv6 for its inbound MXs
     Then every inbound MX's IPv6 address resolves back to its name
 
   Scenario: SPF names the estate's outbound MXs and rejects the rest

@@ -40,8 +40,8 @@ Feature: Inbound MX
       Then a client limited to TLS 1.1 cannot start TLS
 
     Scenario: The inbound MX answers SMTP on its IPv6 address where it has one
-      Given the host has an IPv6 address
-      Then a client outside the estate connecting to that address over IPv6 is greeted in the host's name
+      Given the inventory gives the host an IPv6 address
+      Then a client connecting to that address over IPv6 is greeted in the host's name
 
   @sends_mail
   Rule: Messages go to the inventory's test recipients only, and delivered ones are removed

@@ -42,3 +42,16 @@ def test_silent_smtp_server_fails_the_step_within_the_bound(tmp_path, silent_smt
     assert f"host silent-mx: SMTP greeting: {SILENT}:25 did not greet within 2 s" in text
     assert "Traceback" not in text
     assert elapsed < 20, f"took {elapsed:.0f} s"
+
+
+def test_a_connection_this_machine_cannot_make_is_said_as_the_machines_not_the_hosts():
+    """No route, or no such source address here (as with IPv6 on a runner without it): the runner's network
+    is at fault, not the host. A source address this machine does not have fails at bind, sending nothing."""
+    from mxspec import MxspecError
+    from mxspec.transport.smtp import Session, converse
+
+    async def greeting(session):
+        return None
+
+    with pytest.raises(MxspecError, match=r"greeting: this machine has no route to 127\.0\.0\.1:9 .*a way to that network"):
+        converse(Session("127.0.0.1", 9, 2, source="198.51.100.7"), greeting, "greeting")

@@ -61,6 +61,14 @@ def mx_records(resolver: Dns, domain: str) -> list[str]:
     return sorted(resolver.query(domain, "MX"), key=lambda rr: (int(rr.split()[0]), rr))
 
 
+def aaaa_problems(resolver: Dns, name: str, address: str) -> list[str]:
+    """The name's AAAA records are exactly `address` (compared as addresses: :: forms alike), or what differs."""
+    seen = resolver.query(name, "AAAA")
+    if {ipaddress.IPv6Address(a) for a in seen} == {ipaddress.IPv6Address(address)}:
+        return []
+    return [f"{name} AAAA {', '.join(seen) or 'none'}, expected {address}"]
+
+
 def resolves_back(resolver: Dns, name: str, rdtype: str) -> list[str]:
     """Forward-confirmed reverse DNS of a name, over IPv4 (`A`) or IPv6 (`AAAA`): it has addresses of
     that type, and the PTR of each names it again. What is wrong, as `name -> address -> PTR names`."""

@@ -169,19 +169,19 @@ def greeting_in_time(mailhost: MailHost, smtp_client: Client, seconds: str) -> N
     mailhost.evidence.append(f"-- greeting after {elapsed * 1000:.0f} ms")
 
 
-@given("the host has an IPv6 address")
+@given("the inventory gives the host an IPv6 address")
 def host_has_ipv6(mailhost: MailHost) -> None:
     """Skips the scenario unless the inventory gives the host an `ipv6_address`."""
     if not mailhost.setting("ipv6_address"):
         pytest.skip(f"host {mailhost.name} has no IPv6 address (ipv6_address not set)")
 
 
-@then("a client outside the estate connecting to that address over IPv6 is greeted in the host's name")
+@then("a client connecting to that address over IPv6 is greeted in the host's name")
 def greeted_over_ipv6(mailhost: MailHost) -> None:
     """Port 25 at `ipv6_address` answers with a 220 greeting carrying `smtp_name`, within the run's bound."""
     address, name = mailhost.setting("ipv6_address"), mailhost.setting("smtp_name")
     # No source address: `outside_client` is an IPv4 address; the machine picks its own IPv6 one.
-    banner, elapsed = smtpchecks.greeting(mailhost, Client("a client outside the estate, over IPv6"),
+    banner, elapsed = smtpchecks.greeting(mailhost, Client("a client over IPv6"),
                                          mailhost.timeout, address, "does not answer SMTP over IPv6")
     if banner.code != 220 or name not in banner.message:
         raise AssertionError(f"host {mailhost.name}: greeting over IPv6 at {address} '{banner}' does not name {name}")

@@ -6,6 +6,7 @@ exchange is recorded as `C:`/`S:` lines; AUTH arguments are never written down.
 
 import asyncio
 import base64
+import errno
 import ssl
 import warnings
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,7 @@ from typing import TypeVar
 
 import aiosmtplib
 
-from mxspec.core.errors import BehaviourFailed, DependencyDown
+from mxspec.core.errors import BehaviourFailed, DependencyDown, MxspecError
 
 T = TypeVar("T")
 
@@ -154,7 +155,19 @@ def converse(session: Session, conversation: Callable[[Session], Awaitable[T]], 
         raise SmtpTimeout(f"{what}: {session.where} did not finish within "
                           f"{session.timeout * 3:g} s") from None
     except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as error:
+        if _no_route(error):  # the runner's network lacks the way there (e.g. no IPv6): not the host's failing
+            raise MxspecError(f"{what}: this machine has no route to {session.where} ({error}): "
+                              "give the machine running mxspec a way to that network") from None
         raise BehaviourFailed(f"{what}: {session.where}: {error}") from None
+
+
+def _no_route(error: BaseException | None) -> bool:
+    """Whether connecting failed on this machine before reaching the network: no route, no source address."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EADDRNOTAVAIL):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def client_context(ca_file: str | None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
