@@ -245,3 +245,21 @@ def test_in_the_lab_the_new_estate_passes_and_the_old_one_declares_neither(lab):
     assert result.returncode == 0 and "2 passed, 2 skipped" in result.stdout, text
     assert "estate old-mx publishes no MTA-STS policy (mta_sts_mode not set)" in result.stdout, text
     assert "estate old-mx asks for no TLS reports (tls_rpt_address not set)" in result.stdout, text
+
+
+def test_a_policy_host_silent_once_is_not_waited_for_again(lab_copy):
+    """A policy host that did not answer within the bound fails the next domain's fetch at once."""
+    import time
+
+    from silent import silent_server
+
+    subject = Subject(Target(Estate(name="lab", path="test.yml", vars={}, hosts={})),
+                      ConnectionPool(connect_timeout=1, command_timeout=1), 1, [])
+    resolver = RecordedDns({"mta-sts.alpha.test": {"A": [LOOPBACK]}, "mta-sts.beta.test": {"A": [LOOPBACK]}})
+    with silent_server(LOOPBACK) as port:
+        _, first = mtasts.policies(subject, resolver, "alpha.test", ca_of(lab_copy), port)
+        started = time.monotonic()
+        _, second = mtasts.policies(subject, resolver, "beta.test", ca_of(lab_copy), port)
+    assert len(first) == 1 and "within 1 s" in first[0], first
+    assert time.monotonic() - started < 0.5
+    assert len(second) == 1 and "did not answer earlier in this run" in second[0], second

@@ -17,6 +17,7 @@ import urllib3
 from mxspec.checks import dnschecks, smtpchecks
 from mxspec.checks.dnschecks import Dns
 from mxspec.checks.mailhost import Subject
+from mxspec.core.errors import DependencyDown
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 HTTPS_PORT = 443
@@ -132,9 +133,9 @@ def fetch_policy(name: str, address: str, ca_file: str, timeout: float, port: in
     except urllib3.exceptions.NewConnectionError as error:  # before its base class, ConnectTimeoutError
         raise AssertionError(f"{url}: cannot connect: {error.__cause__ or error}") from None
     except urllib3.exceptions.ConnectTimeoutError:
-        raise AssertionError(f"{url}: no connection within {timeout:g} s") from None
+        raise DependencyDown(_endpoint(address, port), f"{url}: no connection within {timeout:g} s") from None
     except urllib3.exceptions.ReadTimeoutError:
-        raise AssertionError(f"{url}: no answer within {timeout:g} s") from None
+        raise DependencyDown(_endpoint(address, port), f"{url}: no answer within {timeout:g} s") from None
     except urllib3.exceptions.HTTPError as error:
         raise AssertionError(f"{url}: {error}") from None
     finally:
@@ -162,12 +163,21 @@ def policies(subject: Subject, resolver: Dns, domain: str, ca_file: str,
     if not addresses:
         return [], [f"{name} has no A record: no host serves the MTA-STS policy"]
     found, problems = [], []
+    silences = subject.pool.silences  # a policy host silent once is not waited for again in this run
     for address in addresses:
         try:
+            silences.check(_endpoint(address, port))
             found.append(fetch_policy(name, address, ca_file, subject.timeout, port, subject.evidence))
+        except DependencyDown as error:
+            silences.remember(error.endpoint, str(error))
+            problems.append(str(error))
         except AssertionError as error:
             problems.append(str(error))
     return found, problems
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def mx_hosts(resolver: Dns, domain: str) -> list[str]:
@@ -193,9 +203,10 @@ def mx_certificate_problems(subject: Subject, resolver: Dns, hosts: list[str], c
     context = smtpchecks.client_context(ca_file)
     problems = []
     for host in hosts:
-        addresses = resolver.query(host, "A")
+        # Both families: a sender connects over IPv6 where the MX host has an AAAA record.
+        addresses = resolver.query(host, "A") + resolver.query(host, "AAAA")
         if not addresses:
-            problems.append(f"MX {host} has no A record")
+            problems.append(f"MX {host} has no address (no A or AAAA record)")
         for address in addresses:
             try:
                 smtpchecks.starttls(subject, context, host, address=address)
