@@ -8,9 +8,13 @@ stops a run before any host is contacted. The `test_lab_*` tests need the lab (r
 
 import json
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import dns.name
 import pytest
 import yaml
 
@@ -18,8 +22,17 @@ from conftest import LAB, PROJECT, output, run_mxspec, run_mxspec_pytest
 from faults import Fault, injected
 from hoststate import snapshot
 from mxspec.diff import draft
-from mxspec.diff.discover import draft_of
-from mxspec.diff.hostfacts import KEYTABLE_ROWS, parse_dkim, parse_facts
+from mxspec.diff.discover import DiscoveryReader, draft_of
+from mxspec.diff.hostfacts import (
+    _OPENDKIM,
+    DISCOVER_COMMAND,
+    DISCOVER_SECTIONS,
+    HAS_STATUS,
+    KEYTABLE_ROWS,
+    parse_dkim,
+    parse_facts,
+    parse_socket_pids,
+)
 from mxspec.estate import contract
 from mxspec.estate.inventory import load_estates
 
@@ -45,10 +58,12 @@ class RecordedDns:
         self.asked: list[str] = []
 
     def query(self, name: str, rdtype: str) -> list[str]:
+        dns.name.from_text(name)  # a name a resolver refuses raises here as it would there
         self.asked.append(f"{name} {rdtype}")
         return ["10 old-mx-1.lab.test."] if rdtype == "MX" else []
 
     def txt(self, name: str) -> list[str]:
+        dns.name.from_text(name)
         self.asked.append(f"{name} TXT")
         if name.startswith("_dmarc."):
             return ["v=DMARC1; p=quarantine"]
@@ -85,6 +100,121 @@ def test_a_key_table_names_key_files_and_never_carries_a_key(tmp_path):
     settings, rows = parse_dkim(f"KeyTable refile:{table}\nKeyTableRows {table}\n{shown.stdout}")
     assert settings["keytable"] == [f"refile:{table}"]
     assert rows == [("a.test", "s1", "/etc/dkimkeys/s1.private"), ("b.test", "s2", "(inline key, not read)")]
+
+
+def test_the_dkim_signer_settings_leave_the_host_without_credentials_and_rows_are_marked(tmp_path):
+    """The host's own command, on a copy of opendkim.conf: a table given as a URL loses its user:password, and an
+    indented setting stays a setting (only the marked lines are KeyTable rows)."""
+    table = tmp_path / "KeyTable"
+    table.write_text("s1._domainkey.a.test a.test:s1:/etc/dkimkeys/s1.private\n")
+    conf = tmp_path / "opendkim.conf"
+    conf.write_text(f"  Selector   mail\nKeyTable refile:{table}\n"
+                    "SigningTable dsn:mysql://opendkim:S3cret@db.example.org/dkim/table=signing\n")
+    shown = subprocess.run(_OPENDKIM.replace("/etc/opendkim.conf", str(conf)), shell=True, capture_output=True,
+                           text=True, check=True, stdin=subprocess.DEVNULL)
+    assert "S3cret" not in shown.stdout and "dsn:mysql://***@db.example.org/dkim" in shown.stdout, shown.stdout
+    settings, rows = parse_dkim(shown.stdout)
+    assert settings["selector"] == ["mail"]
+    assert rows == [("a.test", "s1", "/etc/dkimkeys/s1.private")]
+
+
+def test_only_a_status_case_makes_a_sysv_script_asked_its_status(tmp_path):
+    """A script that only mentions "status" may start its service from its `*)` branch: it is not run."""
+    scripts = {"lsb": 'case "$1" in\n  start) ;;\n  status) exit 0 ;;\nesac\n',
+               "joined": 'case "$1" in\n  start|restart) ;;\n  reload|status) exit 0 ;;\nesac\n',
+               "usage-only": 'case "$1" in\n  *) echo "Usage: $0 {start|stop}; no status"; daemon & ;;\nesac\n',
+               "word": "# keeps its status in /run/x.status)\n"}
+    asked = set()
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+        if subprocess.run(f"{HAS_STATUS} {tmp_path / name}", shell=True).returncode == 0:
+            asked.add(name)
+    assert asked == {"lsb", "joined"}
+
+
+def test_listening_processes_show_their_program_never_their_arguments():
+    """The host's own `owners` command, here, on a process listening on the loopback with a secret argument."""
+    if not (shutil.which("ss") or shutil.which("netstat")):
+        pytest.skip("neither ss nor netstat here")
+    script = ("import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+              "print(1, flush=True); time.sleep(60)")
+    listening = subprocess.Popen([sys.executable, "-c", script, "--requirepass=S3cret"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert listening.stdout and listening.stdout.readline()
+        shown = subprocess.run(DISCOVER_SECTIONS["owners"], shell=True, capture_output=True, text=True, check=True)
+    finally:
+        listening.kill()
+        listening.wait()
+    owners = parse_facts("here", f"@@mxspec-section owners\n{shown.stdout}").owners
+    assert owners[str(listening.pid)].command == sys.executable, shown.stdout
+    assert "S3cret" not in shown.stdout
+
+
+def test_the_sockets_of_a_host_without_ss_are_read_from_netstat():
+    netstat = ("Proto Recv-Q Send-Q Local Address           Foreign Address         State       PID/Program name\n"
+               "tcp        0      0 127.0.0.1:9900          0.0.0.0:*               LISTEN      1072/python3\n"
+               "tcp6       0      0 :::25                   :::*                    LISTEN      1283/master\n")
+    assert parse_socket_pids(netstat) == {"127.0.0.1:9900": ["1072"], ":::25".rpartition(":")[0] + ":25": ["1283"]}
+
+
+class Recording:
+    """A connection that answers the facts command with a recorded output and records every command."""
+
+    def __init__(self, output: str):
+        self.output, self.commands = output, []
+        self.testinfra = SimpleNamespace(commands=0)
+
+    def run(self, command: str):
+        self.commands.append(command)
+        return SimpleNamespace(stdout=self.output if command == DISCOVER_COMMAND else "", stderr="", rc=0)
+
+
+def test_discover_reads_the_route_maps_sources_and_no_other_map():
+    """Every map but the transport's (relay_recipients here, a SASL password table elsewhere) stays on the host."""
+    connection = Recording((DATA / "old-mx-1.txt").read_text())
+    reader = DiscoveryReader(SimpleNamespace(get=lambda host: connection, command_timeout=60), lambda line: None)
+    facts = reader.facts(SimpleNamespace(name="old-mx-1"))
+    assert facts is not None and "relay_recipient_maps" in facts.survey.explicit
+    assert not any("relay_recipients" in c for c in connection.commands), connection.commands
+    assert any("/etc/postfix/transport" in c for c in connection.commands[1:]), connection.commands
+    maps = draft.discovered(facts)["maps"]
+    assert maps["relay_recipient_maps"].source == "postconf -x relay_recipient_maps"
+    assert maps["transport_maps"].source.endswith("entries in its sources")
+
+
+def test_a_host_resolving_through_a_local_cache_leaves_dns_server_a_todo_and_dns_unasked():
+    estate = load_estates(INVENTORIES, ["old-mx"])[0]
+    facts = recorded("old-mx-1")
+    facts.nameservers = ["127.0.0.53", "fe80::1%eth0"]
+
+    def no_resolver(server: str):
+        raise AssertionError(f"asked DNS server {server}")
+
+    result = draft_of(estate, {"old-mx-1": facts}, no_resolver)
+    assert result.all_vars["dns_server"].value.startswith(contract.TODO)
+    assert "local cache" in result.all_vars["dns_server"].source
+    assert any("resolve through a local cache" in note for note in result.notes), result.notes
+    facts.nameservers = ["127.0.0.1", "10.213.0.2"]
+    result = draft_of(estate, {"old-mx-1": facts}, RecordedDns)
+    assert result.all_vars["dns_server"].value == "10.213.0.2"
+
+
+def test_a_dkim_selector_that_is_no_dns_name_is_a_note_not_a_traceback():
+    estate = load_estates(INVENTORIES, ["old-mx"])[0]
+    facts = recorded("old-mx-1")
+    facts.dkim_rows = [("alpha.test", "", "/k"), ("alpha.test", "x" * 64, "/k"), ("alpha.test", "s1", "/k")]
+    resolvers: list[RecordedDns] = []
+    result = draft_of(estate, {"old-mx-1": facts}, lambda server: resolvers.append(RecordedDns(server)) or resolvers[-1])
+    assert "DKIM selector '' is not a DNS name: not asked" in result.notes, result.notes
+    assert f"DKIM selector '{'x' * 64}' is not a DNS name: not asked" in result.notes
+    assert "s1._domainkey.alpha.test TXT" in resolvers[0].asked
+    assert not any(note.startswith("DNS not read") for note in result.notes), result.notes
+
+
+def test_the_draft_says_which_scenarios_stay_not_applicable_until_declared():
+    estate = load_estates(INVENTORIES, ["old-mx"])[0]
+    result = draft_of(estate, {"old-mx-1": recorded("old-mx-1")}, RecordedDns)
+    assert any("ipv6_address, mta_sts_mode, tls_rpt_address" in note for note in result.notes), result.notes
 
 
 def test_what_the_old_estate_does_is_what_its_hand_written_inventory_says(tmp_path):

@@ -84,10 +84,10 @@ class Reader:
                 self._failed(host, "reading its configuration", error)
         return self.surveys.get(host.name)
 
-    def texts(self, host: Host, paths: list[str]) -> dict[str, str]:
-        """Map sources, each read once: an old host's all at once, on its first use."""
+    def texts(self, host: Host, paths: list[str], every: bool = True) -> dict[str, str]:
+        """Map sources, each read once: an old host's all at once, on its first use (`every`), else only these."""
         known = self.sources.setdefault(host.name, {})
-        if not known and host.name in self.surveys:
+        if every and not known and host.name in self.surveys:
             paths = paths + [path for use in map_uses(self.surveys[host.name]) for _type, path in use.keyed + use.ruled]
         missing = sorted(set(paths) - set(known))
         if missing:

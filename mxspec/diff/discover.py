@@ -2,20 +2,25 @@
 
 Per host, a bounded number of read-only commands over the shared pool (the diff's `Reader`): one for everything
 but the maps (`hostfacts.DISCOVER_COMMAND`: the diff's survey — Postfix's effective configuration, defaults,
-master.cf and its overrides, packages, listening sockets — and the rest of `hostfacts`), one for the map
-sources, one `postmap -q -` per transport parameter for its routes (keys on its standard input: nothing is
-written on a host). Then the DNS of the domains found (MX, SPF, DKIM, DMARC), asked of the DNS server the
-hosts use. `draft.py` turns what was read into the inventory. Roles are the given inventory's (its role groups),
-or `--roles` for hosts given as raw specs: discover does not guess them.
+master.cf and its overrides, packages, listening sockets — and the rest of `hostfacts`), one for the transport
+maps' sources (no other map's: a SASL password table stays on the host), one `postmap -q -` per transport
+parameter for its routes (keys on its standard input: nothing is written on a host). Then the DNS of the
+domains found (MX, SPF, DKIM, DMARC), asked of the DNS server the hosts use (not a local cache on the host).
+`draft.py` turns what was read into the inventory. Roles are the given inventory's (its role groups), or `--roles`
+for hosts given as raw specs: discover does not guess them.
 """
 
 
+import ipaddress
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import dns.exception
 
 from mxspec.checks.dnschecks import Dns, mx_records, spf_records
 from mxspec.core.errors import CommandTimeout, DependencyDown, HostUnreachable, MxspecError
@@ -62,7 +67,9 @@ class DiscoveryReader(Reader):
             return None
         self.surveys[host.name] = facts.survey
         try:
-            facts.sources = self.texts(host, [])
+            # Only the route maps' sources: every other map (a SASL password table...) stays on the host.
+            facts.sources = self.texts(host, [path for use in route_uses(facts) for _type, path in use.keyed],
+                                       every=False)
             for use in route_uses(facts):
                 keys = source_keys(use, facts.sources)
                 answers = self.look_up(host, use.maps, keys, use)
@@ -154,23 +161,59 @@ def draft_of(estate: Estate, read: dict[str, HostFacts], resolver_for: Callable[
     if addresses:
         estate_wide["outbound_addresses"] = draft.Found(list(dict.fromkeys(a for f in addresses for a in f.value)),
                                                         addresses[0].source, [h for f in addresses for h in f.hosts])
-    servers = Counter(server for facts in read.values() for server in facts.nameservers[:1])
+    asked = {name: usable_nameservers(facts)[:1] for name, facts in read.items()}
+    servers = Counter(server for first in asked.values() for server in first)
     if servers:
         server = servers.most_common(1)[0][0]
-        estate_wide["dns_server"] = draft.Found(server, "/etc/resolv.conf (its first nameserver)",
-                                                [n for n, f in read.items() if f.nameservers[:1] == [server]])
+        estate_wide["dns_server"] = draft.Found(server, "/etc/resolv.conf (its first nameserver not on the host)",
+                                                [n for n, first in asked.items() if first == [server]])
         selectors = list(dict.fromkeys(s for facts in read.values() for _d, s, _k in draft.dkim_keys(facts)))
-        estate_wide.update(_dns(resolver_for(server), server, domains, selectors, result))
+        estate_wide.update(_dns(resolver_for(server), server, domains, _askable(selectors, "DKIM selector", result), result))
+    elif any(facts.nameservers for facts in read.values()):
+        estate_wide["dns_server"] = draft.todo("dns_server", "the hosts resolve through a local cache: "
+                                                             "give the estate's DNS server")
+        result.notes.append("DNS not read: the hosts resolve through a local cache (a loopback or link-local "
+                            "nameserver), which asked from here would be this machine's own resolver")
+    result.notes.append("not read: ipv6_address, mta_sts_mode, tls_rpt_address; the IPv6, MTA-STS and TLS-RPT "
+                        "scenarios stay not applicable until the inventory declares them")
     draft.merge(result, per_host, estate_wide)
     for name, facts in read.items():
         result.host_vars.setdefault(name, {})["discovered"] = draft.discovered(facts)
     return result
 
 
+def usable_nameservers(facts: HostFacts) -> list[str]:
+    """The host's nameservers that mean the same asked from here: not a loopback or link-local address (a
+    local cache, 127.0.0.53: asked from the runner, that is the runner's own resolver)."""
+    usable = []
+    for server in facts.nameservers:
+        try:
+            address = ipaddress.ip_address(server)
+        except ValueError:  # not an address: resolv.conf's resolver would ignore it too
+            continue
+        if not (address.is_loopback or address.is_link_local):
+            usable.append(server)
+    return usable
+
+
+# A DNS name as discover asks it: labels of 1 to 63 letters, digits, hyphens or underscores (a DKIM selector is
+# such labels too, RFC 6376 3.1), 253 characters in all. Anything else, asked, would be a resolver's exception.
+LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+DNS_NAME = re.compile(rf"{LABEL}(?:\.{LABEL})*\.?")
+
+
+def _askable(names: list[str], what: str, result: draft.Draft) -> list[str]:
+    """The names that can be asked of DNS; each other one a note (it cannot be published either)."""
+    valid = [name for name in names if DNS_NAME.fullmatch(name) and len(name) <= 253]
+    result.notes.extend(f"{what} {name!r} is not a DNS name: not asked" for name in names if name not in valid)
+    return valid
+
+
 def _dns(resolver: Dns, server: str, domains: list[str], selectors: list[str], result: draft.Draft) -> dict[str, Any]:
     """The domains' MX, SPF, DKIM and DMARC records, asked of the DNS server the hosts use (bounded, once each)."""
     records: dict[str, Any] = {}
     mx: dict[str, list[str]] = {}
+    domains = _askable(domains, "local domain", result)
     try:
         for domain in domains:
             where = f"DNS {server}"
@@ -179,12 +222,17 @@ def _dns(resolver: Dns, server: str, domains: list[str], selectors: list[str], r
                      "SPF": draft.Found(spf_records(resolver, domain), f"{where} {domain} TXT")}
             for selector in selectors:
                 name = f"{selector}._domainkey.{domain}"
+                if len(name) > 253:
+                    result.notes.append(f"DKIM {name} is longer than a DNS name: not asked")
+                    continue
                 found[f"DKIM {selector}"] = draft.Found([t[:60] + ("..." if len(t) > 60 else "")
                                                          for t in resolver.txt(name)], f"{where} {name} TXT")
             found["DMARC"] = draft.Found(resolver.txt(f"_dmarc.{domain}"), f"{where} _dmarc.{domain} TXT")
             records[domain] = found
     except (DependencyDown, AssertionError) as error:
         result.notes.append(f"DNS not read: {error}")
+    except dns.exception.DNSException as error:  # a name the checks above let through: said, not a traceback
+        result.notes.append(f"DNS not read: {type(error).__name__}: {error}")
     wide: dict[str, Any] = {}
     sets = {tuple(v) for v in mx.values()}
     if len(sets) == 1 and mx[domains[0]]:

@@ -320,8 +320,10 @@ def discovered(facts: HostFacts) -> dict[str, Any]:
         info["milters"] = {m: Found(what, "postconf smtpd_milters, ss -ltnp", on) for m, what in filters(facts).items()}
     maps = {}
     for use in map_uses(facts.survey):
-        entries = len(source_keys(use, facts.sources))
-        maps[use.parameter] = Found(list(use.maps), f"postconf -x {use.parameter}; {entries} entries in its sources", on)
+        # entries counted only in the sources read (the route maps'): every other map stays on the host
+        entries = f"; {len(source_keys(use, facts.sources))} entries in its sources" \
+            if use.keyed and all(path in facts.sources for _type, path in use.keyed) else ""
+        maps[use.parameter] = Found(list(use.maps), f"postconf -x {use.parameter}{entries}", on)
     if maps:
         info["maps"] = maps
     for parameter, routes in facts.routes.items():

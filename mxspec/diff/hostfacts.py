@@ -3,39 +3,51 @@ the init system, services running and enabled at boot (systemd or SysV), who own
 host's addresses and resolver, where syslog writes mail, and the DKIM signer's selectors and key *file paths*.
 
 Nothing secret leaves a host: the DKIM signer's settings are filtered on the host to the names of selectors,
-domains and key files (a key table may hold a key inline: such a value is replaced before it is printed), and
-no key file is opened. The parsing is plain functions of text, tested on recorded outputs without a host.
+domains and key files (a key table may hold a key inline: such a value is replaced before it is printed; a
+table given as a URL has its user:password blanked), no key file is opened, and of a listening process's
+command line only its program is printed. The parsing is plain functions of text, tested on recorded outputs without a host.
 """
 
 import re
 from dataclasses import dataclass, field
 
-from mxspec.diff.survey import MARK, SURVEY_COMMAND, Survey, parse_survey, sections
+from mxspec.diff.survey import MARK, SURVEY_COMMAND, Survey, listener, parse_survey, sections
 
-# SysV: the services of the current runlevel whose script knows `status` are asked it (read-only by the LSB).
+# SysV: the services of the current runlevel whose script has a `status)` case are asked it (read-only by the
+# LSB). Only that label counts: a script that merely mentions "status" may start its service from its `*)` branch.
 _RUNLEVEL = "r=$(runlevel 2>/dev/null | awk '{print $2}'); case \"$r\" in [0-9S]) ;; *) r=2;; esac"
 _SYSV_ENABLED = f"{_RUNLEVEL}; ls /etc/rc$r.d 2>/dev/null | sed -n 's/^S[0-9]*//p'"
+HAS_STATUS = "grep -qsE '(^|[|[:space:]])status\\)'"
 _SYSV_RUNNING = (f"{_RUNLEVEL}; for s in $(ls /etc/rc$r.d 2>/dev/null | sed -n 's/^S[0-9]*//p'); do "
-                 "grep -qs 'status' /etc/init.d/$s && /etc/init.d/$s status >/dev/null 2>&1 && echo $s; done")
+                 f"{HAS_STATUS} /etc/init.d/$s && /etc/init.d/$s status >/dev/null 2>&1 && echo $s; done")
 _SYSTEMD = "[ -d /run/systemd/system ]"
 # A KeyTable row is `name domain:selector:keyfile`, where keyfile may be the private key itself: each row is
-# printed with its key file only if that is a path, so no key ever leaves the host.
+# printed with its key file only if that is a path, so no key ever leaves the host. Each row is marked
+# (`ROW`): an indented line of opendkim.conf is a setting, not a row.
+ROW = "KeyTableRow"
 KEYTABLE_ROWS = ("sed -e 's/#.*//' | awk 'NF>=2{n=split($2,f,\":\"); k=f[3]; "
-                 "if (k !~ /^\\//) k=\"(inline key, not read)\"; print \"  \" $1, f[1] \":\" f[2] \":\" k}'")
+                 f"if (k !~ /^\\//) k=\"(inline key, not read)\"; print \"{ROW}\", $1, f[1] \":\" f[2] \":\" k}}'")
+# A table given as a URL (`dsn:mysql://user:password@db/...`) carries its credentials: blanked on the host.
+NO_CREDENTIALS = "sed 's#://[^@/]*@#://***@#'"
 # The DKIM signer's settings that name things, never secrets: OpenDKIM's selector, domains, key file and tables.
-_OPENDKIM = ("grep -hsiE '^[[:space:]]*(Domain|Selector|KeyFile|KeyTable|SigningTable|Socket)[[:space:]]' "
-             "/etc/opendkim.conf; for t in $(awk 'tolower($1)==\"keytable\"{print $2}' /etc/opendkim.conf 2>/dev/null); "
-             f"do echo \"KeyTableRows ${{t#*:}}\"; {KEYTABLE_ROWS} < \"${{t#*:}}\" 2>/dev/null; done")
+_OPENDKIM = (f"grep -hsiE '^[[:space:]]*(Domain|Selector|KeyFile|KeyTable|SigningTable|Socket)[[:space:]]' "
+             f"/etc/opendkim.conf | {NO_CREDENTIALS}; "
+             "for t in $(awk 'tolower($1)==\"keytable\"{print $2}' /etc/opendkim.conf 2>/dev/null); "
+             f"do echo \"KeyTableRows ${{t#*:}}\"; {{ {KEYTABLE_ROWS}; }} < \"${{t#*:}}\" 2>/dev/null; done | {NO_CREDENTIALS}")
 DISCOVER_SECTIONS = {
     "init": f"if {_SYSTEMD}; then echo systemd; else echo sysv; fi",
     "enabled": f"if {_SYSTEMD}; then systemctl list-unit-files --type=service --state=enabled --no-legend --no-pager "
                f"| awk '{{print $1}}'; else {_SYSV_ENABLED}; fi",
     "running": f"if {_SYSTEMD}; then systemctl list-units --type=service --state=running --no-legend --no-pager --plain "
                f"| awk '{{print $1}}'; else {_SYSV_RUNNING}; fi",
-    # Who holds each listening socket: its process's systemd unit (if any) and command line.
-    "owners": "for p in $(ss -ltnp 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do printf '%s\\t%s\\t%s\\n' "
-              "\"$p\" \"$(grep -o '[^/]*\\.service' /proc/$p/cgroup 2>/dev/null | head -n1)\" "
-              "\"$(tr '\\0' ' ' </proc/$p/cmdline 2>/dev/null)\"; done",
+    # Who holds each listening socket: its process's systemd unit (if any) and program. Of its command line only
+    # argv[0] leaves the host, and argv[1] when that is a file (an interpreter's script: how a SysV service is
+    # known); the arguments after may be secrets (`--requirepass ...`). netstat: hosts older than ss.
+    "owners": "for p in $( (ss -ltnp || netstat -ltnp) 2>/dev/null | grep -oE 'pid=[0-9]+|[[:space:]][0-9]+/' "
+              "| tr -dc '0-9\\n' | sort -u); do a0=$(tr '\\0' '\\n' </proc/$p/cmdline 2>/dev/null | sed -n 1p); "
+              "a1=$(tr '\\0' '\\n' </proc/$p/cmdline 2>/dev/null | sed -n 2p); case \"$a1\" in /*) [ -f \"$a1\" ] || a1=;; "
+              "*) a1=;; esac; printf '%s\\t%s\\t%s\\n' \"$p\" "
+              "\"$(grep -o '[^/]*\\.service' /proc/$p/cgroup 2>/dev/null | head -n1)\" \"$a0${a1:+ $a1}\"; done",
     "addresses": "hostname -I 2>/dev/null || ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1",
     "resolver": "grep -s '^nameserver' /etc/resolv.conf",
     "syslog": "grep -hsE '^[^#]*mail\\.(\\*|info)' /etc/rsyslog.conf /etc/rsyslog.d/*.conf /etc/syslog.conf",
@@ -108,30 +120,30 @@ def parse_owners(text: str) -> dict[str, Owner]:
 
 
 def parse_socket_pids(text: str) -> dict[str, list[str]]:
-    """`ss -ltnp` lines (the survey's) -> "address:port" -> the pids holding the socket (IPv4 and IPv6 alike)."""
+    """`ss -ltnp` or `netstat -ltnp` lines (the survey's) -> "address:port" -> the pids holding the socket (IPv4
+    and IPv6 alike)."""
     found: dict[str, list[str]] = {}
     for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 4 and words[0] == "LISTEN":
-            address, _, port = words[3].rpartition(":")
-            found.setdefault(f"{address.strip('[]').split('%')[0]}:{port}", []).extend(re.findall(r"pid=(\d+)", line))
+        socket = listener(line)
+        if socket is not None:
+            address, _, port = socket[0].rpartition(":")
+            found.setdefault(f"{address.strip('[]').split('%')[0]}:{port}", []).extend(pid for _name, pid in socket[1])
     return found
 
 
 def parse_dkim(text: str) -> tuple[dict[str, list[str]], list[tuple[str, str, str]]]:
-    """OpenDKIM's naming settings, and its KeyTable rows as (domain, selector, key file)."""
+    """OpenDKIM's naming settings, and its KeyTable rows (marked `ROW`) as (domain, selector, key file)."""
     settings: dict[str, list[str]] = {}
     rows: list[tuple[str, str, str]] = []
     for line in text.splitlines():
-        if line.startswith("  "):
-            words = line.split(None, 1)
+        name, _, value = line.strip().partition(" ")
+        if name == ROW:
+            words = value.split(None, 1)  # the key file may be `(inline key, not read)`
             if len(words) == 2:
-                domain, _, rest = words[1].strip().partition(":")
+                domain, _, rest = words[1].partition(":")
                 selector, _, key = rest.partition(":")
                 rows.append((domain, selector, key))
-            continue
-        name, _, value = line.strip().partition(" ")
-        if name and value.strip():
+        elif name and value.strip():
             settings.setdefault(name.lower(), []).append(value.strip())
     return settings, rows
 

@@ -117,17 +117,27 @@ def socket_scope(address: str) -> str:
     return "a host address"
 
 
+def listener(line: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """One listening socket of `ss -ltnp` or `netstat -ltnp` (hosts older than ss): its local "address:port"
+    and the (process name, pid) holding it; None for any other line."""
+    words = line.split()
+    if len(words) >= 4 and words[0] == "LISTEN":  # ss
+        return words[3], re.findall(r'\("([^"]+)",pid=(\d+)', line)
+    if len(words) >= 6 and words[0] in ("tcp", "tcp6") and words[5] == "LISTEN":  # netstat: `1072/python3`
+        pid, _, name = words[6].partition("/") if len(words) > 6 else ("", "", "")
+        return words[3], [(name, pid)] if pid.isdigit() else []
+    return None
+
+
 def parse_sockets(text: str) -> dict[str, str]:
     """`ss -ltnp` (or `netstat -ltnp`) lines -> "scope:port" -> the processes listening (IPv4 and IPv6 alike)."""
     sockets: dict[str, str] = {}
     for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 4 and words[0] == "LISTEN":  # ss
-            local, names = words[3], set(re.findall(r'\("([^"]+)",pid=', line))
-        elif len(words) >= 6 and words[0] in ("tcp", "tcp6") and words[5] == "LISTEN":  # netstat
-            local, names = words[3], ({words[6].partition("/")[2]} - {""}) if len(words) > 6 else set()
-        else:
+        found = listener(line)
+        if found is None:
             continue
+        local, holders = found
+        names = {name for name, _pid in holders if name}
         address, _, port = local.rpartition(":")
         socket = f"{socket_scope(address)}:{port}"
         names |= set(filter(None, sockets.get(socket, "").split(", ")))
