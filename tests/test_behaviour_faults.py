@@ -109,6 +109,12 @@ CASES = [
     Case("the_hosts_of_one_role_are_configured_alike", "new-mx", "new-mx-inbound-mx",
          postconf("new-mx-in-2", "message_size_limit", "1234567"),
          "message_size_limit: new-mx-in-1 has 10240000; new-mx-in-2 has 1234567"),
+    # A host-specific parameter is held to what the host's inventory implies: new-mx-in-2 made to listen
+    # on loopback only (a restart applies inet_interfaces; the restore restarts it with main.cf put back).
+    Case("the_hosts_of_one_role_are_configured_alike", "new-mx", "new-mx-inbound-mx",
+         Fault("new-mx-in-2", "postconf -e inet_interfaces=loopback-only && systemctl restart postfix@-",
+               "systemctl restart postfix@-", "inet_interfaces = loopback-only", ("/etc/postfix/main.cf",)),
+         "inet_interfaces: new-mx-in-2 has loopback-only, where its inventory implies all", variant="host-specific"),
     # Inbound MX
     Case("mail_for_the_local_domains_users_and_postmaster_is_accepted", "new-mx", "new-mx-in-2",
          edit("new-mx-in-2", "/etc/postfix/relay_recipients", "/^alice@alpha.test/d",

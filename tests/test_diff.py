@@ -17,6 +17,7 @@ import pytest
 
 from conftest import LAB, PROJECT, output, run_mxspec, run_mxspec_pytest
 from faults import edit, injected, postconf
+from mxspec.checks.postconf import parse_services
 from mxspec.diff import render
 from mxspec.diff.compare import Difference, compare, map_differences, milter_list, rule_differences
 from mxspec.diff.survey import (
@@ -28,7 +29,6 @@ from mxspec.diff.survey import (
     lookup_commands,
     map_uses,
     maps_for,
-    parse_services,
     parse_sockets,
     parse_survey,
     rules,
@@ -205,6 +205,16 @@ def test_host_specific_parameters_are_expected_and_checked_against_the_inventory
     assert not found["smtp_bind_address"].expected
     assert found["smtp_bind_address"].reason == "host-specific, but new-router-1 has '10.213.0.31', its inventory implies ''"
     assert not [d for d in differences(old, new) if d.subject in ("smtpd_tls_cert_file", "myhostname") and not d.expected]
+
+
+def test_a_password_is_masked_in_the_differences_unless_it_only_names_a_table(old, new):
+    set_parameter(new, "smtp_sasl_password_maps", "static:relay:s3cret")
+    new.overrides["submission/inet/smtp_sasl_password_maps"] = "inline:{ relay.example.com = user:s3cret }"
+    found = {d.subject: d.new for d in differences(old, new) if "password" in d.subject}
+    assert found == {"smtp_sasl_password_maps": "(masked)", "submission/inet/smtp_sasl_password_maps (-o)": "(masked)"}
+    set_parameter(new, "smtp_sasl_password_maps", "hash:/etc/postfix/sasl_passwd")  # where it is kept: no secret
+    assert [d.new for d in differences(old, new) if d.subject == "smtp_sasl_password_maps"] == [
+        "hash:/etc/postfix/sasl_passwd"]
 
 
 def test_a_derived_myorigin_is_expected_a_set_one_is_not(old, new):

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mxspec.checks import certificates, liveconfig
+from mxspec.checks import certificates, liveconfig, postconf
 from mxspec.checks.mailhost import MailHost
 from mxspec.checks.maillog import FileLog, JournalLog
 
@@ -63,8 +63,8 @@ def test_lookup_answers_and_values_compare_as_postfix_means_them():
     assert liveconfig.lookup_answers("alice@alpha.test\tOK\nBob@Beta.test\tREJECT\nnoise\n") == {
         "alice@alpha.test": "OK", "bob@beta.test": "REJECT"}
     assert liveconfig.lookup_answers("postmaster:\troot\n", aliases=True) == {"postmaster": "root"}
-    assert liveconfig.same_value("postmaster,  ops@example.org", "postmaster, ops@example.org")
-    assert not liveconfig.same_value("OK", "REJECT")
+    assert postconf.same_value("postmaster,  ops@example.org", "postmaster, ops@example.org")
+    assert not postconf.same_value("OK", "REJECT")
 
 
 class FakeHost:

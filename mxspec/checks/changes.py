@@ -32,6 +32,14 @@ COMPILED_SUFFIXES = (".db", ".lmdb", ".cdb")
 
 APPLY_COMMAND = "config_apply_command"  # inventory: the estate's own way to apply its configuration
 
+# The change journals on the host, one `journal<TAB>about` line each; the exit status CHANGING if
+# there is one. A read that must not see a host halfway through a change (the hosts of a role
+# compared, while --mx-change runs a change scenario on another worker) ends with it: the status
+# also keeps that read out of the run's facts, so that it is asked again, not answered from memory.
+CHANGING = 3
+JOURNALS_LISTED = (f'{{ c=0; for j in {JOURNALS}/*/; do [ -f "$j/restore.sh" ] || continue; '
+                   f'printf \'%s\\t%s\\n\' "${{j%/}}" "$(cat "$j/about" 2>/dev/null)"; c={CHANGING}; done; exit $c; }}')
+
 
 def restore_script(apply_command: str | None) -> str:
     """restore.sh: files back, the estate's apply step (if any), then each service as it was.

@@ -9,18 +9,21 @@ own is never a fact: whether a service is running, the queue, the mail log, the 
 
 import re
 
+from mxspec.checks.changes import JOURNALS_LISTED
 from mxspec.checks.mailhost import MailHost
 
 # Every setting of main.cf and master.cf as `name = value` lines, $names expanded: how Postfix
 # reads its configuration from disk. One spelling, so that it is read once.
 POSTFIX_CONFIGURATION = "postconf -nx && postconf -Px"
 # Every parameter as Postfix uses it, defaults included: as written, with $names expanded, which of
-# them main.cf sets, and master.cf's -o overrides both ways — what hosts are compared on (a value
-# that differs only once expanded differs by a $name, which is compared itself). One command, its
-# output cut into these sections (`postconf.sections`).
+# them main.cf sets, master.cf's services and their -o overrides both ways — what hosts are compared
+# on (a value that differs only once expanded differs by a $name, which is compared itself); last,
+# the change journals on the host (`changes.JOURNALS_LISTED`: a host being changed is read again
+# once the change is put back). One command, its output cut into these sections (`postconf.sections`).
 SECTION_MARK = "@@mxspec-section "
 EFFECTIVE_SECTIONS = {"main": "postconf", "main-expanded": "postconf -x", "main-explicit": "postconf -n",
-                      "overrides": "postconf -P", "overrides-expanded": "postconf -Px"}
+                      "services": "postconf -M", "overrides": "postconf -P", "overrides-expanded": "postconf -Px",
+                      "journals": JOURNALS_LISTED}
 EFFECTIVE_CONFIGURATION = " && ".join(f"echo '{SECTION_MARK}{name}' && {command}"
                                       for name, command in EFFECTIVE_SECTIONS.items())
 
@@ -45,5 +48,3 @@ def postfix_configuration(mailhost: MailHost) -> str:
     return mailhost.output(POSTFIX_CONFIGURATION, "reading the Postfix configuration")
 
 
-def effective_configuration(mailhost: MailHost) -> str:
-    return mailhost.output(EFFECTIVE_CONFIGURATION, "reading the effective Postfix configuration")

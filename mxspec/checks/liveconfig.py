@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from mxspec.checks import facts
 from mxspec.checks.mailhost import MailHost
 from mxspec.checks.maillog import MailLog
+from mxspec.checks.postconf import same_value
 
 # Indexed (compiled) map types, and the file postmap makes from the source `path`.
 INDEXED = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
@@ -89,13 +90,6 @@ def sample(keys: list[str], size: int = SAMPLE) -> list[str]:
     if len(keys) <= size:
         return list(keys)
     return [keys[i * (len(keys) - 1) // (size - 1)] for i in range(size)]
-
-
-def same_value(a: str, b: str) -> bool:
-    """Values equal as Postfix means them: whitespace runs and spaces around commas do not count."""
-    def norm(text: str) -> str:
-        return re.sub(r"\s*,\s*", ",", " ".join(text.split()))
-    return norm(a) == norm(b)
 
 
 def lookup_answers(output: str, aliases: bool = False) -> dict[str, str]:

@@ -8,7 +8,7 @@ only, a parameter that differs host by host by nature).
 import re
 from dataclasses import asdict, dataclass, field
 
-from mxspec.checks.liveconfig import same_value
+from mxspec.checks.postconf import same_value, shown, strays_from_inventory
 from mxspec.diff.survey import MapUse, Survey
 from mxspec.estate import contract
 
@@ -68,7 +68,8 @@ def parameter_differences(old: Survey, new: Survey, expected_old: dict[str, str]
             continue
         if name not in old.parameters or name not in new.parameters:
             has = old if name in old.parameters else new
-            found.append(Difference("parameter", name, old.parameters.get(name), new.parameters.get(name),
+            found.append(Difference("parameter", name, _masked(name, old.parameters.get(name)),
+                                    _masked(name, new.parameters.get(name)),
                                     f"only Postfix {has.version} ({has.name}) knows this parameter"))
             continue
         raw_old, raw_new = old.parameters[name], new.parameters[name]
@@ -78,12 +79,13 @@ def parameter_differences(old: Survey, new: Survey, expected_old: dict[str, str]
         if same_value(raw_old, raw_new) and "compatibility_level" not in raw_old:
             continue  # the same $names, expanding differently: the parameter they name is reported itself
         expected, reason = _explain(name, old, new, expected_old, expected_new)
-        found.append(Difference("parameter", name, _shown(raw_old, value_old), _shown(raw_new, value_new), reason, expected))
+        found.append(Difference("parameter", name, _shown(name, raw_old, value_old), _shown(name, raw_new, value_new),
+                                reason, expected))
     return found
 
 
-def _shown(raw: str, value: str) -> str:
-    return raw if raw == value else f"{raw} (= {value})"
+def _shown(name: str, raw: str, value: str) -> str:
+    return shown(name, raw if raw == value else f"{raw} (= {value})")
 
 
 def _explain(name: str, old: Survey, new: Survey, expected_old: dict[str, str],
@@ -122,17 +124,16 @@ def _against_inventory(name: str, old: Survey, new: Survey, expected_old: dict[s
     implies (HOST_PARAMETERS), or where no inventory says one; a host that strays from it is a real one."""
     if name not in expected_old and name not in expected_new:
         return True, "host-specific (each host's own)"
-    astray = [f"{survey.name} has {survey.expanded.get(name, '')!r}, its inventory implies {expected[name]!r}"
-              for survey, expected in ((old, expected_old), (new, expected_new))
-              if name in expected and not same_value(survey.expanded.get(name, ""), _expand(expected[name], survey))]
+    astray = [f"{survey.name} has {shown(name, survey.expanded.get(name, ''))!r}, its inventory implies "
+              f"{expected[name]!r}" for survey, expected in ((old, expected_old), (new, expected_new))
+              if strays_from_inventory(name, survey.expanded, expected)]
     if astray:
         return False, f"host-specific, but {'; '.join(astray)}"
     return True, "host-specific, each as its inventory says"
 
 
-def _expand(value: str, survey: Survey) -> str:
-    """`$name` in an expected value (smtp_helo_name: $myhostname) as this host expands it."""
-    return re.sub(r"\$\{?(\w+)\}?", lambda match: survey.expanded.get(match[1], match[0]), value)
+def _masked(name: str, value: str | None) -> str | None:
+    return None if value is None else shown(name, value)
 
 
 def milter_list(value: str) -> list[str]:
@@ -172,7 +173,9 @@ def service_differences(old: Survey, new: Survey) -> list[Difference]:
     for override in sorted(set(old.overrides) | set(new.overrides)):
         value_old, value_new = old.overrides.get(override), new.overrides.get(override)
         if value_old is None or value_new is None or not same_value(value_old, value_new):
-            found.append(Difference("service", f"{override} (-o)", value_old, value_new, "a master.cf -o override"))
+            parameter = override.rpartition("/")[2]
+            found.append(Difference("service", f"{override} (-o)", _masked(parameter, value_old),
+                                    _masked(parameter, value_new), "a master.cf -o override"))
     return found
 
 

@@ -21,7 +21,7 @@ from mxspec.checks.liveconfig import (
     lookup_answers,
     source_entries,
 )
-from mxspec.checks.postconf import parse_parameters, sections
+from mxspec.checks.postconf import parse_parameters, parse_services, sections
 from mxspec.transport.connection import Connection
 
 MARK = "@@mxspec-section "
@@ -73,26 +73,6 @@ class Survey:
     @property
     def compatibility_level(self) -> str:
         return self.expanded.get("compatibility_level", "?")
-
-
-def parse_services(text: str) -> dict[str, str]:
-    """master.cf entries (postconf -M) by `name/type`: the six fields and the command, its -o
-    overrides left out (postconf -P gives them one by one)."""
-    services: dict[str, str] = {}
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) < 8:
-            continue
-        command, skip = [], False
-        for word in words[7:]:
-            if skip:
-                skip = False
-            elif word == "-o":
-                skip = True
-            elif not word.startswith("-o"):
-                command.append(word)
-        services[f"{words[0]}/{words[1]}"] = " ".join(words[2:7] + command)
-    return services
 
 
 def parse_packages(text: str) -> dict[str, str]:

@@ -75,7 +75,7 @@ def deferred_not_older_than(mailhost: MailHost) -> None:
 @then(parsers.parse("every host playing {role:Role} has the same effective Postfix parameters, "
                     "except the host-specific ones", extra_types=TYPES))
 def hosts_configured_alike(estate: Subject, role: str) -> None:
-    """Every `postconf` parameter (defaults included) and master.cf -o override alike on them, host-specific ones aside."""
+    """Every `postconf` parameter (defaults included), master.cf service and -o override alike; host-specific: as inventory."""
     hosts = estate.hosts_playing(role)
     if len(hosts) < 2:
         pytest.skip(f"estate {estate.name}: {'one host plays' if hosts else 'no host plays'} {role}: nothing to compare")
