@@ -47,7 +47,13 @@ def _start(*args: str, inventories: str | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:randomly", "--hosts=old-mx", "--mx-change",
                              *extra, *args], cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, text=True, start_new_session=True,
-                            env={**os.environ, "COLUMNS": "100"})
+                            env={**os.environ, "COLUMNS": "100"}, preexec_fn=_as_in_a_terminal)
+
+
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a shell running these tests in the background ignores SIGINT,
+    its children inherit that, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_until_changed(process: subprocess.Popen, host: str, seconds: float = 60) -> None:
