@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from mxspec.checks import changes, facts
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.checks.postconf import (
+    SECTION_MARK,
+    differ_in_effect,
     expand_names,
     parse_parameters,
     parse_services,
@@ -58,7 +60,7 @@ class Configuration:
 
 def parse_configuration(host: str, output: str, implied: dict[str, str] | None = None) -> Configuration:
     """`implied`: the host's `contract.host_parameters` (none: its inventory implies no value)."""
-    part = sections(output, facts.SECTION_MARK)
+    part = sections(output)
     journals = dict(line.partition("\t")[::2] for line in part.get("journals", "").splitlines() if line.strip())
     return Configuration(host, {**parse_parameters(part.get("main", "")), **parse_parameters(part.get("overrides", ""))},
                          {**parse_parameters(part.get("main-expanded", "")),
@@ -168,23 +170,15 @@ def _service_differences(configurations: list[Configuration]) -> tuple[int, list
     return len(names), differing
 
 
-def _all_same(values: list[str | None]) -> bool:
-    """Every host has the parameter, with the same value as Postfix means it."""
-    known = [value for value in values if value is not None]
-    return len(known) == len(values) and all(same_value(known[0], value) for value in known[1:])
-
-
 def compare(configurations: list[Configuration], declared: Collection[str] = ()) -> Comparison:
     """Each parameter's and service's values across the hosts: those that differ, the host-specific
     parameters held to each host's inventory, and the host-specific ones left out."""
     differing, left_out, as_inventory, astray = [], {}, {}, []
     names = sorted({name for c in configurations for name in c.expanded} - contract.NOT_CONFIGURATION)
     for name in names:
-        if _all_same([c.expanded.get(name) for c in configurations]):
+        if not differ_in_effect([c.written.get(name) for c in configurations],
+                                [c.expanded.get(name) for c in configurations]):
             continue
-        written = [c.written.get(name) for c in configurations]
-        if _all_same(written) and "compatibility_level" not in str(written[0]):
-            continue  # the same $names, expanding differently: the parameters they name are compared themselves
         values = {c.host: _shown(c, name) for c in configurations}
         # Only where the hosts differ: the inventory cannot set these (the contract renders them from
         # the host's name), so a value all hosts share is the estate's own, not a slip on one host.
@@ -242,7 +236,7 @@ def read_configuration(host: MailHost) -> Configuration:
     def probe() -> Configuration | None:
         result = host.run(facts.EFFECTIVE_CONFIGURATION)
         output = str(result.stdout)
-        changing = result.rc == changes.CHANGING and f"{facts.SECTION_MARK}journals" in output
+        changing = result.rc == changes.CHANGING and f"{SECTION_MARK}journals" in output
         if result.rc != 0 and not changing:
             raise AssertionError(f"host {host.name}: reading the effective Postfix configuration: exit {result.rc}: "
                                  f"{(result.stderr or output).strip()}")

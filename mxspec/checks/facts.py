@@ -11,6 +11,7 @@ import re
 
 from mxspec.checks.changes import JOURNALS_LISTED
 from mxspec.checks.mailhost import MailHost
+from mxspec.checks.postconf import SECTION_MARK
 
 # Every setting of main.cf and master.cf as `name = value` lines, $names expanded: how Postfix
 # reads its configuration from disk. One spelling, so that it is read once.
@@ -20,7 +21,6 @@ POSTFIX_CONFIGURATION = "postconf -nx && postconf -Px"
 # on (a value that differs only once expanded differs by a $name, which is compared itself); last,
 # the change journals on the host (`changes.JOURNALS_LISTED`: a host being changed is read again
 # once the change is put back). One command, its output cut into these sections (`postconf.sections`).
-SECTION_MARK = "@@mxspec-section "
 EFFECTIVE_SECTIONS = {"main": "postconf", "main-expanded": "postconf -x", "main-explicit": "postconf -n",
                       "services": "postconf -M", "overrides": "postconf -P", "overrides-expanded": "postconf -Px",
                       "journals": JOURNALS_LISTED}

@@ -21,7 +21,12 @@ def parse_parameters(text: str) -> dict[str, str]:
     return found
 
 
-def sections(output: str, mark: str) -> dict[str, str]:
+# What starts each section of one command's output (`echo MARK NAME; command`): the host is read
+# once for several things, and the output is cut back into them with `sections`.
+SECTION_MARK = "@@mxspec-section "
+
+
+def sections(output: str, mark: str = SECTION_MARK) -> dict[str, str]:
     """One command's output cut at its `mark NAME` lines: name -> the text after it."""
     parts: dict[str, str] = {}
     name = None
@@ -59,6 +64,21 @@ def same_value(a: str, b: str) -> bool:
     def norm(text: str) -> str:
         return re.sub(r"\s*,\s*", ",", " ".join(text.split()))
     return norm(a) == norm(b)
+
+
+def _alike(values: list[str | None]) -> bool:
+    """Every host has the value, the same as Postfix means it."""
+    known = [value for value in values if value is not None]
+    return len(known) == len(values) and all(same_value(known[0], value) for value in known[1:])
+
+
+def differ_in_effect(written: list[str | None], expanded: list[str | None]) -> bool:
+    """Whether hosts' values of one parameter (as written, and with $names expanded; None: a host lacks
+    it) differ as Postfix uses them. Values written alike whose $names expand differently do not: the
+    parameter a $name names is compared itself. Except where compatibility_level decides the default."""
+    if _alike(expanded):
+        return False
+    return not (_alike(written) and "compatibility_level" not in str(written[0]))
 
 
 def expand_names(value: str, expanded: Mapping[str, str]) -> str:

@@ -8,7 +8,7 @@ only, a parameter that differs host by host by nature).
 import re
 from dataclasses import asdict, dataclass, field
 
-from mxspec.checks.postconf import same_value, shown, strays_from_inventory
+from mxspec.checks.postconf import differ_in_effect, same_value, shown, strays_from_inventory
 from mxspec.diff.survey import MapUse, Survey
 from mxspec.estate import contract
 
@@ -74,10 +74,8 @@ def parameter_differences(old: Survey, new: Survey, expected_old: dict[str, str]
             continue
         raw_old, raw_new = old.parameters[name], new.parameters[name]
         value_old, value_new = old.expanded.get(name, raw_old), new.expanded.get(name, raw_new)
-        if same_value(value_old, value_new):
+        if not differ_in_effect([raw_old, raw_new], [value_old, value_new]):
             continue
-        if same_value(raw_old, raw_new) and "compatibility_level" not in raw_old:
-            continue  # the same $names, expanding differently: the parameter they name is reported itself
         expected, reason = _explain(name, old, new, expected_old, expected_new)
         found.append(Difference("parameter", name, _shown(name, raw_old, value_old), _shown(name, raw_new, value_new),
                                 reason, expected))

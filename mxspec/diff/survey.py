@@ -21,10 +21,10 @@ from mxspec.checks.liveconfig import (
     lookup_answers,
     source_entries,
 )
-from mxspec.checks.postconf import parse_parameters, parse_services, sections
+from mxspec.checks.postconf import SECTION_MARK, parse_parameters, parse_services, sections
 from mxspec.transport.connection import Connection
 
-MARK = "@@mxspec-section "
+MARK = SECTION_MARK  # the checks' mark: one spelling for every sectioned read
 # Each section: its name, then the command whose output it holds (stderr left out: postconf's
 # warnings are not configuration, and a host without dpkg-query says so by an empty section).
 SECTIONS = {
