@@ -3,6 +3,7 @@ inventory variables."""
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     heal = lab_sub.add_parser("heal", help="put hosts back to their state at boot and start what does not run "
                                            "(exit 2 naming host and cause when it cannot)")
     heal.add_argument("hosts", nargs="*", help="lab hosts (default: all)")
+    canary = lab_sub.add_parser("canary", help="the canary's split on the old inbound MX: a share of its port-25 "
+                                               "connections sent to a new inbound MX, replies back through the old")
+    canary.add_argument("canary_action", choices=["start", "stop", "status"], metavar="start|stop|status")
+    canary.add_argument("--share", type=float, default=0.3, help="the share of connections sent to the new MX (default 0.3)")
+    traffic = lab_sub.add_parser("traffic", help="a bounded mix of SMTP clients from the lab's outside host to the "
+                                                 "old inbound MX (clean mail, unknown users, spam, viruses, oversize, TLS, slow)")
+    traffic.add_argument("--count", type=int, default=600, help="connections (default 600, at most 5000)")
+    traffic.add_argument("--seconds", type=float, default=300, help="stop after this long (default 300, at most 1800)")
+    traffic.add_argument("--clients", type=int, default=8, help="connections at once (default 8)")
+    traffic.add_argument("--seed", type=int, default=1, help="which mix (the same seed, the same clients)")
+    traffic.add_argument("--json", metavar="FILE", help="also write what each connection saw")
     ssh = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
     ssh.add_argument("host")
     ssh.add_argument("remote_command", nargs=argparse.REMAINDER)
@@ -147,6 +159,26 @@ def _lab(args: argparse.Namespace) -> int:
         print("\n".join(done) if done else "every host as it was at boot, and ready")
     elif args.action == "ssh":
         commands.ssh(root, args.host, args.remote_command)
+    elif args.action in ("canary", "traffic"):
+        return _lab_canary(root, args)
+    return 0
+
+
+def _lab_canary(root: Path, args: argparse.Namespace) -> int:
+    from mxspec.lab import canary
+
+    if args.action == "traffic":
+        sent = canary.send_traffic(root, args.count, args.seconds, args.clients, args.seed)
+        if args.json:
+            Path(args.json).write_text(json.dumps(sent, indent=1) + "\n")
+        answered = ", ".join(f"{name} {count}" for name, count in sorted(canary.answered_by(sent).items()))
+        print(f"{len(sent['connections'])} connections in {sent['seconds']:g} s to {sent['target']}; answered by: {answered}")
+    elif args.canary_action == "start":
+        print(f"canary started: {canary.start(root, args.share).describe()}")
+    elif args.canary_action == "stop":
+        print("\n".join(["canary stopped"] + canary.stop(root)))
+    else:
+        print(canary.status(root))
     return 0
 
 

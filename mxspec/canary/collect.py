@@ -1,0 +1,91 @@
+"""Both estates' mail logs over the canary's window, read from their hosts: read-only, one command each.
+
+Every host of an estate is read (mail crosses the estate from the inbound MX to the host that
+delivers it); its inbound MXs are the doors whose connections are judged. A log is read from the
+window's start to now, so mail accepted near the window's end is followed to where it went.
+A host whose log cannot be read stops the canary with its name and why: a judgement on part of
+an estate's log would count its mail as lost.
+"""
+
+import shlex
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from mxspec.canary import outcomes
+from mxspec.canary.attempts import Attempt
+from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
+from mxspec.estate.inventory import Estate, Host
+from mxspec.transport.connection import ConnectionPool
+
+DOOR_ROLE = "inbound-mx"
+JOURNAL = "journal"
+CLOCK_MARK = "## clock "
+
+
+@dataclass(frozen=True)
+class Window:
+    since: float  # epoch seconds: connections that began from here ...
+    until: float  # ... to here are judged
+
+    def describe(self) -> str:
+        return (f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(self.since))} to "
+                f"{time.strftime('%H:%M:%S', time.gmtime(self.until))} UTC ({self.until - self.since:.0f} s)")
+
+
+def log_command(where: str, since: float) -> str:
+    """A shell command printing the host's clock (`## clock EPOCH +ZZZZ`), then its mail log from `since`
+    on: the journal's mail facility, or a syslog file (and the one rotated before it) from the first
+    line stamped at or after `since` in the host's own time."""
+    header = f"echo \"{CLOCK_MARK}$(date +'%s %z')\""
+    start = int(since) - 1
+    if where == JOURNAL:
+        return (f"{header}; journalctl --no-pager -q -o short-iso --since @{start} SYSLOG_FACILITY=2 "
+                "|| { echo 'journalctl failed' >&2; exit 3; }")
+    log = shlex.quote(where)
+    # Classic stamps (`Dec  5 17:53:17`) compared as MMDDhhmmss, RFC 3339 ones as text: both in the
+    # host's local time, as syslog wrote them.
+    return (f"{header}; test -r {log} || {{ echo 'no readable mail log {where}' >&2; exit 3; }}; "
+            f"iso=$(date -d @{start} +%Y-%m-%dT%H:%M:%S); key=$(date -d @{start} +%m%d%H%M%S); "
+            f"for f in {log}.1 {log}; do [ -r \"$f\" ] && cat \"$f\"; done | "
+            "awk -v iso=\"$iso\" -v key=\"$key\" 'BEGIN { split(\"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec\", m, \" \"); "
+            "for (i = 1; i <= 12; i++) month[m[i]] = sprintf(\"%02d\", i) } "
+            "/^[0-9][0-9][0-9][0-9]-/ { if (substr($0, 1, 19) >= iso) print; next } "
+            "{ split($3, t, \":\"); k = month[$1] sprintf(\"%02d\", $2) t[1] t[2] t[3]; if (k >= key) print }'")
+
+
+def read_host(pool: ConnectionPool, host: Host, since: float) -> list[outcomes.Line]:
+    where = str(host.vars.get("mail_log") or JOURNAL)
+    try:
+        result = pool.get(host).run(log_command(where, since))
+    except (HostUnreachable, CommandTimeout) as error:
+        raise MxspecError(f"host {host.name}: its mail log ({where}) could not be read: {error}") from None
+    if result.rc != 0:
+        raise MxspecError(f"host {host.name}: its mail log ({where}) could not be read: "
+                          f"{(result.stderr or '').strip() or f'exit {result.rc}'}")
+    text = str(result.stdout)
+    first, _, rest = text.partition("\n")
+    if not first.startswith(CLOCK_MARK):
+        raise MxspecError(f"host {host.name}: unexpected answer reading its mail log: {first[:80]}")
+    now, offset = first.removeprefix(CLOCK_MARK).split()
+    sign = -1 if offset.startswith("-") else 1
+    clock = outcomes.Clock(float(now), sign * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60))
+    return outcomes.parse(rest.splitlines(), host.name, clock)
+
+
+def estate_attempts(pool: ConnectionPool, estate: Estate, side: str, window: Window,
+                    progress: Callable[[str], None]) -> list[Attempt]:
+    hosts = list(estate.hosts.values())
+    doors = {host.name for host in hosts if DOOR_ROLE in host.roles}
+    if not doors:
+        raise MxspecError(f"estate {estate.name}: no host has the role {DOOR_ROLE}: the canary judges the "
+                          "connections its inbound MXs take")
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as threads:
+        logs = list(threads.map(lambda host: read_host(pool, host, window.since), hosts))
+    lines = [line for log in logs for line in log]
+    local_domains = {str(domain).lower() for host in hosts for domain in host.vars.get("local_domains") or []}
+    found = outcomes.attempts(side, lines, doors, local_domains, window.since, window.until)
+    progress(f"[mxspec] {estate.name}: {len(lines)} mail log lines from {len(hosts)} hosts, "
+             f"{len(found)} connections to {', '.join(sorted(doors))}")
+    return found

@@ -1,0 +1,133 @@
+"""The lab's traffic generator: a bounded, realistic mix of SMTP clients, for proving the canary's judge.
+
+It runs inside a lab host (the lab's outside host, lab-remote), fed to that host's python3 on
+standard input, so its traffic leaves from the lab's own network and goes only to a lab address.
+Standard library only, for that reason. It is not a load test: it stops after `--count`
+connections or `--seconds`, whichever comes first, at most `--clients` at once.
+
+Each connection is one client behaving one way: sending a clean message (now and then two in one
+connection), writing to a user who does not exist, sending spam (GTUBE) or a virus (EICAR), a
+message over the size limit, using STARTTLS or not, going slowly, or dropping the connection
+after its greeting. Printed at the end, as JSON: what each connection saw (the banner, which
+says which MX answered; the replies), and the totals.
+"""
+
+import argparse
+import ipaddress
+import json
+import random
+import smtplib
+import socket
+import ssl
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+# The kinds of client, and how often each comes (weights). "valid" is most of real traffic.
+KINDS = {"valid": 62, "two messages": 6, "unknown user": 10, "spam": 7, "virus": 5, "oversize": 3,
+         "slow": 4, "drops": 3}
+TIMEOUT = 30  # seconds per SMTP command: a client that waits longer gives up, as real ones do
+
+
+def message(sender: str, recipient: str, body: str, number: int) -> str:
+    return (f"From: <{sender}>\r\nTo: <{recipient}>\r\nSubject: canary traffic {number}\r\n"
+            f"Message-ID: <canary-{number}-{random.getrandbits(48):x}@{sender.split('@')[1]}>\r\n"
+            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n\r\n{body}\r\n")
+
+
+def body_for(kind: str, rng: random.Random, size_limit: int) -> str:
+    if kind == "spam":
+        return f"Cheap offers today.\r\n{GTUBE}\r\n"
+    if kind == "virus":
+        return f"See attached.\r\n{EICAR}\r\n"
+    if kind == "oversize":
+        line = "x" * 998 + "\r\n"
+        return line * (size_limit // len(line) + 64)
+    words = ["mail", "relay", "order", "invoice", "meeting", "report", "hello", "thanks", "schedule"]
+    return "\r\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(rng.randint(3, 60)))
+
+
+def one_client(number: int, args: argparse.Namespace, deadline: float) -> dict:
+    rng = random.Random(args.seed * 100003 + number)
+    kind = rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
+    tls = rng.random() < args.tls_share
+    sender = f"{rng.choice(['ann', 'joe', 'kim', 'lee'])}@{rng.choice(args.sender_domains)}"
+    recipients = [f"{rng.choice(args.users)}@{rng.choice(args.domains)}"]
+    if kind == "unknown user":
+        recipients = [f"nobody-{number}@{rng.choice(args.domains)}"]
+    record: dict = {"number": number, "kind": kind, "tls": tls, "sender": sender, "started": time.time(),
+                    "banner": "", "replies": [], "error": ""}
+    if time.time() > deadline:
+        record["error"] = "not started: time is up"
+        return record
+    try:
+        with smtplib.SMTP(timeout=TIMEOUT) as client:
+            client._host = args.target  # what STARTTLS would name as the server (smtplib sets it only in __init__)
+            code, banner = client.connect(args.target, 25)
+            record["banner"] = banner.decode(errors="replace")
+            client.ehlo(f"client{number % 17}.{sender.split('@')[1]}")
+            if kind == "drops":
+                client.sock.close()  # gone after the greeting, without QUIT
+                client.sock = None
+                record["replies"].append("dropped")
+                return record
+            if tls and client.has_extn("starttls"):
+                client.starttls(context=ssl._create_unverified_context())  # lab CA: the MX's name is not the point here
+                client.ehlo(f"client{number % 17}.{sender.split('@')[1]}")
+            for round_ in range(2 if kind == "two messages" else 1):
+                if kind == "slow":
+                    time.sleep(rng.uniform(1.0, 4.0))
+                text = message(sender, recipients[0], body_for(kind, rng, args.size_limit), number * 10 + round_)
+                try:
+                    client.sendmail(sender, recipients, text)
+                    record["replies"].append("250")
+                except smtplib.SMTPRecipientsRefused as refused:
+                    record["replies"].append(" ".join(str(c) for c, _ in refused.recipients.values()))
+                except smtplib.SMTPResponseException as refused:
+                    record["replies"].append(str(refused.smtp_code))
+                    client.rset()
+                except smtplib.SMTPSenderRefused as refused:
+                    record["replies"].append(str(refused.smtp_code))
+            client.quit()
+    except Exception as error:  # noqa: BLE001 - one client's failure is its record, never the run's end
+        record["error"] = f"{type(error).__name__}: {error}"
+    return record
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="traffic", description=__doc__.splitlines()[0])
+    parser.add_argument("--target", required=True, help="the old inbound MX's address (a lab address)")
+    parser.add_argument("--lab-network", required=True, help="the lab's subnet: the only place traffic may go")
+    parser.add_argument("--count", type=int, default=600)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--clients", type=int, default=8, help="connections at once")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tls-share", type=float, default=0.5)
+    parser.add_argument("--size-limit", type=int, default=10240000)
+    parser.add_argument("--domains", nargs="+", required=True)
+    parser.add_argument("--users", nargs="+", required=True)
+    parser.add_argument("--sender-domains", nargs="+", required=True)
+    args = parser.parse_args()
+    if ipaddress.ip_address(args.target) not in ipaddress.ip_network(args.lab_network):
+        print(f"traffic: {args.target} is not in the lab's network {args.lab_network}", file=sys.stderr)
+        return 2
+    if not (0 < args.count <= 5000 and 0 < args.seconds <= 1800 and 0 < args.clients <= 32):
+        print("traffic: --count 1..5000, --seconds up to 1800, --clients 1..32", file=sys.stderr)
+        return 2
+    socket.setdefaulttimeout(TIMEOUT)
+    deadline = time.time() + args.seconds
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=args.clients) as pool:
+        records = list(pool.map(lambda n: one_client(n, args, deadline), range(args.count)))
+    totals: dict[str, int] = {}
+    for record in records:
+        totals[record["kind"]] = totals.get(record["kind"], 0) + 1
+    json.dump({"target": args.target, "seconds": round(time.time() - started, 1), "totals": totals,
+               "connections": records}, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
