@@ -28,16 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     heal = lab_sub.add_parser("heal", help="put hosts back to their state at boot and start what does not run "
                                            "(exit 2 naming host and cause when it cannot)")
     heal.add_argument("hosts", nargs="*", help="lab hosts (default: all)")
-    canary = lab_sub.add_parser("canary", help="the canary's split on the old inbound MX: a share of its port-25 "
+    lab_canary = lab_sub.add_parser("canary", help="the canary's split on the old inbound MX: a share of its port-25 "
                                                "connections sent to a new inbound MX, replies back through the old")
-    canary.add_argument("canary_action", choices=["start", "stop", "status"], metavar="start|stop|status")
-    canary.add_argument("--share", type=float, default=0.3, help="the share of connections sent to the new MX (default 0.3)")
+    lab_canary.add_argument("canary_action", choices=["start", "stop", "status"], metavar="start|stop|status")
+    lab_canary.add_argument("--share", type=float, default=0.3, help="the share of connections sent to the new MX (default 0.3)")
     traffic = lab_sub.add_parser("traffic", help="a bounded mix of SMTP clients from the lab's outside host to the "
                                                  "old inbound MX (clean mail, unknown users, spam, viruses, oversize, TLS, slow)")
     traffic.add_argument("--count", type=int, default=600, help="connections (default 600, at most 5000)")
     traffic.add_argument("--seconds", type=float, default=300, help="stop after this long (default 300, at most 1800)")
     traffic.add_argument("--clients", type=int, default=8, help="connections at once (default 8)")
     traffic.add_argument("--seed", type=int, default=1, help="which mix (the same seed, the same clients)")
+    traffic.add_argument("--timeout", type=float, default=30, help="seconds a client waits for each answer (default 30)")
     traffic.add_argument("--json", metavar="FILE", help="also write what each connection saw")
     ssh = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
     ssh.add_argument("host")
@@ -85,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     _reading_hosts(discover)
     discover.add_argument("--markdown", metavar="FILE", help="also write what was found as Markdown")
     discover.add_argument("--json", metavar="FILE", help="also write what was found as JSON")
+    canary = sub.add_parser("canary", help="judge a canary: the new estate's outcomes on the share of real connections "
+                                           "it took, against the old estate's, from both estates' mail logs")
+    canary.add_argument("--old", required=True, help="the estate that defines correct")
+    canary.add_argument("--new", required=True, help="the estate taking the canary's share of connections")
+    canary.add_argument("--since", required=True, metavar="WHEN",
+                        help="the window's start: 2026-12-05T14:00 (this machine's local time), an ISO time with a "
+                             "zone, @EPOCH, or -30m (30 minutes ago)")
+    canary.add_argument("--window", metavar="DURATION", help="the window's length: 600, 10m, 2h (default: until now)")
+    canary.add_argument("--share", type=float, help="the share of connections the split sends to the new estate: "
+                                                   "the observed share is checked against it")
+    canary.add_argument("--policy", metavar="FILE", help="tolerances, and the differences accepted (YAML)")
+    canary.add_argument("--out", default="reports", help="folder for canary.html/.json/.txt (default: reports)")
+    _reading_hosts(canary)
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
     steps.add_argument("--modules", default=None,
                        help="package of the project's own step modules, besides the built-in ones "
@@ -93,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _reading_hosts(command: argparse.ArgumentParser) -> None:
-    """The options of a command that reads an estate's hosts (diff, discover): where the inventory is, its bounds."""
+    """The options of a command that reads an estate's hosts (diff, discover, canary): where the inventory is, its bounds."""
     command.add_argument("--inventories", metavar="PATH", default="inventories",
                          help="the Ansible inventory (file or directory) or folder of <estate>.yml (default: inventories)")
     command.add_argument("--mx-vault-password-file", metavar="FILE", default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
@@ -135,6 +149,11 @@ def _run(args: argparse.Namespace) -> int:
 
         return discover(args.hosts, args.inventories, args.output, args.roles, args.mx_vault_password_file,
                         args.mx_connect_timeout, args.mx_timeout, args.markdown, args.json)
+    if args.command == "canary":
+        from mxspec.canary.command import run as judge_canary
+
+        return judge_canary(args.old, args.new, args.inventories, args.since, args.window, args.share, args.policy,
+                            args.out, args.mx_vault_password_file, args.mx_connect_timeout, args.mx_timeout)
     if args.command == "comment":
         from mxspec.report.comment import post
 
@@ -168,7 +187,7 @@ def _lab_canary(root: Path, args: argparse.Namespace) -> int:
     from mxspec.lab import canary
 
     if args.action == "traffic":
-        sent = canary.send_traffic(root, args.count, args.seconds, args.clients, args.seed)
+        sent = canary.send_traffic(root, args.count, args.seconds, args.clients, args.seed, timeout=args.timeout)
         if args.json:
             Path(args.json).write_text(json.dumps(sent, indent=1) + "\n")
         answered = ", ".join(f"{name} {count}" for name, count in sorted(canary.answered_by(sent).items()))

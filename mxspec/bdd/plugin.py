@@ -13,6 +13,7 @@ import pytest
 from mxspec import steps
 from mxspec.bdd import adapter, parallel, preflight, vocabulary
 from mxspec.bdd.progress import Progress
+from mxspec.canary import behaviours as canary_behaviours
 from mxspec.checks import changes, facts
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
@@ -35,6 +36,7 @@ PLAIN_FAILURES = (AssertionError, HostUnreachable, CommandTimeout, MxspecError)
 OPT_IN = {
     "disruptive": ("mx_disruptive", "disrupts a service; run with --mx-disruptive"),
     "changes_host": ("mx_change", "changes a host's configuration; run with --mx-change"),
+    "canary": ("mx_canary", "judges a canary's result; run with --mx-canary=FILE (written by `mxspec canary`)"),
 }
 
 
@@ -85,6 +87,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also run scenarios tagged @disruptive (they stop services for a moment)")
     group.addoption("--mx-change", action="store_true",
                     help="also run scenarios tagged @changes_host (they change and restore hosts)")
+    group.addoption("--mx-canary", metavar="FILE", default=None,
+                    help="also run the scenarios tagged @canary: they judge the canary result FILE (canary.json, "
+                         "written by `mxspec canary`) for the estate that took the canary's share")
     group.addoption("--mx-results", metavar="FILE", default=None,
                     help="write every scenario's result to FILE (JSON), for `mxspec report`")
     group.addoption("--mx-report", metavar="DIR", default=None,
@@ -118,6 +123,8 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
             _shard(run, option.mx_shard, option.mx_report)
         if not (option.mx_results or option.mx_report) and option.mx_waivers:
             raise MxspecError("--mx-waivers goes with --mx-report")
+        if option.mx_canary:
+            canary_behaviours.load(option.mx_canary)  # a bad file is said before any host is contacted
         if option.mx_diff and not option.mx_report:
             raise MxspecError("--mx-diff goes with --mx-report (or give it to `mxspec report --diff`)")
         if not hasattr(config, "workerinput"):  # a worker of a distributed run starts none itself
@@ -366,6 +373,17 @@ def mailhost(request: pytest.FixtureRequest, mx_target: Target | None) -> Genera
     connection.testinfra.transcript = None
     if changing:
         run.pool.forget_facts()
+
+
+@pytest.fixture
+def canary_result(request: pytest.FixtureRequest, mx_target: Target) -> dict:
+    """The canary's result (--mx-canary) for a scenario tagged @canary; not applicable to an estate that
+    did not take the canary's share."""
+    path = request.config.option.mx_canary
+    result = canary_behaviours.load(path)
+    if mx_target.estate.name != result["new"]:
+        pytest.skip(f"not applicable: the canary in {path} sent its share to {result['new']}, not to {mx_target.estate.name}")
+    return result
 
 
 @pytest.fixture

@@ -148,86 +148,92 @@ def _is_door(program: str) -> bool:
     return program.endswith("/smtpd") and "submission" not in program and "smtps" not in program
 
 
+class _Reading:
+    """One pass over an estate's lines, in time order: the doors' sessions, and what each queue id became."""
+
+    def __init__(self, doors: set[str]):
+        self.doors = doors
+        self.queued: dict[tuple[str, str], _Queued] = {}
+        self.by_qid: dict[str, list[_Queued]] = defaultdict(list)
+        self.spam_ids: set[str] = set()
+        self.sessions: list[_Session] = []
+        self.open: dict[tuple[str, str], _Session] = {}
+
+    def entry(self, host: str, qid: str) -> _Queued:
+        if (host, qid) not in self.queued:
+            self.queued[(host, qid)] = item = _Queued(host, qid)
+            self.by_qid[qid].append(item)
+        return self.queued[(host, qid)]
+
+    def read(self, line: Line) -> None:
+        if line.program.startswith("spamd"):
+            if match := SPAMD_SPAM.search(line.text):
+                self.spam_ids.add(match["mid"])
+        elif line.program.startswith("opendkim"):
+            if match := DKIM_ADDED.match(line.text):
+                self.entry(line.host, match["qid"]).dkim_signed = True
+        elif _is_door(line.program) and line.host in self.doors:
+            self._door(line)
+        elif line.program.startswith("postfix"):
+            self._queue(line)
+
+    def _door(self, line: Line) -> None:
+        key, text = (line.host, line.pid), line.text
+        if match := CONNECT.match(text):
+            self.open[key] = _Session(line.host, match["address"], line.time, [line])
+            return
+        session = self.open.get(key)
+        if session is None:
+            return  # a connection that began before the lines read: not judged
+        session.lines.append(line)
+        if TLS.match(text):
+            session.tls = True
+        elif match := QUEUED.match(text):
+            session.queue_ids.append(match["qid"])
+            session.completed = True
+            self.entry(line.host, match["qid"]).lines.append(line)
+        elif NOQUEUE.match(text):
+            session.refusals.append(line)
+            session.completed = True
+        elif match := LOST.match(text):
+            session.lost_at = match["stage"]
+        elif match := DISCONNECT.match(text):
+            session.completed = session.completed or "ehlo=" in match["counts"] or "helo=" in match["counts"]
+            self.sessions.append(self.open.pop(key))
+        else:
+            self._queue(line)  # smtpd's own refusal of a queued message (`ID: reject: DATA ...`)
+
+    def _queue(self, line: Line) -> None:
+        text = line.text
+        if match := REJECT.match(text):
+            item = self.entry(line.host, match["qid"])
+            item.refused = (reply_of(match["reply"]), match["reply"])
+            item.lines.append(line)
+        elif match := ACTIVE.match(text):
+            item = self.entry(line.host, match["qid"])
+            item.active = True
+            item.lines.append(line)
+        elif match := MESSAGE_ID.match(text):
+            self.entry(line.host, match["qid"]).message_id = match["mid"]
+        elif match := STATUS.match(text):
+            following = NEXT_QUEUE_ID.search(match["answer"]) if match["status"] == "sent" else None
+            item = self.entry(line.host, match["qid"])
+            item.statuses.append((match["status"], float(match["delay"]), following["qid"] if following else "", line.raw))
+            item.lines.append(line)
+
+
 def attempts(side: str, lines: list[Line], doors: set[str], local_domains: set[str],
              since: float, until: float) -> list[Attempt]:
     """The connections to the estate's doors (`doors`: its inbound MXs) that began in [since, until)
     and ended, with their messages followed through every host of the estate that `lines` came from."""
-    queued: dict[tuple[str, str], _Queued] = {}
-    by_qid: dict[str, list[_Queued]] = defaultdict(list)
-    spam_ids: set[str] = set()
-
-    def entry(host: str, qid: str) -> _Queued:
-        if (host, qid) not in queued:
-            queued[(host, qid)] = item = _Queued(host, qid)
-            by_qid[qid].append(item)
-        return queued[(host, qid)]
-
-    sessions: list[_Session] = []
-    open_sessions: dict[tuple[str, str], _Session] = {}
+    reading = _Reading(doors)
     for line in sorted(lines, key=lambda item: item.time):
-        text = line.text
-        if line.program.startswith("spamd"):
-            match = SPAMD_SPAM.search(text)
-            if match:
-                spam_ids.add(match["mid"])
-            continue
-        if line.program.startswith("opendkim"):
-            match = DKIM_ADDED.match(text)
-            if match:
-                entry(line.host, match["qid"]).dkim_signed = True
-            continue
-        if _is_door(line.program) and line.host in doors:
-            key = (line.host, line.pid)
-            if match := CONNECT.match(text):
-                session = open_sessions[key] = _Session(line.host, match["address"], line.time, [line])
-                continue
-            session_or_none = open_sessions.get(key)
-            if session_or_none is None:
-                continue  # a connection that began before the lines read: not judged
-            session = session_or_none
-            session.lines.append(line)
-            if TLS.match(text):
-                session.tls = True
-            elif match := QUEUED.match(text):
-                session.queue_ids.append(match["qid"])
-                session.completed = True
-                entry(line.host, match["qid"]).lines.append(line)
-            elif NOQUEUE.match(text):
-                session.refusals.append(line)
-                session.completed = True
-            elif match := LOST.match(text):
-                session.lost_at = match["stage"]
-            elif match := DISCONNECT.match(text):
-                counts = match["counts"]
-                session.completed = session.completed or "ehlo=" in counts or "helo=" in counts
-                sessions.append(open_sessions.pop(key))
-            if (match := REJECT.match(text)):
-                item = entry(line.host, match["qid"])
-                item.refused = (reply_of(match["reply"]), match["reply"])
-            continue
-        if not line.program.startswith("postfix"):
-            continue
-        if match := REJECT.match(text):
-            item = entry(line.host, match["qid"])
-            item.refused = (reply_of(match["reply"]), match["reply"])
-            item.lines.append(line)
-        elif match := ACTIVE.match(text):
-            item = entry(line.host, match["qid"])
-            item.active = True
-            item.lines.append(line)
-        elif match := MESSAGE_ID.match(text):
-            entry(line.host, match["qid"]).message_id = match["mid"]
-        elif match := STATUS.match(text):
-            following = NEXT_QUEUE_ID.search(match["answer"]) if match["status"] == "sent" else None
-            item = entry(line.host, match["qid"])
-            item.statuses.append((match["status"], float(match["delay"]), following["qid"] if following else "", line.raw))
-            item.lines.append(line)
-    return [_attempt(side, session, queued, by_qid, spam_ids, local_domains)
-            for session in sessions if since <= session.started < until and session.client not in ("127.0.0.1", "::1")]
+        reading.read(line)
+    return [_attempt(side, session, reading, local_domains) for session in reading.sessions
+            if since <= session.started < until and session.client not in ("127.0.0.1", "::1")]
 
 
-def _attempt(side: str, session: _Session, queued: dict[tuple[str, str], _Queued],
-             by_qid: dict[str, list[_Queued]], spam_ids: set[str], local_domains: set[str]) -> Attempt:
+def _attempt(side: str, session: _Session, reading: _Reading, local_domains: set[str]) -> Attempt:
     messages = []
     for line in session.refusals:
         match = NOQUEUE.match(line.text)
@@ -236,15 +242,15 @@ def _attempt(side: str, session: _Session, queued: dict[tuple[str, str], _Queued
         messages.append(Message(match["sender"], (match["recipient"] or "",), classify(reply, match["reply"]), reply,
                                 evidence=(line.raw,)))
     for qid in session.queue_ids:
-        item = queued[(session.host, qid)]
+        item = reading.queued[(session.host, qid)]
         evidence = tuple(line.raw for line in item.lines)
         sender = next((m["sender"] for line in item.lines if (m := ACTIVE.match(line.text) or REJECT.match(line.text))), "")
         if item.refused:
             reply, text = item.refused
             messages.append(Message(sender, (), classify(reply, text), reply, evidence=evidence))
         elif item.active:
-            outcome = SPAM_STOPPED if item.message_id and item.message_id in spam_ids else ACCEPTED
-            fate, delay, hops = _follow(item, by_qid)
+            outcome = SPAM_STOPPED if item.message_id and item.message_id in reading.spam_ids else ACCEPTED
+            fate, delay, hops = _follow(item, reading.by_qid)
             domain = sender.rpartition("@")[2].lower()
             signed = any(hop.dkim_signed for hop in hops) if domain in local_domains else None
             messages.append(Message(sender, (), outcome, "", fate, delay, signed,

@@ -16,6 +16,7 @@ SCOPE_TAGS = {
     "sends_mail": "delivers real messages to the inventory's test recipients",
     "disruptive": "stops or breaks a service for a moment; runs only with --mx-disruptive",
     "changes_host": "changes a host's configuration and restores it; runs only with --mx-change",
+    "canary": "judges a canary's result (`mxspec canary`); runs only with --mx-canary=FILE",
 }
 
 

@@ -66,10 +66,12 @@ def _run(lab: Lab, name: str, command: str, what: str) -> str:
 
 def _old_side(split: Split, interface: str) -> str:
     per_mille = round(split.share * 1000)
+    rule = (f'iifname "{interface}" ip daddr {split.old_address} tcp dport 25 numgen random mod 1000 < {per_mille} '
+            f"counter dnat to {split.new_address}:25")
     ruleset = f"""table ip {TABLE} {{
   chain split {{
     type nat hook prerouting priority dstnat; policy accept;
-    iifname "{interface}" ip daddr {split.old_address} tcp dport 25 numgen random mod 1000 < {per_mille} counter dnat to {split.new_address}:25
+    {rule}
   }}
   chain forward {{
     type filter hook forward priority filter; policy accept;
@@ -211,7 +213,7 @@ OTHER_SENDER_DOMAINS = ["partner.test", "shop.test"]  # senders besides the remo
 
 
 def send_traffic(root: Path, count: int, seconds: float, clients: int = 8, seed: int = 1,
-                 to: str = OLD_MX) -> dict:
+                 to: str = OLD_MX, timeout: float = 30) -> dict:
     """The traffic generator (lab/traffic.py) run on the lab's outside host against `to`'s port 25;
     what each connection saw, and the totals. Bounded by count and time, lab addresses only."""
     require_root()
@@ -221,13 +223,14 @@ def send_traffic(root: Path, count: int, seconds: float, clients: int = 8, seed:
     words = lab.hosts[TRAFFIC_FROM].vars  # the lab's vars, as every host's templates see them
     args = ["python3", "-", "--target", lab.hosts[to].address, "--lab-network", str(lab.network),
             "--count", str(count), "--seconds", str(seconds), "--clients", str(clients), "--seed", str(seed),
+            "--timeout", str(timeout),
             "--domains", *words["local_domains"], "--users", *words["users"],
             "--sender-domains", words["remote_domain"], *OTHER_SENDER_DOMAINS]
     with tempfile.TemporaryFile() as stdin:
         stdin.write(script)
         stdin.seek(0)
         result = access.on_host(ssh_config_path(lab), TRAFFIC_FROM, shlex.join(args), stdin=stdin,
-                                timeout=seconds + 120)
+                                timeout=seconds + 2 * timeout + 60)
     if result.returncode != 0:
         raise MxspecError(f"the traffic generator on {TRAFFIC_FROM} failed (exit {result.returncode}): "
                           f"{result.stderr.decode(errors='replace').strip()[-400:]}")

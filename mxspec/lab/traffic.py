@@ -28,7 +28,7 @@ EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 # The kinds of client, and how often each comes (weights). "valid" is most of real traffic.
 KINDS = {"valid": 62, "two messages": 6, "unknown user": 10, "spam": 7, "virus": 5, "oversize": 3,
          "slow": 4, "drops": 3}
-TIMEOUT = 30  # seconds per SMTP command: a client that waits longer gives up, as real ones do
+TIMEOUT = 30  # seconds per SMTP command (--timeout): a client that waits longer gives up, as real ones do
 
 
 def message(sender: str, recipient: str, body: str, number: int) -> str:
@@ -63,37 +63,41 @@ def one_client(number: int, args: argparse.Namespace, deadline: float) -> dict:
         record["error"] = "not started: time is up"
         return record
     try:
-        with smtplib.SMTP(timeout=TIMEOUT) as client:
-            client._host = args.target  # what STARTTLS would name as the server (smtplib sets it only in __init__)
-            code, banner = client.connect(args.target, 25)
-            record["banner"] = banner.decode(errors="replace")
-            client.ehlo(f"client{number % 17}.{sender.split('@')[1]}")
-            if kind == "drops":
-                client.sock.close()  # gone after the greeting, without QUIT
-                client.sock = None
-                record["replies"].append("dropped")
-                return record
-            if tls and client.has_extn("starttls"):
-                client.starttls(context=ssl._create_unverified_context())  # lab CA: the MX's name is not the point here
-                client.ehlo(f"client{number % 17}.{sender.split('@')[1]}")
-            for round_ in range(2 if kind == "two messages" else 1):
-                if kind == "slow":
-                    time.sleep(rng.uniform(1.0, 4.0))
-                text = message(sender, recipients[0], body_for(kind, rng, args.size_limit), number * 10 + round_)
-                try:
-                    client.sendmail(sender, recipients, text)
-                    record["replies"].append("250")
-                except smtplib.SMTPRecipientsRefused as refused:
-                    record["replies"].append(" ".join(str(c) for c, _ in refused.recipients.values()))
-                except smtplib.SMTPResponseException as refused:
-                    record["replies"].append(str(refused.smtp_code))
-                    client.rset()
-                except smtplib.SMTPSenderRefused as refused:
-                    record["replies"].append(str(refused.smtp_code))
-            client.quit()
+        converse(record, kind, recipients, number, args, rng)
     except Exception as error:  # noqa: BLE001 - one client's failure is its record, never the run's end
         record["error"] = f"{type(error).__name__}: {error}"
     return record
+
+
+def converse(record: dict, kind: str, recipients: list[str], number: int, args: argparse.Namespace,
+             rng: random.Random) -> None:
+    """One client's SMTP conversation, as its kind behaves; the banner and each reply go into `record`."""
+    sender, helo = record["sender"], f"client{number % 17}.{record['sender'].split('@')[1]}"
+    with smtplib.SMTP(timeout=args.timeout) as client:
+        client._host = args.target  # what STARTTLS would name as the server (smtplib sets it only in __init__)
+        _code, banner = client.connect(args.target, 25)
+        record["banner"] = banner.decode(errors="replace")
+        client.ehlo(helo)
+        if kind == "drops":
+            client.close()  # gone after the greeting, without QUIT
+            record["replies"].append("dropped")
+            return
+        if record["tls"] and client.has_extn("starttls"):
+            client.starttls(context=ssl._create_unverified_context())  # lab CA: the MX's name is not the point here
+            client.ehlo(helo)
+        for round_ in range(2 if kind == "two messages" else 1):
+            if kind == "slow":
+                time.sleep(rng.uniform(1.0, 4.0))
+            text = message(sender, recipients[0], body_for(kind, rng, args.size_limit), number * 10 + round_)
+            try:
+                client.sendmail(sender, recipients, text)
+                record["replies"].append("250")
+            except smtplib.SMTPRecipientsRefused as refused:
+                record["replies"].append(" ".join(str(code) for code, _ in refused.recipients.values()))
+            except (smtplib.SMTPResponseException, smtplib.SMTPSenderRefused) as refused:
+                record["replies"].append(str(refused.smtp_code))
+                client.rset()
+        client.quit()
 
 
 def main() -> int:
@@ -105,6 +109,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8, help="connections at once")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tls-share", type=float, default=0.5)
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds a client waits for each answer")
     parser.add_argument("--size-limit", type=int, default=10240000)
     parser.add_argument("--domains", nargs="+", required=True)
     parser.add_argument("--users", nargs="+", required=True)
@@ -116,7 +121,7 @@ def main() -> int:
     if not (0 < args.count <= 5000 and 0 < args.seconds <= 1800 and 0 < args.clients <= 32):
         print("traffic: --count 1..5000, --seconds up to 1800, --clients 1..32", file=sys.stderr)
         return 2
-    socket.setdefaulttimeout(TIMEOUT)
+    socket.setdefaulttimeout(args.timeout)
     deadline = time.time() + args.seconds
     started = time.time()
     with ThreadPoolExecutor(max_workers=args.clients) as pool:

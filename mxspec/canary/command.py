@@ -1,0 +1,131 @@
+"""`mxspec canary --old OLD --new NEW --since WHEN [--window DURATION]`: judge a canary from both estates' logs.
+
+Reads every host's mail log (read-only), turns it into attempts (per connection, per message),
+judges the new estate against the old (judge.py), prints the table and writes canary.json,
+canary.html and canary.txt. Exit 0 for GO, 1 for ROLLBACK, 3 for HOLD, 2 when it cannot judge.
+"""
+
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from mxspec.canary import collect, judge, render
+from mxspec.canary.attempts import NEW, OLD, Attempt
+from mxspec.core import yamlfile
+from mxspec.core.errors import MxspecError
+from mxspec.estate.inventory import Estate, load_estates
+from mxspec.transport.connection import ConnectionPool
+from mxspec.transport.openssh import resolve
+
+EXIT = {judge.GO: 0, judge.ROLLBACK: 1, judge.HOLD: 3}
+DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>[smhd]?)$")
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(text: str, option: str) -> float:
+    """`600`, `600s`, `10m`, `2h`, `1d` as seconds."""
+    match = DURATION.match(text.strip())
+    if not match or float(match["number"]) <= 0:
+        raise MxspecError(f"{option} {text!r}: give a duration such as 600, 600s, 10m, 2h or 1d")
+    return float(match["number"]) * UNIT_SECONDS[match["unit"]]
+
+
+def moment(text: str, now: float) -> float:
+    """`--since`: `@EPOCH`, an ISO 8601 time (without a zone: this machine's local time), or `-10m` (ago)."""
+    text = text.strip()
+    if text.startswith("@"):
+        try:
+            return float(text[1:])
+        except ValueError:
+            pass
+    elif text.startswith("-"):
+        return now - seconds(text[1:], "--since")
+    else:
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    raise MxspecError(f"--since {text!r}: give a time such as 2026-12-05T14:00, 2026-12-05T14:00:00+00:00, "
+                      "@1764943200 or -30m (30 minutes ago)")
+
+
+def load_policy(path: str | None) -> judge.Policy:
+    """The operator's canary policy (YAML): tolerances, min_events, alpha, and the accepted differences."""
+    if not path:
+        return judge.Policy()
+    data = yamlfile.load(path)
+    if data is None:
+        return judge.Policy()
+    if not isinstance(data, dict):
+        raise MxspecError(f"{path}: a canary policy is a mapping (tolerances, accepted, min_events, alpha)")
+    known = {"tolerances", "accepted", "min_events", "alpha"}
+    for key in data:
+        if key not in known:
+            line = getattr(data, "key_lines", {}).get(key, 0)
+            raise MxspecError(f"{path}:{line}: unknown key '{key}'; a canary policy has {', '.join(sorted(known))}")
+    try:
+        return judge.Policy(tolerances=dict(data.get("tolerances") or {}), accepted=dict(data.get("accepted") or {}),
+                            min_events=int(data.get("min_events", judge.Policy().min_events)),
+                            alpha=float(data.get("alpha", judge.Policy().alpha)))
+    except (TypeError, ValueError) as error:
+        raise MxspecError(f"{path}: {error}") from None
+
+
+def door_addresses(estate: Estate) -> set[str]:
+    """The addresses the estate's inbound MXs are reached at: a connection on the new side from one of
+    the old's would mean the split rewrote the client's address (SNAT)."""
+    return {resolve(host.target, host.vars.get("mxspec_ssh_config")) for host in estate.hosts.values()
+            if collect.DOOR_ROLE in host.roles}
+
+
+def path_facts(attempts: list[Attempt], old_doors: set[str]) -> dict:
+    """What shows that the replies reached the clients through the old MX: the new side saw the clients'
+    own addresses, and its connections got past the greeting (without a way back they stall at connect)."""
+    new = [attempt for attempt in attempts if attempt.side == NEW]
+    old = [attempt for attempt in attempts if attempt.side == OLD]
+    return {"new_connections": len(new),
+            "new_from_old_mx_address": sum(attempt.client in old_doors for attempt in new),
+            "new_past_greeting": sum(attempt.completed for attempt in new),
+            "old_connections": len(old),
+            "old_past_greeting": sum(attempt.completed for attempt in old)}
+
+
+def canary(inventories: str, old_name: str, new_name: str, window: collect.Window, share: float | None,
+           policy: judge.Policy, vault_password_file: str | None = None, connect_timeout: float = 10,
+           command_timeout: float = 60) -> tuple[judge.Verdict, dict]:
+    if old_name == new_name:
+        raise MxspecError(f"the old and the new estate are both '{old_name}': give two estates")
+    old, new = load_estates(inventories, [old_name, new_name], vault_password_file)
+    pool = ConnectionPool(connect_timeout, command_timeout)
+    progress = lambda line: print(line, file=sys.stderr)  # noqa: E731 - one line, where it is used
+    try:
+        attempts = (collect.estate_attempts(pool, old, OLD, window, progress)
+                    + collect.estate_attempts(pool, new, NEW, window, progress))
+    finally:
+        pool.close()
+    verdict = judge.judge(attempts, share, policy)
+    return verdict, {"old": old.name, "new": new.name, "window": {"since": window.since, "until": window.until},
+                     "path": path_facts(attempts, door_addresses(old))}
+
+
+def run(old: str, new: str, inventories: str, since: str, window_text: str | None, share: float | None,
+        policy_file: str | None, out: str, vault_password_file: str | None = None,
+        connect_timeout: float = 10, command_timeout: float = 60) -> int:
+    now = time.time()
+    start = moment(since, now)
+    end = start + seconds(window_text, "--window") if window_text else now
+    if start >= now:
+        raise MxspecError(f"--since {since!r} is not in the past")
+    if share is not None and not 0 < share < 1:
+        raise MxspecError(f"--share must be between 0 and 1 (exclusive), not {share:g}")
+    policy = load_policy(policy_file)
+    window = collect.Window(start, min(end, now))
+    print(f"[mxspec] canary {old} -> {new}: connections from {window.describe()}", file=sys.stderr)
+    verdict, context = canary(inventories, old, new, window, share, policy, vault_password_file,
+                              connect_timeout, command_timeout)
+    written = render.write_all(verdict, Path(out), context)
+    print(render.table(verdict))
+    print(f"  canary report: {written['html']} (.json, .txt)")
+    return EXIT[verdict.verdict]
