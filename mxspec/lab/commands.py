@@ -262,12 +262,15 @@ def heal(root: Path, names: list[str] | None = None) -> list[str]:
                if not machines.is_running(state.get("hosts", {}).get(name, {}).get("pid"), name)]
     if stopped:
         raise MxspecError(f"lab host(s) not running: {', '.join(stopped)}; `mxspec lab up` boots them again")
+    from mxspec.lab import canary  # it stands on this module: imported here, where a repair needs it
+
+    stopped_canary = canary.stop(root) if canary.running(root) else []  # the known-good lab splits no traffic
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         outcomes = list(pool.map(lambda name: _heal_host(lab, name), names))
     failures = [problem for _, problem in outcomes if problem]
     if failures:
         raise MxspecError("could not heal the lab:\n" + "\n".join(f"  {problem}" for problem in failures))
-    return [done for done, _ in outcomes if done]
+    return [f"canary stopped: {line}" for line in stopped_canary] + [done for done, _ in outcomes if done]
 
 
 def _heal_host(lab: Lab, name: str) -> tuple[str, str]:

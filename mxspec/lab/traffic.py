@@ -118,8 +118,8 @@ def main() -> int:
     if ipaddress.ip_address(args.target) not in ipaddress.ip_network(args.lab_network):
         print(f"traffic: {args.target} is not in the lab's network {args.lab_network}", file=sys.stderr)
         return 2
-    if not (0 < args.count <= 5000 and 0 < args.seconds <= 1800 and 0 < args.clients <= 32):
-        print("traffic: --count 1..5000, --seconds up to 1800, --clients 1..32", file=sys.stderr)
+    if not (0 < args.count <= 5000 and 0 < args.seconds <= 1800 and 0 < args.clients <= 32 and 0 < args.timeout <= 120):
+        print("traffic: --count 1..5000, --seconds up to 1800, --clients 1..32, --timeout up to 120", file=sys.stderr)
         return 2
     socket.setdefaulttimeout(args.timeout)
     deadline = time.time() + args.seconds
