@@ -51,11 +51,19 @@ def moment(text: str, now: float) -> float:
                       "@1764943200 or -30m (30 minutes ago)")
 
 
+def _tolerance(path: str, line: int, name: str, value: object) -> judge.ShareTolerance | judge.DelayTolerance:
+    """`{points: 0.05}` (a share: five percentage points) or `{ratio: 1.5, seconds: 2}` (a delay)."""
+    if isinstance(value, dict) and set(value) == {"points"}:
+        return judge.ShareTolerance(float(value["points"]))
+    if isinstance(value, dict) and set(value) == {"ratio", "seconds"}:
+        return judge.DelayTolerance(float(value["ratio"]), float(value["seconds"]))
+    raise MxspecError(f"{path}:{line}: the tolerance of {name!r} is {{points: P}} for a share (0.05: five "
+                      "percentage points) or {ratio: R, seconds: S} for a delay")
+
+
 def load_policy(path: str | None) -> judge.Policy:
-    """The operator's canary policy (YAML): tolerances, min_events, alpha, and the accepted differences."""
-    if not path:
-        return judge.Policy()
-    data = yamlfile.load(path)
+    """The operator's canary policy (YAML): tolerances, min_events, alpha, and the differences accepted."""
+    data = yamlfile.load(path) if path else None
     if data is None:
         return judge.Policy()
     if not isinstance(data, dict):
@@ -63,13 +71,23 @@ def load_policy(path: str | None) -> judge.Policy:
     known = {"tolerances", "accepted", "min_events", "alpha"}
     for key in data:
         if key not in known:
-            line = getattr(data, "key_lines", {}).get(key, 0)
-            raise MxspecError(f"{path}:{line}: unknown key '{key}'; a canary policy has {', '.join(sorted(known))}")
+            raise MxspecError(f"{path}:{data.key_lines.get(key, 0)}: unknown key '{key}'; a canary policy has "
+                              + ", ".join(sorted(known)))
+    tolerances = data.get("tolerances") or {}
+    accepted = data.get("accepted") or {}
+    for key, value in (("tolerances", tolerances), ("accepted", accepted)):
+        if not isinstance(value, dict):
+            raise MxspecError(f"{path}:{data.key_lines.get(key, 0)}: '{key}' is a mapping of metric names")
     try:
-        return judge.Policy(tolerances=dict(data.get("tolerances") or {}), accepted=dict(data.get("accepted") or {}),
-                            min_events=int(data.get("min_events", judge.Policy().min_events)),
-                            alpha=float(data.get("alpha", judge.Policy().alpha)))
+        return judge.Policy(
+            tolerances={str(name): _tolerance(str(path), tolerances.key_lines.get(name, 0), str(name), value)
+                        for name, value in tolerances.items()},
+            accepted={str(name): str(why) for name, why in accepted.items()},
+            min_events=int(data.get("min_events", judge.Policy.min_events)),
+            alpha=float(data.get("alpha", judge.Policy.alpha)))
     except (TypeError, ValueError) as error:
+        raise MxspecError(f"{path}: {error}") from None
+    except MxspecError as error:
         raise MxspecError(f"{path}: {error}") from None
 
 
@@ -128,4 +146,4 @@ def run(old: str, new: str, inventories: str, since: str, window_text: str | Non
     written = render.write_all(verdict, Path(out), context)
     print(render.table(verdict))
     print(f"  canary report: {written['html']} (.json, .txt)")
-    return EXIT[verdict.verdict]
+    return EXIT[verdict.decision]

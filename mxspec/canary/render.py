@@ -101,9 +101,10 @@ def table(verdict: Verdict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(verdict: Verdict) -> str:
-    """The verdict as JSON; allow_nan=False: a NaN would be a bug here, and not JSON."""
-    return json.dumps({"headline": headline(verdict), **verdict.as_dict()}, indent=1, allow_nan=False)
+def to_json(verdict: Verdict, context: dict | None = None) -> str:
+    """The verdict as JSON, after what it judged (`context`: the estates, the window, the way the connections
+    took); allow_nan=False: a NaN would be a bug here, and not JSON."""
+    return json.dumps({"headline": headline(verdict), **(context or {}), **verdict.as_dict()}, indent=1, allow_nan=False)
 
 
 CSS = """
@@ -245,10 +246,10 @@ def write_html(verdict: Verdict, path: Path) -> Path:
     return path
 
 
-def write_all(verdict: Verdict, directory: Path) -> dict[str, Path]:
+def write_all(verdict: Verdict, directory: Path, context: dict | None = None) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"json": directory / "canary.json", "html": directory / "canary.html", "text": directory / "canary.txt"}
-    paths["json"].write_text(to_json(verdict))
+    paths["json"].write_text(to_json(verdict, context))
     write_html(verdict, paths["html"])
     paths["text"].write_text(table(verdict))
     return paths
