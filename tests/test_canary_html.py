@@ -4,10 +4,10 @@ import re
 import shutil
 import subprocess
 
+from canary_traffic import connections, refusing
 from mxspec.canary import render
 from mxspec.canary.attempts import NEW, OLD, REFUSED_POLICY, Attempt, Message
 from mxspec.canary.judge import METRICS, Policy, judge
-from test_canary_judge import connections, refusing
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -11,7 +11,7 @@ Pure: attempts in, a Verdict of plain values out (JSON as it is); no hosts, no f
 """
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -104,12 +104,19 @@ def _telling_line(evidence: tuple[str, ...], reply: str = "") -> list[str]:
     return list(evidence[-1:])
 
 
+def _messages(attempts: Iterable[Attempt]) -> Iterator[Message]:
+    return (message for attempt in attempts for message in attempt.messages)
+
+
+def _accepted(attempts: Iterable[Attempt]) -> Iterator[Message]:
+    return (message for message in _messages(attempts) if message.outcome == ACCEPTED)
+
+
 def _items(attempts: Iterable[Attempt], unit: str) -> Iterable[Attempt | Message]:
-    for attempt in attempts:
-        if unit == CONNECTION:
-            yield attempt
-        else:
-            yield from (m for m in attempt.messages if unit == MESSAGE or m.outcome == ACCEPTED)
+    """What a metric of `unit` counts in."""
+    if unit == CONNECTION:
+        return attempts
+    return _messages(attempts) if unit == MESSAGE else _accepted(attempts)
 
 
 def _lines_of(item: Attempt | Message) -> list[str]:
@@ -131,7 +138,8 @@ class Share:
     kind: ClassVar[str] = SHARE
 
     def observe(self, attempts: Iterable[Attempt]) -> Observation:
-        hits, misses = [], []
+        hits: list[Attempt | Message] = []
+        misses: list[Attempt | Message] = []
         for item in _items(attempts, self.unit):
             counted = self.hit(item)
             if counted is not None:
@@ -162,7 +170,7 @@ class Delay:
     kind: ClassVar[str] = DELAY
 
     def observe(self, attempts: Iterable[Attempt]) -> Observation:
-        timed = sorted((m for m in _items(attempts, self.unit) if m.fate == DELIVERED and m.delay is not None),
+        timed = sorted((m for m in _accepted(attempts) if m.fate == DELIVERED and m.delay is not None),
                        key=lambda m: m.delay or 0.0)
         return Observation(len(timed), values=tuple(m.delay or 0.0 for m in timed),
                            higher=_evidence(reversed(timed)), lower=_evidence(timed))
