@@ -95,15 +95,6 @@ class Observation:
     lower: tuple[str, ...] = ()
 
 
-def _telling_line(evidence: tuple[str, ...], reply: str = "") -> list[str]:
-    """The one log line that says most about an event: the one with its refusal's code, else its last."""
-    if reply:
-        for line in evidence:
-            if reply in line:
-                return [line]
-    return list(evidence[-1:])
-
-
 def _messages(attempts: Iterable[Attempt]) -> Iterator[Message]:
     return (message for attempt in attempts for message in attempt.messages)
 
@@ -119,12 +110,14 @@ def _items(attempts: Iterable[Attempt], unit: str) -> Iterable[Attempt | Message
     return _messages(attempts) if unit == MESSAGE else _accepted(attempts)
 
 
-def _lines_of(item: Attempt | Message) -> list[str]:
-    return _telling_line(item.evidence, item.reply if isinstance(item, Message) else "")
+def _telling_line(item: Attempt | Message) -> list[str]:
+    """The one log line that says most about an event: a refusal's (the line with its code), else its last."""
+    reply = item.reply if isinstance(item, Message) else ""
+    return [line for line in item.evidence if reply and reply in line][:1] or list(item.evidence[-1:])
 
 
 def _evidence(items: Iterable[Attempt | Message]) -> tuple[str, ...]:
-    return tuple(line for item in list(items)[:EVIDENCE_EVENTS] for line in _lines_of(item))
+    return tuple(line for item in list(items)[:EVIDENCE_EVENTS] for line in _telling_line(item))
 
 
 @dataclass(frozen=True)
@@ -355,11 +348,11 @@ def _side(metric: Metric, seen: Observation) -> Side:
                 percentiles=tuple(float(v) for v in numpy.percentile(seen.values, PERCENTILES)))
 
 
-def _direction(metric: Metric, effect: float) -> str | None:
-    """WORSE or BETTER for the new estate; `effect` is new less old, or new over old less one."""
-    if effect == 0:
+def _direction(metric: Metric, moved: float) -> str | None:
+    """WORSE or BETTER for the new estate, which `moved` its figure by that much (None: not at all)."""
+    if moved == 0:
         return None
-    return WORSE if (effect > 0) == (metric.worse == HIGHER) else BETTER
+    return WORSE if (moved > 0) == (metric.worse == HIGHER) else BETTER
 
 
 def _observed(metric: Metric, old: Observation, new: Observation, policy: Policy) -> Result:
@@ -371,7 +364,7 @@ def _observed(metric: Metric, old: Observation, new: Observation, policy: Policy
         moved = metric.figure(new) - metric.figure(old)
         evidence = {OLD: old.higher, NEW: new.higher} if moved > 0 else {OLD: old.lower, NEW: new.lower}
         result = replace(result, effect=metric.effect(old, new), direction=_direction(metric, moved),
-                       p=metric.p_value(old, new), evidence=evidence if moved else {})
+                         p=metric.p_value(old, new), evidence=evidence if moved else {})
     if metric.name in policy.accepted:
         return replace(result, status=ACCEPTED_STATUS, reason=policy.accepted[metric.name])
     if not old.events and not new.events:
@@ -404,7 +397,7 @@ def split_check(attempts: Sequence[Attempt], share: float, min_events: int) -> S
                  observed=new / len(attempts), ci=ci)
 
 
-def figures(result: Result) -> str:
+def _figures(result: Result) -> str:
     """A metric's old and new figures and effect, in one phrase (for reasons and the table alike)."""
     return f"{shown(result, result.old)} → {shown(result, result.new)}, {effect_shown(result)}"
 
@@ -426,7 +419,7 @@ def effect_shown(result: Result) -> str:
 
 
 def _reason(result: Result, alpha: float) -> Reason:
-    text = (f"{result.direction} on the new estate: {figures(result)}, beyond {result.tolerance}, "
+    text = (f"{result.direction} on the new estate: {_figures(result)}, beyond {result.tolerance}, "
             f"p(Holm) {result.p_holm:.2g} < {alpha:g}")
     return Reason(result.metric, text, result.evidence.get(NEW, ()))
 
