@@ -11,7 +11,7 @@ Pure: attempts in, a Verdict of plain values out (JSON as it is); no hosts, no f
 """
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -95,29 +95,29 @@ class Observation:
     lower: tuple[str, ...] = ()
 
 
-def _telling_line(evidence: tuple[str, ...], reply: str = "") -> list[str]:
-    """The one log line that says most about an event: the one with its refusal's code, else its last."""
-    if reply:
-        for line in evidence:
-            if reply in line:
-                return [line]
-    return list(evidence[-1:])
+def _messages(attempts: Iterable[Attempt]) -> Iterator[Message]:
+    return (message for attempt in attempts for message in attempt.messages)
+
+
+def _accepted(attempts: Iterable[Attempt]) -> Iterator[Message]:
+    return (message for message in _messages(attempts) if message.outcome == ACCEPTED)
 
 
 def _items(attempts: Iterable[Attempt], unit: str) -> Iterable[Attempt | Message]:
-    for attempt in attempts:
-        if unit == CONNECTION:
-            yield attempt
-        else:
-            yield from (m for m in attempt.messages if unit == MESSAGE or m.outcome == ACCEPTED)
+    """What a metric of `unit` counts in."""
+    if unit == CONNECTION:
+        return attempts
+    return _messages(attempts) if unit == MESSAGE else _accepted(attempts)
 
 
-def _lines_of(item: Attempt | Message) -> list[str]:
-    return _telling_line(item.evidence, item.reply if isinstance(item, Message) else "")
+def _telling_line(item: Attempt | Message) -> list[str]:
+    """The one log line that says most about an event: a refusal's (the line with its code), else its last."""
+    reply = item.reply if isinstance(item, Message) else ""
+    return [line for line in item.evidence if reply and reply in line][:1] or list(item.evidence[-1:])
 
 
 def _evidence(items: Iterable[Attempt | Message]) -> tuple[str, ...]:
-    return tuple(line for item in list(items)[:EVIDENCE_EVENTS] for line in _lines_of(item))
+    return tuple(line for item in list(items)[:EVIDENCE_EVENTS] for line in _telling_line(item))
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,8 @@ class Share:
     kind: ClassVar[str] = SHARE
 
     def observe(self, attempts: Iterable[Attempt]) -> Observation:
-        hits, misses = [], []
+        hits: list[Attempt | Message] = []
+        misses: list[Attempt | Message] = []
         for item in _items(attempts, self.unit):
             counted = self.hit(item)
             if counted is not None:
@@ -162,7 +163,7 @@ class Delay:
     kind: ClassVar[str] = DELAY
 
     def observe(self, attempts: Iterable[Attempt]) -> Observation:
-        timed = sorted((m for m in _items(attempts, self.unit) if m.fate == DELIVERED and m.delay is not None),
+        timed = sorted((m for m in _accepted(attempts) if m.fate == DELIVERED and m.delay is not None),
                        key=lambda m: m.delay or 0.0)
         return Observation(len(timed), values=tuple(m.delay or 0.0 for m in timed),
                            higher=_evidence(reversed(timed)), lower=_evidence(timed))
@@ -347,11 +348,11 @@ def _side(metric: Metric, seen: Observation) -> Side:
                 percentiles=tuple(float(v) for v in numpy.percentile(seen.values, PERCENTILES)))
 
 
-def _direction(metric: Metric, effect: float) -> str | None:
-    """WORSE or BETTER for the new estate; `effect` is new less old, or new over old less one."""
-    if effect == 0:
+def _direction(metric: Metric, moved: float) -> str | None:
+    """WORSE or BETTER for the new estate, which `moved` its figure by that much (None: not at all)."""
+    if moved == 0:
         return None
-    return WORSE if (effect > 0) == (metric.worse == HIGHER) else BETTER
+    return WORSE if (moved > 0) == (metric.worse == HIGHER) else BETTER
 
 
 def _observed(metric: Metric, old: Observation, new: Observation, policy: Policy) -> Result:
@@ -363,7 +364,7 @@ def _observed(metric: Metric, old: Observation, new: Observation, policy: Policy
         moved = metric.figure(new) - metric.figure(old)
         evidence = {OLD: old.higher, NEW: new.higher} if moved > 0 else {OLD: old.lower, NEW: new.lower}
         result = replace(result, effect=metric.effect(old, new), direction=_direction(metric, moved),
-                       p=metric.p_value(old, new), evidence=evidence if moved else {})
+                         p=metric.p_value(old, new), evidence=evidence if moved else {})
     if metric.name in policy.accepted:
         return replace(result, status=ACCEPTED_STATUS, reason=policy.accepted[metric.name])
     if not old.events and not new.events:
@@ -396,7 +397,7 @@ def split_check(attempts: Sequence[Attempt], share: float, min_events: int) -> S
                  observed=new / len(attempts), ci=ci)
 
 
-def figures(result: Result) -> str:
+def _figures(result: Result) -> str:
     """A metric's old and new figures and effect, in one phrase (for reasons and the table alike)."""
     return f"{shown(result, result.old)} → {shown(result, result.new)}, {effect_shown(result)}"
 
@@ -418,7 +419,7 @@ def effect_shown(result: Result) -> str:
 
 
 def _reason(result: Result, alpha: float) -> Reason:
-    text = (f"{result.direction} on the new estate: {figures(result)}, beyond {result.tolerance}, "
+    text = (f"{result.direction} on the new estate: {_figures(result)}, beyond {result.tolerance}, "
             f"p(Holm) {result.p_holm:.2g} < {alpha:g}")
     return Reason(result.metric, text, result.evidence.get(NEW, ()))
 

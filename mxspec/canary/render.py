@@ -38,6 +38,7 @@ HEADLINE = {GO: "no metric deviates beyond its tolerance",
             ROLLBACK: "the new estate does worse than the old"}
 COLUMNS = ("metric", "old", "new", "effect", "p (Holm)", "tolerance", "status")
 COLOURS = {OLD: "#6b7b8c", NEW: "#e07b00"}
+LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 8, "frameon": False}  # beside the plot
 
 
 def headline(verdict: Verdict) -> str:
@@ -151,9 +152,9 @@ def _share_plot(result: Result, axes: Axes) -> None:
              color=[COLOURS[name] for name, _ in sides])
     if result.old.share is not None and isinstance(result.tolerance, ShareTolerance):
         band = result.tolerance.points * 100
-        axes.axhspan(result.old.share * 100 - band, result.old.share * 100 + band, color=COLOURS[OLD], alpha=.15,
-                     label=f"tolerance {result.tolerance}")
-        axes.legend(loc="upper right", fontsize=8, frameon=False)
+        axes.axhspan(max(0.0, result.old.share * 100 - band), min(100.0, result.old.share * 100 + band),
+                     color=COLOURS[OLD], alpha=.15, zorder=0, label=f"old ± tolerance ({result.tolerance})")
+        axes.legend(**LEGEND)
     axes.set_ylabel("% of events")
     axes.set_ylim(bottom=0)
 
@@ -169,7 +170,7 @@ def _delay_plot(result: Result, axes: Axes) -> None:
     axes.set_xlabel("delivery delay, seconds")
     axes.set_ylabel("share delivered")
     if result.old.percentiles or result.new.percentiles:
-        axes.legend(loc="lower right", fontsize=8, frameon=False)
+        axes.legend(**LEGEND)
 
 
 def plot(result: Result) -> str:
@@ -229,7 +230,7 @@ def to_html(verdict: Verdict) -> str:
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
              f"<title>mxspec canary: {verdict.decision}</title><style>{CSS}</style></head><body>",
              f"<div id='verdict' class='verdict {verdict.decision}'>{verdict.decision}</div>",
-             f"<p class='headline'>{html.escape(headline(verdict))}</p>",
+             f"<p class='headline'>{html.escape(HEADLINE[verdict.decision])}</p>",
              f"<ul class='reasons'>{reasons}</ul>" if reasons else "",
              f"<p id='split'>{html.escape(split_line(verdict.split))}</p>",
              f"<p class='note'>Connections: {verdict.connections[OLD]} on the old estate, {verdict.connections[NEW]} on "
