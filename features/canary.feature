@@ -7,7 +7,7 @@ Feature: A canary of real traffic before the cut-over
   --mx-canary=reports/canary.json, for the estate that took the canary's share.
 
   Scenario: The canary sends about its share of connections to the new estate
-    Then the new estate took the canary's share of connections, within the 95% confidence interval of what was seen
+    Then the new estate took the canary's share of connections, within the 99.9% confidence interval of what was seen
 
   Scenario: Replies reach the clients through the old MX
     Then every connection the new estate took came from the client's own address, never from the old MX's

@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--waivers", help="accepted differences (YAML)")
     report.add_argument("--diff", metavar="FILE", help="what `mxspec diff OLD NEW --json FILE` found: a section of the "
                                                        "report, and beside each failing behaviour what may explain it")
+    report.add_argument("--canary", metavar="FILE", help="a canary's result (canary.json from `mxspec canary`): its "
+                                                        "verdict in the report, with a link to its page")
     report.add_argument("--out", default="reports", help="folder for readiness.html/.md/.json (default: reports)")
 
     comment = sub.add_parser("comment", help="post the Markdown report on the pull request of this CI job")
@@ -138,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from mxspec.report.command import combine
 
-        return combine(args.results, args.old, args.new, args.waivers, args.out, args.diff)
+        return combine(args.results, args.old, args.new, args.waivers, args.out, args.diff, args.canary)
     if args.command == "diff":
         from mxspec.diff.command import run
 
@@ -150,7 +152,10 @@ def _run(args: argparse.Namespace) -> int:
         return discover(args.hosts, args.inventories, args.output, args.roles, args.mx_vault_password_file,
                         args.mx_connect_timeout, args.mx_timeout, args.markdown, args.json)
     if args.command == "canary":
-        from mxspec.canary.command import run as judge_canary
+        try:
+            from mxspec.canary.command import run as judge_canary
+        except ImportError as error:  # scipy and matplotlib come with the canary extra
+            raise MxspecError(f"mxspec canary needs the canary extra: pip install 'mxspec[canary]' ({error})") from None
 
         return judge_canary(args.old, args.new, args.inventories, args.since, args.window, args.share, args.policy,
                             args.out, args.mx_vault_password_file, args.mx_connect_timeout, args.mx_timeout)

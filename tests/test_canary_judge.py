@@ -79,7 +79,7 @@ def test_a_significant_difference_within_tolerance_does_not_count():
 
 
 def test_too_few_connections_on_a_side_is_a_hold_that_says_so():
-    verdict = judge(connections(OLD, 200) + connections(NEW, 20), 0.3, Policy())
+    verdict = judge(connections(OLD, 200) + connections(NEW, 20), None, Policy())
     assert verdict.decision == HOLD
     [reason] = verdict.reasons
     assert reason.subject == "connections" and "not enough traffic" in reason.text and "20 on the new" in reason.text
@@ -127,7 +127,10 @@ def test_the_split_seen_against_the_share_configured():
     assert outside.status == "outside" and outside.ci is not None and outside.ci[1] < 0.3
     assert split_check(_split(5, 20), 0.3, 30).status == NOT_ENOUGH
     verdict = judge(_split(60, 600), 0.3, Policy())
-    assert verdict.split == outside and "OUTSIDE its 95% interval" in render.table(verdict)
+    assert verdict.split == outside and "OUTSIDE its 99.9% interval" in render.table(verdict)
+    # A split that is not the one configured cannot be judged as it is: a person looks first.
+    assert verdict.decision == HOLD and [r.subject for r in verdict.reasons] == ["split"]
+    assert "10.0% of 600 connections" in verdict.reasons[0].text
     assert judge(_split(60, 600), None, Policy()).split is None
 
 

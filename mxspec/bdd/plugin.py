@@ -151,7 +151,7 @@ def pytest_configure(config: pytest.Config) -> None:
         try:
             collector = ResultsCollector(run.estates, Path(option.mx_results) if option.mx_results else None,
                                          Path(option.mx_report) if option.mx_report else None, option.mx_waivers,
-                                         str(run.shard or ""), run.covers(), option.mx_diff)
+                                         str(run.shard or ""), run.covers(), option.mx_diff, option.mx_canary)
         except MxspecError as error:  # the waivers file, the differential
             raise pytest.UsageError(str(error)) from None
         config.pluginmanager.register(collector, "mxspec-results")

@@ -34,7 +34,7 @@ def share_problems(result: dict) -> list[str]:
     if split["observed"] is None:
         return [f"not enough traffic to tell: {split['connections']} connections in the window"]
     low, high = split["ci"]
-    return [f"the new estate took {split['observed']:.1%} of {split['connections']} connections (95% interval "
+    return [f"the new estate took {split['observed']:.1%} of {split['connections']} connections (99.9% interval "
             f"{low:.1%} to {high:.1%}), but the split sends {split['configured']:.0%}"]
 
 

@@ -51,6 +51,11 @@ def moment(text: str, now: float) -> float:
                       "@1764943200 or -30m (30 minutes ago)")
 
 
+def _line(mapping: dict, key: str) -> int:
+    """The line of a key in the policy file (yamlfile's mappings know it)."""
+    return getattr(mapping, "key_lines", {}).get(key, 0)
+
+
 def _tolerance(path: str, line: int, name: str, value: object) -> judge.ShareTolerance | judge.DelayTolerance:
     """`{points: 0.05}` (a share: five percentage points) or `{ratio: 1.5, seconds: 2}` (a delay)."""
     if isinstance(value, dict) and set(value) == {"points"}:
@@ -71,16 +76,16 @@ def load_policy(path: str | None) -> judge.Policy:
     known = {"tolerances", "accepted", "min_events", "alpha"}
     for key in data:
         if key not in known:
-            raise MxspecError(f"{path}:{data.key_lines.get(key, 0)}: unknown key '{key}'; a canary policy has "
+            raise MxspecError(f"{path}:{_line(data, key)}: unknown key '{key}'; a canary policy has "
                               + ", ".join(sorted(known)))
     tolerances = data.get("tolerances") or {}
     accepted = data.get("accepted") or {}
     for key, value in (("tolerances", tolerances), ("accepted", accepted)):
         if not isinstance(value, dict):
-            raise MxspecError(f"{path}:{data.key_lines.get(key, 0)}: '{key}' is a mapping of metric names")
+            raise MxspecError(f"{path}:{_line(data, key)}: '{key}' is a mapping of metric names")
     try:
         return judge.Policy(
-            tolerances={str(name): _tolerance(str(path), tolerances.key_lines.get(name, 0), str(name), value)
+            tolerances={str(name): _tolerance(str(path), _line(tolerances, name), str(name), value)
                         for name, value in tolerances.items()},
             accepted={str(name): str(why) for name, why in accepted.items()},
             min_events=int(data.get("min_events", judge.Policy.min_events)),

@@ -55,6 +55,9 @@ DEVIATES = "deviates"                                # beyond tolerance and sign
 EVIDENCE_EVENTS = 5  # events shown per side as evidence: one telling log line each
 PERCENTILES = tuple(range(101))  # what a delay's distribution is kept as: small in JSON, enough for a plot
 CONFIDENCE = 0.95
+# The split's check: a misconfigured split is tens of points off, and a 99.9% interval still sees that at a few
+# hundred connections, while a healthy canary falls outside it once in a thousand (a 95% one: once in twenty).
+SPLIT_CONFIDENCE = 0.999
 
 
 @dataclass(frozen=True)
@@ -334,8 +337,8 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def _interval(hits: int, events: int) -> tuple[float, float]:
-    ci = stats.binomtest(hits, events).proportion_ci(CONFIDENCE, method="wilson")
+def _interval(hits: int, events: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    ci = stats.binomtest(hits, events).proportion_ci(confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
 
@@ -388,11 +391,11 @@ def _tested(results: list[Result], alpha: float) -> list[Result]:
 
 
 def split_check(attempts: Sequence[Attempt], share: float, min_events: int) -> Split:
-    """Whether the configured share P lies in the 95% interval of the share of connections seen on the new side."""
+    """Whether the configured share P lies in the 99.9% interval of the share of connections seen on the new side."""
     new = sum(1 for a in attempts if a.side == NEW)
     if len(attempts) < min_events:
         return Split(share, len(attempts), new, NOT_ENOUGH)
-    ci = _interval(new, len(attempts))
+    ci = _interval(new, len(attempts), SPLIT_CONFIDENCE)
     return Split(share, len(attempts), new, "within" if ci[0] <= share <= ci[1] else "outside",
                  observed=new / len(attempts), ci=ci)
 
@@ -424,7 +427,8 @@ def _reason(result: Result, alpha: float) -> Reason:
     return Reason(result.metric, text, result.evidence.get(NEW, ()))
 
 
-def _decide(results: Sequence[Result], connections: dict[str, int], policy: Policy) -> tuple[str, tuple[Reason, ...]]:
+def _decide(results: Sequence[Result], connections: dict[str, int], split: Split | None,
+            policy: Policy) -> tuple[str, tuple[Reason, ...]]:
     worse = [_reason(r, policy.alpha) for r in results if r.deviates and r.direction == WORSE]
     if worse:
         return ROLLBACK, tuple(worse)
@@ -432,6 +436,10 @@ def _decide(results: Sequence[Result], connections: dict[str, int], policy: Poli
     if min(connections.values()) < policy.min_events:
         reasons.append(Reason("connections", f"not enough traffic to judge: {connections[OLD]} connections on the old "
                               f"estate, {connections[NEW]} on the new, {policy.min_events} needed on each"))
+    if split is not None and split.status == "outside" and split.observed is not None:
+        # Not the share configured: a DNAT rule not there, a new MX refusing connections, a host's log not read.
+        reasons.append(Reason("split", f"the new estate took {split.observed:.1%} of {split.connections} connections, "
+                              f"the split is configured to send {split.configured:.0%}: outside the 99.9% interval"))
     return (HOLD, tuple(reasons)) if reasons else (GO, ())
 
 
@@ -441,6 +449,6 @@ def judge(attempts: list[Attempt], share: float | None, policy: Policy) -> Verdi
     results = _tested([_observed(metric, metric.observe(sides[OLD]), metric.observe(sides[NEW]), policy)
                        for metric in METRICS], policy.alpha)
     connections = {side: len(found) for side, found in sides.items()}
-    decision, reasons = _decide(results, connections, policy)
     split = None if share is None else split_check(attempts, share, policy.min_events)
+    decision, reasons = _decide(results, connections, split, policy)
     return Verdict(decision, reasons, connections, tuple(results), split, policy.min_events, policy.alpha)

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import textwrap
+import time
 from pathlib import Path
 
 from matplotlib import rc_context
@@ -58,10 +59,10 @@ def split_line(split: Split | None) -> str:
         return (f"Split: {split.status}: {split.connections} connections in all, {split.new} on the new estate "
                 f"(share configured {split.configured:.0%})")
     low, high = split.ci
-    verdict = ("within its 95% interval" if split.status == "within"
-               else "OUTSIDE its 95% interval: the split is not what was configured (the DNAT rule? a host's log not read?)")
+    verdict = ("within its 99.9% interval" if split.status == "within"
+               else "OUTSIDE its 99.9% interval: the split is not what was configured (the DNAT rule? a host's log not read?)")
     return (f"Split: {split.new} of {split.connections} connections reached the new estate: {split.observed:.1%} "
-            f"(95% interval {low:.1%} to {high:.1%}); the share configured, {split.configured:.0%}, lies {verdict}")
+            f"(99.9% interval {low:.1%} to {high:.1%}); the share configured, {split.configured:.0%}, lies {verdict}")
 
 
 def _row(result: Result) -> tuple[str, ...]:
@@ -225,10 +226,19 @@ def _section(result: Result) -> str:
     return "\n".join(parts)
 
 
-def to_html(verdict: Verdict) -> str:
+def scope_line(context: dict | None) -> str:
+    """What was judged: the estates and the window (`mxspec canary`'s context), or nothing."""
+    if not context:
+        return ""
+    since, until = (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(context["window"][key])) for key in ("since", "until"))
+    return f"Canary {context['old']} -> {context['new']}: connections from {since} to {until} UTC"
+
+
+def to_html(verdict: Verdict, context: dict | None = None) -> str:
     reasons = "".join(f"<li><b>{html.escape(r.subject)}</b>: {html.escape(r.text)}</li>" for r in verdict.reasons)
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
              f"<title>mxspec canary: {verdict.decision}</title><style>{CSS}</style></head><body>",
+             f"<p class='note' id='scope'>{html.escape(scope_line(context))}</p>" if context else "",
              f"<div id='verdict' class='verdict {verdict.decision}'>{verdict.decision}</div>",
              f"<p class='headline'>{html.escape(HEADLINE[verdict.decision])}</p>",
              f"<ul class='reasons'>{reasons}</ul>" if reasons else "",
@@ -242,8 +252,8 @@ def to_html(verdict: Verdict) -> str:
     return "\n".join(parts)
 
 
-def write_html(verdict: Verdict, path: Path) -> Path:
-    path.write_text(to_html(verdict))
+def write_html(verdict: Verdict, path: Path, context: dict | None = None) -> Path:
+    path.write_text(to_html(verdict, context))
     return path
 
 
@@ -251,6 +261,6 @@ def write_all(verdict: Verdict, directory: Path, context: dict | None = None) ->
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"json": directory / "canary.json", "html": directory / "canary.html", "text": directory / "canary.txt"}
     paths["json"].write_text(to_json(verdict, context))
-    write_html(verdict, paths["html"])
-    paths["text"].write_text(table(verdict))
+    write_html(verdict, paths["html"], context)
+    paths["text"].write_text("\n".join(line for line in (scope_line(context), table(verdict)) if line) + "\n")
     return paths

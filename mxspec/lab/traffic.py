@@ -74,7 +74,7 @@ def converse(record: dict, kind: str, recipients: list[str], number: int, args: 
     """One client's SMTP conversation, as its kind behaves; the banner and each reply go into `record`."""
     sender, helo = record["sender"], f"client{number % 17}.{record['sender'].split('@')[1]}"
     with smtplib.SMTP(timeout=args.timeout) as client:
-        client._host = args.target  # what STARTTLS would name as the server (smtplib sets it only in __init__)
+        client._host = args.target  # type: ignore[attr-defined]  # what STARTTLS would name as the server (smtplib sets it only in __init__)
         _code, banner = client.connect(args.target, 25)
         record["banner"] = banner.decode(errors="replace")
         client.ehlo(helo)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mxspec.report import differences, readiness, render
+from mxspec.report import canary, differences, readiness, render
 from mxspec.report.results import Result, Results
 
 
@@ -39,7 +39,8 @@ def _failure(report: pytest.TestReport) -> str:
 
 class ResultsCollector:
     def __init__(self, estates: list[Any], results_path: Path | None, report_dir: Path | None, waivers_path: str | None,
-                 shard: str = "", covers: dict[str, list[str]] | None = None, diff_path: str | None = None):
+                 shard: str = "", covers: dict[str, list[str]] | None = None, diff_path: str | None = None,
+                 canary_path: str | None = None):
         self.results_path = results_path
         self.report_dir = report_dir
         self.waivers = readiness.load_waivers(waivers_path) if waivers_path else []
@@ -49,6 +50,7 @@ class ResultsCollector:
         self.readiness: readiness.Readiness | None = None
         names = [e.name for e in estates]
         self.diff = differences.load(diff_path, names[0], names[1]) if diff_path and len(names) == 2 else None
+        self.canary = canary.load(canary_path, report_dir) if canary_path and report_dir else None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props: dict[str, Any] = dict(report.user_properties)
@@ -69,7 +71,7 @@ class ResultsCollector:
             self.results.write(self.report_dir / "results.json")
             names = list(self.results.estates)
             self.readiness = readiness.compare(self.results, names[0], names[1], self.waivers, datetime.date.today())
-            render.write_all(self.readiness, self.results, self.report_dir, self.diff)
+            render.write_all(self.readiness, self.results, self.report_dir, self.diff, self.canary)
             session.exitstatus = 0 if self.readiness.go else 1
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -85,4 +87,6 @@ class ResultsCollector:
                     terminalreporter.write_line(f"  BLOCKS  {item.role}: {item.scenario}"
                                                 f"{' [' + item.example + ']' if item.example else ''}: "
                                                 f"{item.status} ({item.note})")
+            if self.canary:
+                terminalreporter.write_line(f"  canary: {self.canary['decision']}: {self.canary['headline']}")
             terminalreporter.write_line(f"  report: {self.report_dir}/readiness.html (.md, .json)")

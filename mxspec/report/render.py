@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from mxspec.report import canary as canary_result
 from mxspec.report import differences
 from mxspec.report.readiness import Item, Readiness, skip_reasons
 from mxspec.report.results import Result, Results
@@ -18,7 +19,7 @@ def _name(item: Item) -> str:
     return f"{text} [{item.example}]" if item.example else text
 
 
-def to_json(readiness: Readiness, diff: dict | None = None) -> str:
+def to_json(readiness: Readiness, diff: dict | None = None, canary: dict | None = None) -> str:
     return json.dumps({
         "verdict": readiness.verdict,
         "old": readiness.old,
@@ -37,6 +38,7 @@ def to_json(readiness: Readiness, diff: dict | None = None) -> str:
                                       for topic, pair, difference in differences.explaining(item, diff)] if diff else [],
         } for item in readiness.items],
         "differences": diff,
+        "canary": canary,
     }, indent=1, default=str)
 
 
@@ -66,7 +68,7 @@ def _markdown_differences(diff: dict) -> list[str]:
     return lines
 
 
-def to_markdown(readiness: Readiness, diff: dict | None = None) -> str:
+def to_markdown(readiness: Readiness, diff: dict | None = None, canary: dict | None = None) -> str:
     counts = readiness.counts()
     lines = [f"## Migration readiness: **{readiness.verdict}** ({readiness.old} → {readiness.new})", "",
              ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), ""]
@@ -82,6 +84,8 @@ def to_markdown(readiness: Readiness, diff: dict | None = None) -> str:
             lines.append(f"| {item.role} | {_name(item)} | {mark}{item.status} | {note} |")
     else:
         lines.append("Every behaviour of the old estate is reproduced by the new one.")
+    if canary:
+        lines += canary_result.markdown(canary)
     if diff:
         lines += _markdown_differences(diff)
     return "\n".join(lines) + "\n"
@@ -106,10 +110,12 @@ pre { text-align: left; white-space: pre-wrap; max-width: 60em; font-size: .8em;
       border: 1px solid #e6b8b4; padding: .5em; }
 .sep { border-left: 3px solid #888; }
 .cause { border-left: 4px solid #b3261e; padding: .2em .8em; margin: 1em 0; background: #fff8f7; }
+.verdict-small { font-weight: bold; padding: .1em .5em; border-radius: .2em; color: white; background: #8a6d00; }
+.verdict-small.GO { background: #1b7f3b; } .verdict-small.ROLLBACK { background: #b3261e; }
 """
 
 
-def to_html(readiness: Readiness, results: Results, diff: dict | None = None) -> str:
+def to_html(readiness: Readiness, results: Results, diff: dict | None = None, canary: dict | None = None) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(readiness.counts().items()))
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>mxspec readiness: {readiness.verdict}</title><style>{CSS}</style></head><body>",
@@ -138,6 +144,8 @@ def to_html(readiness: Readiness, results: Results, diff: dict | None = None) ->
                          f"<div class='note'>{html.escape(item.note)}</div>{_html_beside(item, diff)}</td>"
                          f"{''.join(cells)}</tr>")
         parts.append("</table>")
+    if canary:
+        parts.append(canary_result.html_section(canary))
     if diff:
         parts.append(_html_differences(diff))
     # `readiness.html#evidence` opens every failure's evidence (for printing, or a quick look).
@@ -189,11 +197,12 @@ def _cell(side: list[Result], host: str, separator: bool = False) -> str:
             f"</details></td>")
 
 
-def write_all(readiness: Readiness, results: Results, directory: Path, diff: dict | None = None) -> dict[str, Path]:
+def write_all(readiness: Readiness, results: Results, directory: Path, diff: dict | None = None,
+              canary: dict | None = None) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"html": directory / "readiness.html", "markdown": directory / "readiness.md",
              "json": directory / "readiness.json"}
-    paths["html"].write_text(to_html(readiness, results, diff))
-    paths["markdown"].write_text(to_markdown(readiness, diff))
-    paths["json"].write_text(to_json(readiness, diff))
+    paths["html"].write_text(to_html(readiness, results, diff, canary))
+    paths["markdown"].write_text(to_markdown(readiness, diff, canary))
+    paths["json"].write_text(to_json(readiness, diff, canary))
     return paths

@@ -11,9 +11,9 @@ def _holds(result: dict, what: str, problems: list[str]) -> None:
         raise AssertionError(f"canary {result['old']} -> {result['new']}: {what}:\n  " + "\n  ".join(problems))
 
 
-@then("the new estate took the canary's share of connections, within the 95% confidence interval of what was seen")
+@then("the new estate took the canary's share of connections, within the 99.9% confidence interval of what was seen")
 def canary_share(canary_result: dict) -> None:
-    """The share configured (`mxspec canary --share`) lies in the Wilson interval of the share of connections seen."""
+    """The share configured (`mxspec canary --share`) lies in the 99.9% Wilson interval of the share of connections seen."""
     _holds(canary_result, "the share of connections is not the split's", behaviours.share_problems(canary_result))
 
 

@@ -1,0 +1,40 @@
+"""The canary's result beside the readiness report: its verdict, what drives it, a link to its page.
+
+The report reads canary.json (written by `mxspec canary`) as a file: it knows results, not hosts.
+"""
+
+import html
+import json
+import os
+from pathlib import Path
+
+from mxspec.core.errors import MxspecError
+
+
+def load(path: str, report_dir: Path) -> dict:
+    """What the report shows of a canary result; `link`: its page, relative to the report's folder."""
+    try:
+        result = json.loads(Path(path).read_text())
+        summary = {"decision": result["decision"], "headline": result["headline"], "old": result["old"],
+                   "new": result["new"], "reasons": [f"{r['subject']}: {r['text']}" for r in result["reasons"]]}
+    except OSError as error:
+        raise MxspecError(f"canary result {path}: cannot read it ({error.strerror})") from None
+    except (ValueError, KeyError, TypeError):
+        raise MxspecError(f"canary result {path}: not a canary.json written by `mxspec canary`") from None
+    page = Path(path).with_suffix(".html")
+    summary["link"] = os.path.relpath(page, report_dir) if page.exists() else ""
+    return summary
+
+
+def markdown(canary: dict) -> list[str]:
+    link = f" — [the canary's page]({canary['link']})" if canary["link"] else ""
+    return ["", f"### Canary ({canary['old']} → {canary['new']}, `mxspec canary`): **{canary['decision']}**{link}", "",
+            canary["headline"], *[f"- {reason}" for reason in canary["reasons"]]]
+
+
+def html_section(canary: dict) -> str:
+    link = f" <a id='canary-link' href='{html.escape(canary['link'])}'>the canary's page</a>" if canary["link"] else ""
+    reasons = "".join(f"<li>{html.escape(reason)}</li>" for reason in canary["reasons"])
+    return (f"<h2 id='canary'>Canary: {html.escape(canary['old'])} → {html.escape(canary['new'])}</h2>"
+            f"<p><span class='verdict-small {html.escape(canary['decision'])}'>{html.escape(canary['decision'])}</span> "
+            f"{html.escape(canary['headline'])}.{link}</p>" + (f"<ul>{reasons}</ul>" if reasons else ""))
