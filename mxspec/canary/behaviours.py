@@ -41,7 +41,7 @@ def share_problems(result: dict) -> list[str]:
 def source_address_problems(result: dict) -> list[str]:
     path = result["path"]
     if not path["new_connections"]:
-        return ["the new estate took no connection in the canary's window"]
+        return ["the new estate logged no connection in the canary's window: nothing shows whose address it saw"]
     if path["new_from_old_mx_address"]:
         return [f"{path['new_from_old_mx_address']} of the new estate's {path['new_connections']} connections came "
                 "from the old MX's own address: the split rewrites the client's address (SNAT), so the new MX "
@@ -51,8 +51,11 @@ def source_address_problems(result: dict) -> list[str]:
 
 def greeting_problems(result: dict) -> list[str]:
     path = result["path"]
-    if not path["new_connections"] or not path["old_connections"]:
-        return ["no connection on one of the estates in the canary's window"]
+    if not path["old_connections"]:
+        return ["the old estate logged no connection in the canary's window: no traffic to compare with"]
+    if not path["new_connections"]:
+        return ["the new estate logged no connection in the canary's window: the split sends it none, or its "
+                "replies find no way back through the old MX (the clients never see its greeting)"]
     new = path["new_past_greeting"] / path["new_connections"]
     old = path["old_past_greeting"] / path["old_connections"]
     if new >= old - GREETING_POINTS:

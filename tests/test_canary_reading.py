@@ -1,0 +1,162 @@
+"""The canary's reading of mail logs (real lines the lab's estates logged under canary traffic), its
+window on a syslog file, its policy file and its options: without hosts."""
+
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mxspec.canary import behaviours, collect, command, judge, outcomes
+from mxspec.canary.attempts import (
+    ACCEPTED,
+    DELIVERED,
+    IN_FLIGHT,
+    NEW,
+    OLD,
+    REFUSED_POLICY,
+    SPAM_STOPPED,
+    TEMPORARY,
+    TOO_BIG,
+    UNKNOWN_USER,
+    VIRUS_STOPPED,
+)
+from mxspec.core.errors import MxspecError
+
+DATA = Path(__file__).parent / "data" / "canary"
+PROJECT = Path(__file__).resolve().parent.parent
+AT_READING = datetime(2026, 12, 5, 18, 0, tzinfo=UTC).timestamp()  # when the sample logs were read
+UTC_CLOCK = outcomes.Clock(AT_READING, 0)
+
+
+def lines_of(*names: str) -> list[outcomes.Line]:
+    return [line for name in names
+            for line in outcomes.parse((DATA / f"{name}.log").read_text().splitlines(), name, UTC_CLOCK)]
+
+
+def test_the_old_all_in_one_host_read_from_its_syslog_file():
+    found = outcomes.attempts(OLD, lines_of("old-mail"), {"old-mail"}, {"alpha.test"}, 0, AT_READING)
+    outcomes_seen = sorted(message.outcome for attempt in found for message in attempt.messages)
+    assert {ACCEPTED, SPAM_STOPPED, VIRUS_STOPPED, UNKNOWN_USER, TOO_BIG} <= set(outcomes_seen)
+    # Spam spamd scored and the milter marked is stopped for the sender, though accepted and delivered.
+    [spam] = [m for a in found for m in a.messages if m.outcome == SPAM_STOPPED]
+    assert spam.fate == DELIVERED and spam.sender == "lee@shop.test"
+    # A virus refused at the end of DATA: its reply and the line saying so.
+    virus = next(m for a in found for m in a.messages if m.outcome == VIRUS_STOPPED)
+    assert virus.reply == "5.7.1" and any("milter-reject" in line for line in virus.evidence)
+    unknown = next(m for a in found for m in a.messages if m.outcome == UNKNOWN_USER)
+    assert unknown.reply == "550 5.1.1" and unknown.recipients[0].startswith("nobody-")
+    delivered = [m for a in found for m in a.messages if m.outcome == ACCEPTED]
+    assert delivered and all(m.fate == DELIVERED and m.delay is not None and m.delay > 0 for m in delivered)
+    assert any(attempt.tls for attempt in found) and any(not attempt.tls for attempt in found)
+    assert all(attempt.client == "10.213.0.6" and attempt.completed for attempt in found)
+    # The classic stamp read in the host's year and zone.
+    assert min(a.started for a in found) == datetime(2026, 12, 5, 17, 53, 16, tzinfo=UTC).timestamp()
+
+
+def test_the_new_estate_followed_from_its_inbound_mx_through_a_router_to_the_mailstore():
+    lines = lines_of("new-mx-in-1", "new-router")
+    found = outcomes.attempts(NEW, lines, {"new-mx-in-1"}, {"alpha.test"}, 0, AT_READING)
+    assert len(found) >= 10
+    accepted = [m for a in found for m in a.messages if m.outcome == ACCEPTED]
+    assert sum(m.fate == DELIVERED for m in accepted) >= 5
+    # The sample's last messages were still queued when it was cut: in flight, not lost and not delivered.
+    assert all(m.fate == DELIVERED or (m.fate == IN_FLIGHT and not any("status=" in line for line in m.evidence))
+               for m in accepted)
+    # Its delay is the sum of the two hops' `delay=`: the inbound MX's and the router's.
+    sample = next(m for m in accepted if m.fate == DELIVERED)
+    hops = [float(line.split("delay=")[1].split(",")[0]) for line in sample.evidence if "status=sent" in line]
+    assert len(hops) == 2 and sample.delay == pytest.approx(sum(hops))
+    assert any(m.outcome == SPAM_STOPPED and m.reply == "5.7.1" for a in found for m in a.messages)  # rspamd's GTUBE refusal
+    # The router's own connections (from the inbound MX) are not the estate's door: never judged.
+    assert {attempt.host for attempt in found} == {"new-mx-in-1"}
+
+
+def test_connections_are_judged_by_when_they_began():
+    lines = lines_of("old-mail")
+    every = outcomes.attempts(OLD, lines, {"old-mail"}, set(), 0, AT_READING)
+    cut = sorted(a.started for a in every)[len(every) // 2]
+    later = outcomes.attempts(OLD, lines, {"old-mail"}, set(), cut, AT_READING)
+    assert 0 < len(later) < len(every) and all(a.started >= cut for a in later)
+
+
+@pytest.mark.parametrize("reply, text, meaning", [
+    ("550 5.1.1", "550 5.1.1 <x@alpha.test>: Recipient address rejected: User unknown in relay recipient table", UNKNOWN_USER),
+    ("552 5.3.4", "552 5.3.4 Message size exceeds fixed limit", TOO_BIG),
+    ("5.7.1", "5.7.1 Rejected: virus Lab.EICAR.String.UNOFFICIAL found", VIRUS_STOPPED),
+    ("5.7.1", "5.7.1 Gtube pattern", SPAM_STOPPED),
+    ("554 5.7.1", "554 5.7.1 <lee@shop.test>: Sender address rejected: Access denied", REFUSED_POLICY),
+    ("450 4.7.1", "450 4.7.1 Client host rejected: cannot find your hostname", TEMPORARY),
+    ("4.7.1", "4.7.1 Service unavailable - try again later", TEMPORARY),
+])
+def test_a_refusal_is_named_by_what_it_means_for_the_sender(reply, text, meaning):
+    assert outcomes.reply_of(text) == reply
+    assert outcomes.classify(reply, text) == meaning
+
+
+def test_a_december_line_read_in_january_is_of_last_year():
+    january = outcomes.Clock(datetime(2027, 1, 2, tzinfo=UTC).timestamp(), 0)
+    assert january.epoch("Dec 31 23:59:59") == datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+    assert outcomes.Clock(AT_READING, 3600).epoch("Dec  5 18:30:00") == datetime(2026, 12, 5, 17, 30, tzinfo=UTC).timestamp()
+
+
+def test_a_syslog_file_is_read_from_the_window_on_in_the_hosts_own_time(tmp_path):
+    log = tmp_path / "mail.log"
+    (tmp_path / "mail.log.1").write_text("Dec  5 09:00:00 mx postfix/smtpd[1]: rotated, too early\n"
+                                         "Dec  5 10:00:01 mx postfix/smtpd[1]: rotated, in the window\n")
+    log.write_text("Dec  5 09:59:58 mx postfix/smtpd[2]: too early\n"
+                   "2026-12-05T10:00:00.5+00:00 mx postfix/smtpd[2]: RFC 3339, in the window\n"
+                   "Dec  5 10:30:00 mx postfix/smtpd[2]: in the window\n")
+    since = datetime(2026, 12, 5, 10, 0, 0, tzinfo=UTC).timestamp()
+    shown = subprocess.run(["bash", "-c", collect.log_command(str(log), since)], capture_output=True, text=True,
+                           env={"TZ": "UTC", "PATH": "/usr/bin:/bin"}, check=True).stdout.splitlines()
+    assert shown[0].startswith(collect.CLOCK_MARK) and shown[0].endswith("+0000")
+    assert shown[1:] == ["Dec  5 10:00:01 mx postfix/smtpd[1]: rotated, in the window",
+                         "2026-12-05T10:00:00.5+00:00 mx postfix/smtpd[2]: RFC 3339, in the window",
+                         "Dec  5 10:30:00 mx postfix/smtpd[2]: in the window"]
+    missing = subprocess.run(["bash", "-c", collect.log_command(str(tmp_path / "nope.log"), since)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 3 and "no readable mail log" in missing.stderr
+
+
+def test_the_lab_policy_file_loads_and_a_broken_one_names_file_and_line(tmp_path):
+    policy = command.load_policy(str(PROJECT / "canary-policy.yml"))
+    assert policy.alpha == 0.01 and "delivery delay p50" in policy.accepted
+    assert policy.tolerances["mail accepted"] == judge.ShareTolerance(0.05)
+    cases = {
+        "min_events: 30\nalfa: 0.05\n": "policy.yml:2: unknown key 'alfa'",
+        "tolerances:\n  mail accepted: 0.05\n": "policy.yml:2: the tolerance of 'mail accepted' is {points: P}",
+        "accepted:\n  delivery delay p99: later\n": "names an unknown metric 'delivery delay p99'",
+        "tolerances:\n  delivery delay p50: {points: 0.1}\n": "'delivery delay p50' is a DelayTolerance",
+        "alpha: 2\n": "alpha must lie between 0 and 1",
+        "- a list\n": "a canary policy is a mapping",
+    }
+    for text, said in cases.items():
+        path = tmp_path / "policy.yml"
+        path.write_text(text)
+        with pytest.raises(MxspecError) as refused:
+            command.load_policy(str(path))
+        assert said in str(refused.value), (text, str(refused.value))
+
+
+def test_since_and_window_are_read_as_an_operator_writes_them():
+    now = 1_000_000.0
+    assert command.moment("-30m", now) == now - 1800
+    assert command.moment("@1764943200", now) == 1764943200
+    assert command.moment("2026-12-05T14:00:00+00:00", now) == datetime(2026, 12, 5, 14, tzinfo=UTC).timestamp()
+    assert command.seconds("2h", "--window") == 7200 and command.seconds("600", "--window") == 600
+    for bad in ("yesterday", "@soon", "-3 weeks"):
+        with pytest.raises(MxspecError, match="--since"):
+            command.moment(bad, now)
+    with pytest.raises(MxspecError, match="--window '0'"):
+        command.seconds("0", "--window")
+
+
+def test_a_canary_result_that_is_no_result_is_said_before_any_host_is_contacted(tmp_path):
+    for text, said in (("{", "not JSON"), ('{"decision": "GO"}', "not a canary result")):
+        path = tmp_path / "canary.json"
+        path.write_text(text)
+        with pytest.raises(MxspecError, match=said):
+            behaviours.load(str(path))
+    with pytest.raises(MxspecError, match="cannot read it"):
+        behaviours.load(str(tmp_path / "missing.json"))
