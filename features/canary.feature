@@ -10,8 +10,8 @@ Feature: A canary of real traffic before the cut-over
     Then the new estate took the canary's share of connections, within the 99.9% confidence interval of what was seen
 
   Scenario: Replies reach the clients through the old MX
-    Then every connection the new estate took came from the client's own address, never from the old MX's
-    And the new estate's connections got past the greeting as often as the old estate's
+    Then the new estate's connections got past the greeting as often as the old estate's
+    And every connection the new estate took came from the client's own address, never from the old MX's
 
   Scenario: The new estate treats mail as the old one does
     Then no outcome of the new estate deviates from the old estate's beyond its tolerance

@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     canary.add_argument("--share", type=float, help="the share of connections the split sends to the new estate: "
                                                    "the observed share is checked against it")
     canary.add_argument("--policy", metavar="FILE", help="tolerances, and the differences accepted (YAML)")
+    canary.add_argument("--exclude-client", metavar="ADDRESS|NETWORK", action="append", default=[],
+                        help="leave out connections from these clients on both estates (monitoring, probes); repeatable")
     canary.add_argument("--out", default="reports", help="folder for canary.html/.json/.txt (default: reports)")
     _reading_hosts(canary)
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
@@ -158,7 +160,8 @@ def _run(args: argparse.Namespace) -> int:
             raise MxspecError(f"mxspec canary needs the canary extra: pip install 'mxspec[canary]' ({error})") from None
 
         return judge_canary(args.old, args.new, args.inventories, args.since, args.window, args.share, args.policy,
-                            args.out, args.mx_vault_password_file, args.mx_connect_timeout, args.mx_timeout)
+                            args.out, args.mx_vault_password_file, args.mx_connect_timeout, args.mx_timeout,
+                            args.exclude_client)
     if args.command == "comment":
         from mxspec.report.comment import post
 

@@ -160,3 +160,9 @@ def test_a_canary_result_that_is_no_result_is_said_before_any_host_is_contacted(
             behaviours.load(str(path))
     with pytest.raises(MxspecError, match="cannot read it"):
         behaviours.load(str(tmp_path / "missing.json"))
+
+
+def test_clients_left_out_are_addresses_or_networks():
+    assert [str(n) for n in command.networks(["10.213.0.1", "192.0.2.0/24"])] == ["10.213.0.1/32", "192.0.2.0/24"]
+    with pytest.raises(MxspecError, match="--exclude-client: .*10.213.0.300"):
+        command.networks(["10.213.0.300"])

@@ -5,6 +5,7 @@ judges the new estate against the old (judge.py), prints the table and writes ca
 canary.html and canary.txt. Exit 0 for GO, 1 for ROLLBACK, 3 for HOLD, 2 when it cannot judge.
 """
 
+import ipaddress
 import re
 import sys
 import time
@@ -115,9 +116,16 @@ def path_facts(attempts: list[Attempt], old_doors: set[str]) -> dict:
             "old_past_greeting": sum(attempt.completed for attempt in old)}
 
 
+def networks(texts: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(text, strict=False) for text in texts]
+    except ValueError as error:
+        raise MxspecError(f"--exclude-client: {error} (give an address or a network: 192.0.2.7, 192.0.2.0/24)") from None
+
+
 def canary(inventories: str, old_name: str, new_name: str, window: collect.Window, share: float | None,
            policy: judge.Policy, vault_password_file: str | None = None, connect_timeout: float = 10,
-           command_timeout: float = 60) -> tuple[judge.Verdict, dict]:
+           command_timeout: float = 60, excluded: list[str] | None = None) -> tuple[judge.Verdict, dict]:
     if old_name == new_name:
         raise MxspecError(f"the old and the new estate are both '{old_name}': give two estates")
     old, new = load_estates(inventories, [old_name, new_name], vault_password_file)
@@ -128,14 +136,19 @@ def canary(inventories: str, old_name: str, new_name: str, window: collect.Windo
                     + collect.estate_attempts(pool, new, NEW, window, progress))
     finally:
         pool.close()
+    # Clients that are not the canary's traffic (monitoring, probes): left out on both sides.
+    left_out = networks(excluded or [])
+    attempts = [attempt for attempt in attempts
+                if not any(ipaddress.ip_address(attempt.client) in network for network in left_out)]
     verdict = judge.judge(attempts, share, policy)
     return verdict, {"old": old.name, "new": new.name, "window": {"since": window.since, "until": window.until},
+                     "excluded_clients": [str(network) for network in left_out],
                      "path": path_facts(attempts, door_addresses(old))}
 
 
 def run(old: str, new: str, inventories: str, since: str, window_text: str | None, share: float | None,
         policy_file: str | None, out: str, vault_password_file: str | None = None,
-        connect_timeout: float = 10, command_timeout: float = 60) -> int:
+        connect_timeout: float = 10, command_timeout: float = 60, excluded: list[str] | None = None) -> int:
     now = time.time()
     start = moment(since, now)
     end = start + seconds(window_text, "--window") if window_text else now
@@ -144,10 +157,11 @@ def run(old: str, new: str, inventories: str, since: str, window_text: str | Non
     if share is not None and not 0 < share < 1:
         raise MxspecError(f"--share must be between 0 and 1 (exclusive), not {share:g}")
     policy = load_policy(policy_file)
+    networks(excluded or [])  # said before any host is read
     window = collect.Window(start, min(end, now))
     print(f"[mxspec] canary {old} -> {new}: connections from {window.describe()}", file=sys.stderr)
     verdict, context = canary(inventories, old, new, window, share, policy, vault_password_file,
-                              connect_timeout, command_timeout)
+                              connect_timeout, command_timeout, excluded)
     written = render.write_all(verdict, Path(out), context)
     print(render.table(verdict))
     print(f"  canary report: {written['html']} (.json, .txt)")
