@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+
 from conftest import PROJECT, lab_ssh, output, run_mxspec, run_mxspec_pytest
 from faults import Fault, injected
 
