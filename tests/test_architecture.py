@@ -11,7 +11,7 @@ import mxspec
 from conftest import PROJECT
 from mxspec.core.waiting import Definite, eventually, poll
 
-PACKAGES = ["core", "estate", "transport", "checks", "steps", "bdd", "report", "lab"]
+PACKAGES = ["core", "estate", "transport", "checks", "canary", "steps", "bdd", "report", "lab"]
 PYTHON = [path for folder in ("mxspec", "bench", "tests", "steps", "features")
           for path in sorted((PROJECT / folder).rglob("*.py")) if "builtin" not in path.parts]
 BDD_INTERNALS = re.compile(r"pytest_bdd\.(scenario|steps|parser|compat|utils)\b|_registry\b|_pytest_bdd_example"

@@ -85,9 +85,9 @@ def converse(record: dict, kind: str, recipients: list[str], number: int, args: 
         if record["tls"] and client.has_extn("starttls"):
             client.starttls(context=ssl._create_unverified_context())  # lab CA: the MX's name is not the point here
             client.ehlo(helo)
+        if kind == "slow":
+            time.sleep(rng.uniform(1.0, 4.0))  # a slow client: a pause before its mail, as a loaded sender makes
         for round_ in range(2 if kind == "two messages" else 1):
-            if kind == "slow":
-                time.sleep(rng.uniform(1.0, 4.0))
             text = message(sender, recipients[0], body_for(kind, rng, args.size_limit), number * 10 + round_)
             try:
                 client.sendmail(sender, recipients, text)
