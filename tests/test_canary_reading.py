@@ -166,3 +166,33 @@ def test_clients_left_out_are_addresses_or_networks():
     assert [str(n) for n in command.networks(["10.213.0.1", "192.0.2.0/24"])] == ["10.213.0.1/32", "192.0.2.0/24"]
     with pytest.raises(MxspecError, match="--exclude-client: .*10.213.0.300"):
         command.networks(["10.213.0.300"])
+
+
+def test_the_readiness_report_shows_the_canary_and_waits_for_it_to_be_go(tmp_path):
+    from canary_traffic import connections, refusing
+    from mxspec.canary import render
+    from mxspec.report import canary as report_canary
+    from mxspec.report import readiness
+    from mxspec.report import render as report_render
+    from mxspec.report.results import Result, Results
+
+    verdict = judge.judge(connections(OLD, 200) + connections(NEW, 90, door=refusing(0.3)), None, judge.Policy())
+    assert verdict.decision == "ROLLBACK"
+    render.write_all(verdict, tmp_path / "canary", {"old": "old-mx", "new": "new-mx", "window": {"since": 0, "until": 60},
+                                                   "path": {}})
+    summary = report_canary.load(str(tmp_path / "canary" / "canary.json"), tmp_path / "report")
+    assert summary["link"] == "../canary/canary.html" and summary["decision"] == "ROLLBACK"
+    data = Results({"old-mx": ["inbound-mx"], "new-mx": ["inbound-mx"]},
+                   {"old-mx": {"old-1": ["inbound-mx"]}, "new-mx": {"new-1": ["inbound-mx"]}})
+    data.results += [Result(estate, host, ["inbound-mx"], "Inbound MX", "s", "", "passed", "", "")
+                     for estate, host in (("old-mx", "old-1"), ("new-mx", "new-1"))]
+    without = readiness.compare(data, "old-mx", "new-mx", [], datetime(2026, 12, 5).date())
+    held = readiness.compare(data, "old-mx", "new-mx", [], datetime(2026, 12, 5).date(), summary["decision"])
+    assert without.verdict == "GO" and held.verdict == "NO-GO"
+    written = report_render.write_all(held, data, tmp_path / "report", None, summary)
+    markdown = written["markdown"].read_text()
+    assert "### Canary (old-mx → new-mx, `mxspec canary`): **ROLLBACK** — [the canary's page](../canary/canary.html)" \
+        in markdown and report_canary.HOLDS in markdown
+    assert "href='../canary/canary.html'" in written["html"].read_text()
+    with pytest.raises(MxspecError, match="not a canary.json"):
+        report_canary.load(str(written["json"]), tmp_path)

@@ -26,10 +26,14 @@ def load(path: str, report_dir: Path) -> dict:
     return summary
 
 
+HOLDS = "the cut-over waits for a canary that is GO"
+
+
 def markdown(canary: dict) -> list[str]:
     link = f" — [the canary's page]({canary['link']})" if canary["link"] else ""
+    holds = f" ({HOLDS})" if canary["decision"] != "GO" else ""
     return ["", f"### Canary ({canary['old']} → {canary['new']}, `mxspec canary`): **{canary['decision']}**{link}", "",
-            canary["headline"], *[f"- {reason}" for reason in canary["reasons"]]]
+            canary["headline"] + holds, *[f"- {reason}" for reason in canary["reasons"]]]
 
 
 def html_section(canary: dict) -> str:
@@ -37,4 +41,5 @@ def html_section(canary: dict) -> str:
     reasons = "".join(f"<li>{html.escape(reason)}</li>" for reason in canary["reasons"])
     return (f"<h2 id='canary'>Canary: {html.escape(canary['old'])} → {html.escape(canary['new'])}</h2>"
             f"<p><span class='verdict-small {html.escape(canary['decision'])}'>{html.escape(canary['decision'])}</span> "
-            f"{html.escape(canary['headline'])}.{link}</p>" + (f"<ul>{reasons}</ul>" if reasons else ""))
+            f"{html.escape(canary['headline'])}{' (' + HOLDS + ')' if canary['decision'] != 'GO' else ''}.{link}</p>"
+            + (f"<ul>{reasons}</ul>" if reasons else ""))

@@ -70,7 +70,8 @@ class ResultsCollector:
         if self.report_dir:
             self.results.write(self.report_dir / "results.json")
             names = list(self.results.estates)
-            self.readiness = readiness.compare(self.results, names[0], names[1], self.waivers, datetime.date.today())
+            self.readiness = readiness.compare(self.results, names[0], names[1], self.waivers, datetime.date.today(),
+                                               self.canary["decision"] if self.canary else None)
             render.write_all(self.readiness, self.results, self.report_dir, self.diff, self.canary)
             session.exitstatus = 0 if self.readiness.go else 1
 

@@ -14,7 +14,7 @@ def combine(paths: list[str], old: str, new: str, waivers: str | None, out: str,
     diff = differences.load(diff_path, old, new) if diff_path else None
     canary_summary = canary.load(canary_path, Path(out)) if canary_path else None
     verdict = readiness.compare(results, old, new, readiness.load_waivers(waivers) if waivers else [],
-                                datetime.date.today())
+                                datetime.date.today(), canary_summary["decision"] if canary_summary else None)
     written = render.write_all(verdict, results, Path(out), diff, canary_summary)
     print(render.to_markdown(verdict, diff, canary_summary))
     print(f"report: {written['html']} ({written['markdown'].name}, {written['json'].name})")

@@ -67,10 +67,11 @@ class Readiness:
     new: str
     items: list[Item]
     today: datetime.date
+    canary: str | None = None  # a canary's decision, when one was given: anything but GO holds the cut-over
 
     @property
     def go(self) -> bool:
-        return not any(item.blocks for item in self.items)
+        return not any(item.blocks for item in self.items) and self.canary in (None, "GO")
 
     @property
     def verdict(self) -> str:
@@ -148,7 +149,8 @@ def classify(item: Item) -> None:
         item.note = f"{item.note} ({why})"
 
 
-def compare(results: Results, old: str, new: str, waivers: list[Waiver], today: datetime.date) -> Readiness:
+def compare(results: Results, old: str, new: str, waivers: list[Waiver], today: datetime.date,
+            canary: str | None = None) -> Readiness:
     for estate in (old, new):
         if estate not in results.estates:
             raise MxspecError(f"no results for estate '{estate}' (results hold: {', '.join(results.estates) or 'none'})")
@@ -168,7 +170,7 @@ def compare(results: Results, old: str, new: str, waivers: list[Waiver], today: 
         if role not in results.estates[new]:
             ordered.append(Item(role, "", f"role {role}", "", status="role missing",
                                 note=f"the old estate has hosts with role {role}; the new estate has none"))
-    return Readiness(old, new, ordered, today)
+    return Readiness(old, new, ordered, today, canary)
 
 
 def _apply_waivers(item: Item, waivers: list[Waiver], today: datetime.date) -> None:
