@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     canary.add_argument("--new", required=True, help="the estate taking the canary's share of connections")
     canary.add_argument("--since", required=True, metavar="WHEN",
                         help="the window's start: 2026-12-05T14:00 (this machine's local time), an ISO time with a "
-                             "zone, @EPOCH, or -30m (30 minutes ago)")
+                             "zone, @EPOCH, or how long ago: 30m, 2h")
     canary.add_argument("--window", metavar="DURATION", help="the window's length: 600, 10m, 2h (default: until now)")
     canary.add_argument("--share", type=float, help="the share of connections the split sends to the new estate: "
                                                    "the observed share is checked against it")

@@ -141,11 +141,11 @@ def test_the_lab_policy_file_loads_and_a_broken_one_names_file_and_line(tmp_path
 
 def test_since_and_window_are_read_as_an_operator_writes_them():
     now = 1_000_000.0
-    assert command.moment("-30m", now) == now - 1800
+    assert command.moment("30m", now) == now - 1800 and command.moment("-30m", now) == now - 1800
     assert command.moment("@1764943200", now) == 1764943200
     assert command.moment("2026-12-05T14:00:00+00:00", now) == datetime(2026, 12, 5, 14, tzinfo=UTC).timestamp()
     assert command.seconds("2h", "--window") == 7200 and command.seconds("600", "--window") == 600
-    for bad in ("yesterday", "@soon", "-3 weeks"):
+    for bad in ("yesterday", "@soon", "-3 weeks", "0m"):
         with pytest.raises(MxspecError, match="--since"):
             command.moment(bad, now)
     with pytest.raises(MxspecError, match="--window '0'"):

@@ -34,22 +34,16 @@ def seconds(text: str, option: str) -> float:
 
 
 def moment(text: str, now: float) -> float:
-    """`--since`: `@EPOCH`, an ISO 8601 time (without a zone: this machine's local time), or `-10m` (ago)."""
+    """`--since`: `@EPOCH`, an ISO 8601 time (without a zone: this machine's local time), or a duration ago
+    (`30m`, `2h`; `-30m` too, given as `--since=-30m`)."""
     text = text.strip()
-    if text.startswith("@"):
-        try:
-            return float(text[1:])
-        except ValueError:
-            pass
-    elif text.startswith("-"):
-        return now - seconds(text[1:], "--since")
-    else:
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    raise MxspecError(f"--since {text!r}: give a time such as 2026-12-05T14:00, 2026-12-05T14:00:00+00:00, "
-                      "@1764943200 or -30m (30 minutes ago)")
+    if DURATION.match(text.removeprefix("-")):
+        return now - seconds(text.removeprefix("-"), "--since")
+    try:
+        return float(text[1:]) if text.startswith("@") else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise MxspecError(f"--since {text!r}: give a time such as 2026-12-05T14:00, 2026-12-05T14:00:00+00:00, "
+                          "@1764943200, or how long ago: 30m, 2h") from None
 
 
 def _line(mapping: dict, key: str) -> int:
@@ -126,8 +120,6 @@ def networks(texts: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Net
 def canary(inventories: str, old_name: str, new_name: str, window: collect.Window, share: float | None,
            policy: judge.Policy, vault_password_file: str | None = None, connect_timeout: float = 10,
            command_timeout: float = 60, excluded: list[str] | None = None) -> tuple[judge.Verdict, dict]:
-    if old_name == new_name:
-        raise MxspecError(f"the old and the new estate are both '{old_name}': give two estates")
     old, new = load_estates(inventories, [old_name, new_name], vault_password_file)
     pool = ConnectionPool(connect_timeout, command_timeout)
     progress = lambda line: print(line, file=sys.stderr)  # noqa: E731 - one line, where it is used
@@ -149,6 +141,8 @@ def canary(inventories: str, old_name: str, new_name: str, window: collect.Windo
 def run(old: str, new: str, inventories: str, since: str, window_text: str | None, share: float | None,
         policy_file: str | None, out: str, vault_password_file: str | None = None,
         connect_timeout: float = 10, command_timeout: float = 60, excluded: list[str] | None = None) -> int:
+    if old == new:
+        raise MxspecError(f"the old and the new estate are both '{old}': give two estates")
     now = time.time()
     start = moment(since, now)
     end = start + seconds(window_text, "--window") if window_text else now
