@@ -163,7 +163,8 @@ def test_the_verdict_round_trips_through_json_without_nan(tmp_path):
     verdict = judge(attempts, 0.3, Policy(accepted={"delivery delay p50": "an extra hop"}))
     loaded = json.loads(render.to_json(verdict), parse_constant=_no_nan)
     assert loaded["decision"] == ROLLBACK and loaded["headline"].startswith("ROLLBACK")
-    assert {k: v for k, v in loaded.items() if k != "headline"} == json.loads(json.dumps(verdict.as_dict()))
+    assert loaded["format"] == "mxspec-canary/1"  # what its readers check
+    assert {k: v for k, v in loaded.items() if k not in ("headline", "format")} == json.loads(json.dumps(verdict.as_dict()))
     by_name = {m["metric"]: m for m in loaded["metrics"]}
     assert set(by_name) == {metric.name for metric in METRICS}
     assert by_name["refused by policy (5xx)"]["tolerance"] == {"points": 0.03}
@@ -206,3 +207,23 @@ def test_fifty_healthy_canaries_rarely_raise_an_alarm():
             assert verdict.reasons and all(result(verdict, r.subject).status == DEVIATES for r in verdict.reasons)
     assert len(alarms) <= 3, alarms
     assert time.monotonic() - started < 10
+
+
+def test_a_tail_that_grows_while_the_median_stays_is_a_rollback_on_p95():
+    """One delivered message in twelve takes two minutes instead of two seconds: the median barely moves, the
+    95th percentile does, and its own test sees it (a test of whole distributions would not)."""
+    import dataclasses
+    import itertools
+
+    delivered = itertools.count()
+
+    def slow_tail(attempt):
+        messages = tuple(dataclasses.replace(m, delay=120.0) if m.delay is not None and next(delivered) % 12 == 0
+                         else m for m in attempt.messages)
+        return dataclasses.replace(attempt, messages=messages)
+
+    new = [slow_tail(attempt) for attempt in connections(NEW, 300)]
+    verdict = judge(connections(OLD, 600) + new, None, Policy())
+    assert verdict.decision == ROLLBACK, render.table(verdict)
+    assert [r.subject for r in verdict.reasons] == ["delivery delay p95"]
+    assert result(verdict, "delivery delay p50").status == WITHIN

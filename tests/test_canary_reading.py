@@ -10,6 +10,7 @@ import pytest
 from mxspec.canary import behaviours, collect, command, judge, outcomes
 from mxspec.canary.attempts import (
     ACCEPTED,
+    BOUNCED,
     DELIVERED,
     IN_FLIGHT,
     NEW,
@@ -121,16 +122,23 @@ def test_a_syslog_file_is_read_from_the_window_on_in_the_hosts_own_time(tmp_path
 
 def test_the_lab_policy_file_loads_and_a_broken_one_names_file_and_line(tmp_path):
     policy = command.load_policy(str(PROJECT / "canary-policy.yml"))
-    assert policy.alpha == 0.01 and "delivery delay p50" in policy.accepted
+    assert policy.alpha == 0.01 and "DKIM-signed (outgoing)" in policy.accepted
     assert policy.tolerances["mail accepted"] == judge.ShareTolerance(0.05)
+    assert policy.tolerances["delivery delay p50"] == judge.DelayTolerance(1.5, 2)
     cases = {
         "min_events: 30\nalfa: 0.05\n": "policy.yml:2: unknown key 'alfa'",
         "tolerances:\n  mail accepted: 0.05\n": "policy.yml:2: the tolerance of 'mail accepted' is {points: P}",
         "accepted:\n  delivery delay p99: later\n": "names an unknown metric 'delivery delay p99'",
         "tolerances:\n  delivery delay p50: {points: 0.1}\n": "'delivery delay p50' is a DelayTolerance",
         "alpha: 2\n": "alpha must lie between 0 and 1",
+        "tolerances:\n  mail accepted: {points: .nan}\n": "policy.yml:2: the tolerance of 'mail accepted' is {points: P}",
+        "tolerances:\n  delivery delay p95: {ratio: 0.5, seconds: 1}\n": "(R >= 1, S >= 0)",
         "- a list\n": "a canary policy is a mapping",
     }
+    cases_dir = tmp_path / "a-folder"
+    cases_dir.mkdir()
+    with pytest.raises(MxspecError, match="a-folder: cannot read it"):
+        command.load_policy(str(cases_dir))
     for text, said in cases.items():
         path = tmp_path / "policy.yml"
         path.write_text(text)
@@ -145,7 +153,7 @@ def test_since_and_window_are_read_as_an_operator_writes_them():
     assert command.moment("@1764943200", now) == 1764943200
     assert command.moment("2026-12-05T14:00:00+00:00", now) == datetime(2026, 12, 5, 14, tzinfo=UTC).timestamp()
     assert command.seconds("2h", "--window") == 7200 and command.seconds("600", "--window") == 600
-    for bad in ("yesterday", "@soon", "-3 weeks", "0m"):
+    for bad in ("yesterday", "@soon", "-3 weeks", "0m", "@nan"):
         with pytest.raises(MxspecError, match="--since"):
             command.moment(bad, now)
     with pytest.raises(MxspecError, match="--window '0'"):
@@ -194,5 +202,109 @@ def test_the_readiness_report_shows_the_canary_and_waits_for_it_to_be_go(tmp_pat
     assert "### Canary (old-mx → new-mx, `mxspec canary`): **ROLLBACK** — [the canary's page](../canary/canary.html)" \
         in markdown and report_canary.HOLDS in markdown
     assert "href='../canary/canary.html'" in written["html"].read_text()
-    with pytest.raises(MxspecError, match="not a canary.json"):
+    with pytest.raises(MxspecError, match="not a canary result"):
         report_canary.load(str(written["json"]), tmp_path)
+    with pytest.raises(MxspecError, match="judged old-mx -> new-mx, not old-mx -> other-mx"):
+        report_canary.load(str(tmp_path / "canary" / "canary.json"), tmp_path, ("old-mx", "other-mx"))
+
+
+def test_a_december_window_keeps_the_january_lines_of_the_file(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("Dec 31 23:59:50 mx postfix/smtpd[2]: before\nJan  1 00:00:05 mx postfix/smtpd[2]: new year\n")
+    since = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+    shown = subprocess.run(["bash", "-c", collect.log_command(str(log), since)], capture_output=True, text=True,
+                           env={"TZ": "UTC", "PATH": "/usr/bin:/bin"}, check=True).stdout.splitlines()
+    assert shown[1:] == ["Jan  1 00:00:05 mx postfix/smtpd[2]: new year"]
+
+
+T = "2026-12-05T17:54:00+0000 mx "
+
+
+def judged_lines(*texts: str, hosts: frozenset[str] = frozenset({"router"})) -> list:
+    """Synthetic log lines of one door `mx` (and hops behind it), read into attempts."""
+    lines = outcomes.parse([T + text if not text.startswith("2026") else text for text in texts], "mx", UTC_CLOCK)
+    return outcomes.attempts(NEW, lines, {"mx"}, {"alpha.test"}, 0, AT_READING, hosts)
+
+
+def test_refusals_to_ipv6_clients_and_before_the_greeting_are_read():
+    [v6] = judged_lines(
+        "postfix/smtpd[1]: connect from unknown[2001:db8::1]",
+        "postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[2001:db8::1]: 550 5.1.1 <x@alpha.test>: Recipient address "
+        "rejected: User unknown; from=<a@b.test> to=<x@alpha.test> proto=ESMTP helo=<h>",
+        "postfix/smtpd[1]: disconnect from unknown[2001:db8::1] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4")
+    assert v6.client == "2001:db8::1" and [(m.outcome, m.recipients) for m in v6.messages] == [(UNKNOWN_USER, ("x@alpha.test",))]
+    [at_connect] = judged_lines(
+        "postfix/smtpd[1]: connect from h[192.0.2.1]",
+        "postfix/smtpd[1]: NOQUEUE: reject: CONNECT from h[192.0.2.1]: 554 5.7.1 <h[192.0.2.1]>: Client host rejected: "
+        "Access denied; proto=SMTP",
+        "postfix/smtpd[1]: disconnect from h[192.0.2.1] commands=0/0")
+    assert [(m.outcome, m.reply) for m in at_connect.messages] == [(REFUSED_POLICY, "554 5.7.1")]
+
+
+def test_one_recipient_refused_leaves_the_message_for_the_others_and_a_discard_is_accepted():
+    [partly] = judged_lines(
+        "postfix/smtpd[1]: connect from h[192.0.2.1]",
+        "postfix/smtpd[1]: AAA111: client=h[192.0.2.1]",
+        "postfix/smtpd[1]: AAA111: reject: RCPT from h[192.0.2.1]: 550 5.1.1 <x@alpha.test>: Recipient address rejected: "
+        "User unknown; from=<a@b.test> to=<x@alpha.test> proto=ESMTP helo=<h>",
+        "postfix/qmgr[3]: AAA111: from=<a@b.test>, size=100, nrcpt=1 (queue active)",
+        "postfix/smtpd[1]: disconnect from h[192.0.2.1] ehlo=1 mail=1 rcpt=1/2 data=1 quit=1 commands=5/6",
+        "postfix/smtp[4]: AAA111: to=<alice@alpha.test>, relay=store[10.0.0.5]:25, delay=0.2, delays=0.1/0/0/0.1, "
+        "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as ZZZ)")
+    assert sorted((m.outcome, m.fate) for m in partly.messages) == [(ACCEPTED, DELIVERED), (UNKNOWN_USER, None)]
+    [dropped] = judged_lines(
+        "postfix/smtpd[1]: connect from h[192.0.2.1]",
+        "postfix/smtpd[1]: BBB111: client=h[192.0.2.1]",
+        "postfix/cleanup[2]: BBB111: discard: END-OF-MESSAGE from h[192.0.2.1]: <a@b.test>: Sender address triggers "
+        "DISCARD action; from=<a@b.test> to=<alice@alpha.test> proto=ESMTP helo=<h>",
+        "postfix/smtpd[1]: disconnect from h[192.0.2.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5")
+    assert [m.outcome for m in dropped.messages] == [ACCEPTED]
+    [checked] = judged_lines(
+        "postfix/smtpd[1]: connect from h[192.0.2.1]",
+        "postfix/smtpd[1]: CCC111: client=h[192.0.2.1]",
+        "postfix/cleanup[2]: CCC111: reject: header Subject: buy now from h[192.0.2.1]; from=<a@b.test> "
+        "to=<alice@alpha.test> proto=ESMTP helo=<h>: 5.7.1 Message content rejected",
+        "postfix/smtpd[1]: disconnect from h[192.0.2.1] ehlo=1 mail=1 rcpt=1 data=0/1 quit=1 commands=4/5")
+    assert [(m.outcome, m.reply, m.sender) for m in checked.messages] == [(REFUSED_POLICY, "5.7.1", "a@b.test")]
+
+
+def test_a_message_is_as_delivered_as_its_worst_recipient_and_a_hop_not_in_the_logs_is_not_delivered():
+    opening = ("postfix/smtpd[1]: connect from h[192.0.2.1]", "postfix/smtpd[1]: DDD111: client=h[192.0.2.1]",
+               "postfix/qmgr[3]: DDD111: from=<a@b.test>, size=100, nrcpt=2 (queue active)",
+               "postfix/smtpd[1]: disconnect from h[192.0.2.1] ehlo=1 mail=1 rcpt=2 data=1 quit=1 commands=6")
+    [mixed] = judged_lines(
+        *opening,
+        "postfix/smtp[4]: DDD111: to=<bob@alpha.test>, relay=store[10.0.0.5]:25, delay=0.2, delays=0.1/0/0/0.1, "
+        "dsn=5.1.1, status=bounced (host said: 550 no)",
+        "postfix/smtp[4]: DDD111: to=<alice@alpha.test>, relay=store[10.0.0.5]:25, delay=0.2, delays=0.1/0/0/0.1, "
+        "dsn=2.0.0, status=sent (250 2.0.0 Ok)")
+    assert [m.fate for m in mixed.messages] == [BOUNCED]
+    [unseen] = judged_lines(
+        *opening,
+        "postfix/smtp[4]: DDD111: to=<alice@alpha.test>, relay=router.lab.test[10.0.0.31]:25, delay=0.2, "
+        "delays=0.1/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as EEE222)")
+    assert [m.fate for m in unseen.messages] == [IN_FLIGHT]  # the router's log, which would show it, was not read
+    [later] = judged_lines(
+        *opening,
+        "postfix/smtp[4]: DDD111: to=<alice@alpha.test>, relay=none, delay=30, delays=0.1/0/30/0, dsn=4.4.1, "
+        "status=deferred (connect to store[10.0.0.5]:25: Connection refused)",
+        "postfix/smtp[4]: DDD111: to=<alice@alpha.test>, relay=store[10.0.0.5]:25, delay=330, delays=0.1/300/0/0.1, "
+        "dsn=2.0.0, status=sent (250 2.0.0 Ok)")
+    assert [(m.fate, m.delay) for m in later.messages] == [(DELIVERED, 330)]
+    [expired] = judged_lines(*opening, "postfix/qmgr[3]: DDD111: from=<a@b.test>, status=expired, returned to sender")
+    assert [m.fate for m in expired.messages] == [BOUNCED]
+
+
+def test_postscreen_connections_it_ends_itself_are_connections_too():
+    refused, dropped = judged_lines(
+        "postfix/postscreen[9]: CONNECT from [192.0.2.1]:40000 to [10.0.0.21]:25",
+        "postfix/postscreen[9]: NOQUEUE: reject: RCPT from [192.0.2.1]:40000: 550 5.7.1 Service unavailable; client "
+        "[192.0.2.1] blocked using zen.example; from=<a@b.test>, to=<alice@alpha.test>, proto=ESMTP, helo=<h>",
+        "postfix/postscreen[9]: DISCONNECT [192.0.2.1]:40000",
+        "postfix/postscreen[9]: CONNECT from [192.0.2.2]:40001 to [10.0.0.21]:25",
+        "postfix/postscreen[9]: PREGREET 11 after 0.1 from [192.0.2.2]:40001: EHLO spam\\r\\n",
+        "postfix/postscreen[9]: DISCONNECT [192.0.2.2]:40001",
+        "postfix/postscreen[9]: CONNECT from [192.0.2.3]:40002 to [10.0.0.21]:25",
+        "postfix/postscreen[9]: PASS NEW [192.0.2.3]:40002")
+    assert [(m.outcome, m.recipients) for m in refused.messages] == [(REFUSED_POLICY, ("alice@alpha.test",))]
+    assert dropped.client == "192.0.2.2" and dropped.lost_at == "CONNECT" and not dropped.messages

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mxspec.core.errors import MxspecError
 
+FORMAT = "mxspec-canary/1"  # what a canary.json says it is (render writes it; the steps and the report check it)
 GREETING_POINTS = 0.05  # how much less often than the old estate's the new estate's clients may get past the greeting
 
 
@@ -16,12 +17,12 @@ def load(path: str) -> dict:
     try:
         result = json.loads(Path(path).read_text())
     except OSError as error:
-        raise MxspecError(f"--mx-canary {path}: cannot read it ({error.strerror})") from None
+        raise MxspecError(f"canary result {path}: cannot read it ({error.strerror})") from None
     except ValueError as error:
-        raise MxspecError(f"--mx-canary {path}: not a canary result (not JSON: {error})") from None
-    if not isinstance(result, dict) or not {"decision", "metrics", "new", "old", "path"} <= set(result):
-        raise MxspecError(f"--mx-canary {path}: not a canary result (write one with `mxspec canary ... --out DIR`: "
-                          "DIR/canary.json)")
+        raise MxspecError(f"canary result {path}: not a canary result (not JSON: {error})") from None
+    if not isinstance(result, dict) or result.get("format") != FORMAT or "path" not in result:
+        raise MxspecError(f"canary result {path}: not a canary result of this mxspec ({FORMAT}; write one with "
+                          "`mxspec canary ... --out DIR`: DIR/canary.json)")
     return result
 
 

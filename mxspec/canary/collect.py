@@ -22,6 +22,7 @@ from mxspec.transport.connection import ConnectionPool
 DOOR_ROLE = "inbound-mx"
 JOURNAL = "journal"
 CLOCK_MARK = "## clock "
+SETTLE_SECONDS = 60  # mail accepted this shortly before the logs were read and not yet delivered: too soon to say
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ def log_command(where: str, since: float) -> str:
             "awk -v iso=\"$iso\" -v key=\"$key\" 'BEGIN { split(\"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec\", m, \" \"); "
             "for (i = 1; i <= 12; i++) month[m[i]] = sprintf(\"%02d\", i) } "
             "/^[0-9][0-9][0-9][0-9]-/ { if (substr($0, 1, 19) >= iso) print; next } "
-            "{ split($3, t, \":\"); k = month[$1] sprintf(\"%02d\", $2) t[1] t[2] t[3]; if (k >= key) print }'")
+            # a line of a month well before the window's (January, for a December window) is of the next year
+            "{ split($3, t, \":\"); k = month[$1] sprintf(\"%02d\", $2) t[1] t[2] t[3]; "
+            "if (k >= key || month[$1] + 0 < substr(key, 1, 2) - 6) print }'")
 
 
 def read_host(pool: ConnectionPool, host: Host, since: float) -> list[outcomes.Line]:
@@ -68,9 +71,12 @@ def read_host(pool: ConnectionPool, host: Host, since: float) -> list[outcomes.L
     first, _, rest = text.partition("\n")
     if not first.startswith(CLOCK_MARK):
         raise MxspecError(f"host {host.name}: unexpected answer reading its mail log: {first[:80]}")
-    now, offset = first.removeprefix(CLOCK_MARK).split()
-    sign = -1 if offset.startswith("-") else 1
-    clock = outcomes.Clock(float(now), sign * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60))
+    try:
+        now, offset = first.removeprefix(CLOCK_MARK).split()
+        sign = -1 if offset.startswith("-") else 1
+        clock = outcomes.Clock(float(now), sign * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60))
+    except ValueError:
+        raise MxspecError(f"host {host.name}: its clock reads {first.removeprefix(CLOCK_MARK)!r}, not `date +'%s %z'`") from None
     return outcomes.parse(rest.splitlines(), host.name, clock)
 
 
@@ -85,7 +91,12 @@ def estate_attempts(pool: ConnectionPool, estate: Estate, side: str, window: Win
         logs = list(threads.map(lambda host: read_host(pool, host, window.since), hosts))
     lines = [line for log in logs for line in log]
     local_domains = {str(domain).lower() for host in hosts for domain in host.vars.get("local_domains") or []}
-    found = outcomes.attempts(side, lines, doors, local_domains, window.since, window.until)
+    # A relay is a hop of the estate when it names one of its hosts: by inventory name, connection target or address.
+    names = frozenset(str(value) for host in hosts
+                      for value in (host.name, host.target, host.vars.get("ipv6_address"), host.vars.get("smtp_address"))
+                      if value)
+    found = outcomes.attempts(side, lines, doors, local_domains, window.since, window.until, names,
+                              settled_before=time.time() - SETTLE_SECONDS)
     progress(f"[mxspec] {estate.name}: {len(lines)} mail log lines from {len(hosts)} hosts, "
              f"{len(found)} connections to {', '.join(sorted(doors))}")
     return found

@@ -6,6 +6,7 @@ canary.html and canary.txt. Exit 0 for GO, 1 for ROLLBACK, 3 for HOLD, 2 when it
 """
 
 import ipaddress
+import math
 import re
 import sys
 import time
@@ -40,10 +41,13 @@ def moment(text: str, now: float) -> float:
     if DURATION.match(text.removeprefix("-")):
         return now - seconds(text.removeprefix("-"), "--since")
     try:
-        return float(text[1:]) if text.startswith("@") else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        when = float(text[1:]) if text.startswith("@") else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        if math.isfinite(when):
+            return when
     except ValueError:
-        raise MxspecError(f"--since {text!r}: give a time such as 2026-12-05T14:00, 2026-12-05T14:00:00+00:00, "
-                          "@1764943200, or how long ago: 30m, 2h") from None
+        pass
+    raise MxspecError(f"--since {text!r}: give a time such as 2026-12-05T14:00, 2026-12-05T14:00:00+00:00, "
+                      "@1764943200, or how long ago: 30m, 2h")
 
 
 def _line(mapping: dict, key: str) -> int:
@@ -53,17 +57,24 @@ def _line(mapping: dict, key: str) -> int:
 
 def _tolerance(path: str, line: int, name: str, value: object) -> judge.ShareTolerance | judge.DelayTolerance:
     """`{points: 0.05}` (a share: five percentage points) or `{ratio: 1.5, seconds: 2}` (a delay)."""
-    if isinstance(value, dict) and set(value) == {"points"}:
-        return judge.ShareTolerance(float(value["points"]))
-    if isinstance(value, dict) and set(value) == {"ratio", "seconds"}:
-        return judge.DelayTolerance(float(value["ratio"]), float(value["seconds"]))
-    raise MxspecError(f"{path}:{line}: the tolerance of {name!r} is {{points: P}} for a share (0.05: five "
-                      "percentage points) or {ratio: R, seconds: S} for a delay")
+    try:
+        if isinstance(value, dict) and set(value) == {"points"} and 0 < float(value["points"]) <= 1:
+            return judge.ShareTolerance(float(value["points"]))
+        if (isinstance(value, dict) and set(value) == {"ratio", "seconds"} and float(value["ratio"]) >= 1
+                and 0 <= float(value["seconds"]) < math.inf):
+            return judge.DelayTolerance(float(value["ratio"]), float(value["seconds"]))
+    except (TypeError, ValueError):
+        pass  # said below, with the forms a tolerance takes
+    raise MxspecError(f"{path}:{line}: the tolerance of {name!r} is {{points: P}} for a share (0 < P <= 1; 0.05: five "
+                      "percentage points) or {ratio: R, seconds: S} for a delay (R >= 1, S >= 0)")
 
 
 def load_policy(path: str | None) -> judge.Policy:
     """The operator's canary policy (YAML): tolerances, min_events, alpha, and the differences accepted."""
-    data = yamlfile.load(path) if path else None
+    try:
+        data = yamlfile.load(path) if path else None
+    except OSError as error:  # a folder, a file not readable
+        raise MxspecError(f"{path}: cannot read it ({error.strerror})") from None
     if data is None:
         return judge.Policy()
     if not isinstance(data, dict):
@@ -117,6 +128,14 @@ def networks(texts: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Net
         raise MxspecError(f"--exclude-client: {error} (give an address or a network: 192.0.2.7, 192.0.2.0/24)") from None
 
 
+def _excluded(client: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False  # `unknown[unknown]`: Postfix could not tell; no network holds it
+    return any(address in network for network in networks)
+
+
 def canary(inventories: str, old_name: str, new_name: str, window: collect.Window, share: float | None,
            policy: judge.Policy, vault_password_file: str | None = None, connect_timeout: float = 10,
            command_timeout: float = 60, excluded: list[str] | None = None) -> tuple[judge.Verdict, dict]:
@@ -130,8 +149,7 @@ def canary(inventories: str, old_name: str, new_name: str, window: collect.Windo
         pool.close()
     # Clients that are not the canary's traffic (monitoring, probes): left out on both sides.
     left_out = networks(excluded or [])
-    attempts = [attempt for attempt in attempts
-                if not any(ipaddress.ip_address(attempt.client) in network for network in left_out)]
+    attempts = [attempt for attempt in attempts if not _excluded(attempt.client, left_out)]
     verdict = judge.judge(attempts, share, policy)
     return verdict, {"old": old.name, "new": new.name, "window": {"since": window.since, "until": window.until},
                      "excluded_clients": [str(network) for network in left_out],
@@ -156,7 +174,10 @@ def run(old: str, new: str, inventories: str, since: str, window_text: str | Non
     print(f"[mxspec] canary {old} -> {new}: connections from {window.describe()}", file=sys.stderr)
     verdict, context = canary(inventories, old, new, window, share, policy, vault_password_file,
                               connect_timeout, command_timeout, excluded)
-    written = render.write_all(verdict, Path(out), context)
+    try:
+        written = render.write_all(verdict, Path(out), context)
+    except OSError as error:
+        raise MxspecError(f"cannot write the canary's report to {out}: {error.strerror}") from None
     print(render.table(verdict))
     print(f"  canary report: {written['html']} (.json, .txt)")
     return EXIT[verdict.decision]

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mxspec.canary.attempts import NEW, OLD
+from mxspec.canary.behaviours import FORMAT
 from mxspec.canary.judge import (
     ACCEPTED_STATUS,
     DEVIATES,
@@ -106,7 +107,8 @@ def table(verdict: Verdict) -> str:
 def to_json(verdict: Verdict, context: dict | None = None) -> str:
     """The verdict as JSON, after what it judged (`context`: the estates, the window, the way the connections
     took); allow_nan=False: a NaN would be a bug here, and not JSON."""
-    return json.dumps({"headline": headline(verdict), **(context or {}), **verdict.as_dict()}, indent=1, allow_nan=False)
+    return json.dumps({"format": FORMAT, "headline": headline(verdict), **(context or {}), **verdict.as_dict()},
+                      indent=1, allow_nan=False)
 
 
 CSS = """

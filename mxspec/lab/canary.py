@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mxspec.core.errors import MxspecError
-from mxspec.lab import access, machines
+from mxspec.lab import access, machines, traffic
 from mxspec.lab.commands import read_state, run_dir, running_lab, ssh_config_path
 from mxspec.lab.spec import Lab
 from mxspec.lab.system import require_root
@@ -33,8 +33,9 @@ ROUTE_TABLE = 125        # the routing table those replies use: default via the 
 RULE_PRIORITY = 1025
 
 # A host's network and firewall state, as the canary compares it before and after: everything the
-# canary may touch. The sysctl lines (path:value) come last; they are also what is put back.
-SNAPSHOT = ("echo '## nft'; nft list ruleset; echo '## rules'; ip -4 rule show; ip -6 rule show; "
+# canary may touch (the ruleset without its counters, `-s`, which traffic moves). The sysctl lines
+# (path:value: forwarding and every interface's IPv4 settings) come last; they are also what is put back.
+SNAPSHOT = ("echo '## nft'; nft -s list ruleset; echo '## rules'; ip -4 rule show; ip -6 rule show; "
             "echo '## routes'; ip -4 route show table all; ip -6 route show table all; "
             "echo '## sysctl'; grep -r . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/ 2>/dev/null | sort")
 SYSCTL_MARK = "## sysctl"
@@ -108,7 +109,7 @@ def _new_side(split: Split, interface: str, old_mac: str) -> str:
 
 def _undo_new() -> str:
     return (f"nft delete table ip {TABLE} 2>/dev/null; "
-            f"while ip rule del priority {RULE_PRIORITY} 2>/dev/null; do :; done; "
+            f"ip rule del fwmark {MARK:#x} lookup {ROUTE_TABLE} priority {RULE_PRIORITY} 2>/dev/null; "
             f"ip route flush table {ROUTE_TABLE} 2>/dev/null; true")
 
 
@@ -125,12 +126,21 @@ def _put_back_sysctls(kept: str) -> str:
                      for p in order) + "; true"
 
 
+# What start needs free on both hosts: its table, its rule's priority, its routing table (a host may use
+# them for something else; the canary would then change, and stop remove, what is not its own).
+FREE = (f"if nft list table ip {TABLE} >/dev/null 2>&1; then echo 'nftables table ip {TABLE} exists'; fi; "
+        f"[ -z \"$(ip rule show priority {RULE_PRIORITY})\" ] || echo 'an ip rule at priority {RULE_PRIORITY} exists'; "
+        f"[ -z \"$(ip route show table {ROUTE_TABLE} 2>/dev/null)\" ] || echo 'routing table {ROUTE_TABLE} is not empty'")
+
+
 def _interface_towards(lab: Lab, name: str, address: str) -> tuple[str, str]:
     """The interface a host reaches `address` on, and that interface's link (MAC) address."""
     out = _run(lab, name, f"dev=$(ip -o -4 route get {address} | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'); "
                           "echo \"$dev $(cat /sys/class/net/$dev/address)\"", "finding its interface")
-    interface, mac = out.split()
-    return interface, mac
+    words = out.split()
+    if len(words) != 2:
+        raise MxspecError(f"lab host {name}: no interface found towards {address} (`ip route get` said {out.strip()!r})")
+    return words[0], words[1]
 
 
 def _require_running(lab: Lab, names: list[str]) -> None:
@@ -146,7 +156,17 @@ def running(root: Path) -> dict | None:
     """The canary running in the lab (its split and the state kept at start), or None."""
     lab = running_lab(root)
     path = _state_file(lab)
-    return json.loads(path.read_text()) if path.exists() else None
+    return _saved(path) if path.exists() else None
+
+
+def _saved(path: Path) -> dict:
+    try:
+        saved = json.loads(path.read_text())
+        Split(**saved["split"]), dict(saved["kept"])
+        return saved
+    except (ValueError, KeyError, TypeError):
+        raise MxspecError(f"{path}: not the state a canary's start kept; remove it after putting the hosts' nftables "
+                          f"table {TABLE}, rule priority {RULE_PRIORITY} and routing table {ROUTE_TABLE} back by hand") from None
 
 
 def start(root: Path, share: float, old: str = OLD_MX, new: str = NEW_MX) -> Split:
@@ -158,6 +178,11 @@ def start(root: Path, share: float, old: str = OLD_MX, new: str = NEW_MX) -> Spl
     if _state_file(lab).exists():
         raise MxspecError(f"a canary already runs in the lab ({_state_file(lab)}): `mxspec lab canary stop` first")
     split = Split(share, old, new, lab.hosts[old].address, lab.hosts[new].address)
+    for name in (old, new):
+        taken = _run(lab, name, FREE, "checking that the canary's table, rule and routes are free").strip()
+        if taken:
+            raise MxspecError(f"lab host {name}: {'; '.join(taken.splitlines())}: not the canary's to use "
+                              "(nothing was changed)")
     kept = {name: _run(lab, name, SNAPSHOT, "reading its network state") for name in (old, new)}
     old_interface, old_mac = _interface_towards(lab, old, split.new_address)
     new_interface, _ = _interface_towards(lab, new, split.old_address)
@@ -165,8 +190,11 @@ def start(root: Path, share: float, old: str = OLD_MX, new: str = NEW_MX) -> Spl
     try:
         _run(lab, new, _new_side(split, new_interface, old_mac), "marking the canary's connections")
         _run(lab, old, _old_side(split, old_interface), "splitting port 25")
-    except MxspecError:
-        stop(root)
+    except MxspecError as failed:
+        try:
+            stop(root)
+        except MxspecError as undoing:
+            raise MxspecError(f"{failed}\nand undoing the start: {undoing}") from None
         raise
     return split
 
@@ -178,7 +206,7 @@ def stop(root: Path) -> list[str]:
     path = _state_file(lab)
     if not path.exists():
         raise MxspecError("no canary runs in the lab")
-    saved = json.loads(path.read_text())
+    saved = _saved(path)
     split, kept = Split(**saved["split"]), saved["kept"]
     problems, done = [], []
     for name, undo in ((split.old, _undo_old()), (split.new, _undo_new())):
@@ -191,9 +219,12 @@ def stop(root: Path) -> list[str]:
             problems.append(f"{name}: not as before the canary: "
                             + "; ".join([f"gone: {line}" for line in sorted(before - after)][:5]
                                         + [f"new: {line}" for line in sorted(after - before)][:5]))
-    path.unlink()
     if problems:
-        raise MxspecError("the canary stopped, but:\n" + "\n".join(f"  {p}" for p in problems))
+        kept_at = path.with_name("canary.failed.json")
+        path.rename(kept_at)  # the state kept at start, to look at and put back by hand
+        raise MxspecError("the canary stopped, but:\n" + "\n".join(f"  {p}" for p in problems)
+                          + f"\n  the state kept at start: {kept_at}")
+    path.unlink()
     return done
 
 
@@ -221,20 +252,28 @@ def send_traffic(root: Path, count: int, seconds: float, clients: int = 8, seed:
     _require_running(lab, [TRAFFIC_FROM, to])
     script = Path(__file__).with_name("traffic.py").read_bytes()
     words = lab.hosts[TRAFFIC_FROM].vars  # the lab's vars, as every host's templates see them
-    args = ["python3", "-", "--target", lab.hosts[to].address, "--lab-network", str(lab.network),
+    missing = [name for name in ("local_domains", "users", "remote_domain") if not words.get(name)]
+    if missing:
+        raise MxspecError(f"{lab.root / 'lab.yml'}: the traffic generator needs the lab's vars {', '.join(missing)}")
+    bound = traffic.hard_stop(seconds, timeout)
+    # `timeout` too: should the generator itself ever hang, the host ends it, not only this side's ssh.
+    args = ["timeout", "-k", "5", f"{bound + 10:.0f}", "python3", "-",
+            "--target", lab.hosts[to].address, "--lab-network", str(lab.network),
             "--count", str(count), "--seconds", str(seconds), "--clients", str(clients), "--seed", str(seed),
-            "--timeout", str(timeout),
-            "--domains", *words["local_domains"], "--users", *words["users"],
+            "--timeout", str(timeout), "--domains", *words["local_domains"], "--users", *words["users"],
             "--sender-domains", words["remote_domain"], *OTHER_SENDER_DOMAINS]
     with tempfile.TemporaryFile() as stdin:
         stdin.write(script)
         stdin.seek(0)
-        result = access.on_host(ssh_config_path(lab), TRAFFIC_FROM, shlex.join(args), stdin=stdin,
-                                timeout=seconds + 2 * timeout + 60)
+        result = access.on_host(ssh_config_path(lab), TRAFFIC_FROM, shlex.join(args), stdin=stdin, timeout=bound + 30)
     if result.returncode != 0:
         raise MxspecError(f"the traffic generator on {TRAFFIC_FROM} failed (exit {result.returncode}): "
                           f"{result.stderr.decode(errors='replace').strip()[-400:]}")
-    return json.loads(result.stdout)
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        raise MxspecError(f"the traffic generator on {TRAFFIC_FROM} printed no report: "
+                          f"{result.stdout.decode(errors='replace').strip()[:200]!r}") from None
 
 
 def answered_by(sent: dict) -> dict[str, int]:

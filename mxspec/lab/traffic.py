@@ -9,19 +9,21 @@ Each connection is one client behaving one way: sending a clean message (now and
 connection), writing to a user who does not exist, sending spam (GTUBE) or a virus (EICAR), a
 message over the size limit, using STARTTLS or not, going slowly, or dropping the connection
 after its greeting. Printed at the end, as JSON: what each connection saw (the banner, which
-says which MX answered; the replies), and the totals.
+says which MX answered; the replies), and the totals. A run never lasts longer than `hard_stop()`:
+clients still talking then are cut off, and their records say so.
 """
 
 import argparse
 import ipaddress
 import json
+import os
 import random
 import smtplib
 import socket
 import ssl
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -75,7 +77,7 @@ def converse(record: dict, kind: str, recipients: list[str], number: int, args: 
     sender, helo = record["sender"], f"client{number % 17}.{record['sender'].split('@')[1]}"
     with smtplib.SMTP(timeout=args.timeout) as client:
         client._host = args.target  # type: ignore[attr-defined]  # what STARTTLS would name as the server (smtplib sets it only in __init__)
-        _code, banner = client.connect(args.target, 25)
+        _code, banner = client.connect(args.target, args.port)
         record["banner"] = banner.decode(errors="replace")
         client.ehlo(helo)
         if kind == "drops":
@@ -104,6 +106,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="traffic", description=__doc__.splitlines()[0])
     parser.add_argument("--target", required=True, help="the old inbound MX's address (a lab address)")
     parser.add_argument("--lab-network", required=True, help="the lab's subnet: the only place traffic may go")
+    parser.add_argument("--port", type=int, default=25, help="its SMTP port (25; the project's tests use a local one)")
     parser.add_argument("--count", type=int, default=600)
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--clients", type=int, default=8, help="connections at once")
@@ -122,17 +125,28 @@ def main() -> int:
         print("traffic: --count 1..5000, --seconds up to 1800, --clients 1..32, --timeout up to 120", file=sys.stderr)
         return 2
     socket.setdefaulttimeout(args.timeout)
-    deadline = time.time() + args.seconds
     started = time.time()
-    with ThreadPoolExecutor(max_workers=args.clients) as pool:
-        records = list(pool.map(lambda n: one_client(n, args, deadline), range(args.count)))
+    deadline = started + args.seconds
+    pool = ThreadPoolExecutor(max_workers=args.clients)
+    futures = [pool.submit(one_client, n, args, deadline) for n in range(args.count)]
+    # The whole run's bound: no client starts after the deadline, and one still talking `hard_stop()` seconds
+    # later (a server that answers each command just before its timeout) is cut off and said to be.
+    wait(futures, timeout=hard_stop(args.seconds, args.timeout))
+    records: list[dict] = [future.result() if future.done() else
+                           {"number": n, "kind": "", "tls": False, "sender": "", "started": 0, "banner": "", "replies": [],
+                            "error": "cut off at the run's time bound"} for n, future in enumerate(futures)]
     totals: dict[str, int] = {}
     for record in records:
         totals[record["kind"]] = totals.get(record["kind"], 0) + 1
     json.dump({"target": args.target, "seconds": round(time.time() - started, 1), "totals": totals,
                "connections": records}, sys.stdout)
-    return 0
+    sys.stdout.flush()
+    os._exit(0)  # not waiting for a client thread that is still stuck in a conversation
 
+
+def hard_stop(seconds: float, timeout: float) -> float:
+    """How long a run may last at most: its seconds, then two answers' wait for the clients still talking."""
+    return seconds + 2 * timeout + 5
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,6 +2,8 @@
 
 Owns: `results` (the results file), `collector` (the pytest plugin part that gathers results
 and shows progress), `readiness` (old against new, waivers), `render` (HTML, Markdown, JSON),
-`command` (`mxspec report`), `comment` (`mxspec comment`: the report on a pull request).
-May import: `mxspec.core` only: a target reaches it as plain values.
+`command` (`mxspec report`), `comment` (`mxspec comment`: the report on a pull request),
+`canary` (a canary's result beside the report).
+May import: `mxspec.core`, and `mxspec.canary.behaviours` (the reader of a canary result file): a target reaches
+it as plain values.
 """

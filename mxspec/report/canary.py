@@ -1,26 +1,25 @@
 """The canary's result beside the readiness report: its verdict, what drives it, a link to its page.
 
-The report reads canary.json (written by `mxspec canary`) as a file: it knows results, not hosts.
+The report reads canary.json (written by `mxspec canary`) as a file, through the canary's own reader of it
+(`canary/behaviours.py`, which needs neither hosts nor scipy): it knows results, not hosts.
 """
 
 import html
-import json
 import os
 from pathlib import Path
 
+from mxspec.canary import behaviours
 from mxspec.core.errors import MxspecError
 
 
-def load(path: str, report_dir: Path) -> dict:
-    """What the report shows of a canary result; `link`: its page, relative to the report's folder."""
-    try:
-        result = json.loads(Path(path).read_text())
-        summary = {"decision": result["decision"], "headline": result["headline"], "old": result["old"],
-                   "new": result["new"], "reasons": [f"{r['subject']}: {r['text']}" for r in result["reasons"]]}
-    except OSError as error:
-        raise MxspecError(f"canary result {path}: cannot read it ({error.strerror})") from None
-    except (ValueError, KeyError, TypeError):
-        raise MxspecError(f"canary result {path}: not a canary.json written by `mxspec canary`") from None
+def load(path: str, report_dir: Path, estates: tuple[str, str] | None = None) -> dict:
+    """What the report shows of a canary result; `link`: its page, relative to the report's folder.
+    `estates`: the report's old and new estate, which the canary must have judged."""
+    result = behaviours.load(path)
+    summary = {"decision": result["decision"], "headline": result["headline"], "old": result["old"],
+               "new": result["new"], "reasons": [f"{r['subject']}: {r['text']}" for r in result["reasons"]]}
+    if estates and (summary["old"], summary["new"]) != estates:
+        raise MxspecError(f"canary result {path} judged {summary['old']} -> {summary['new']}, not {estates[0]} -> {estates[1]}")
     page = Path(path).with_suffix(".html")
     summary["link"] = os.path.relpath(page, report_dir) if page.exists() else ""
     return summary

@@ -50,7 +50,8 @@ class ResultsCollector:
         self.readiness: readiness.Readiness | None = None
         names = [e.name for e in estates]
         self.diff = differences.load(diff_path, names[0], names[1]) if diff_path and len(names) == 2 else None
-        self.canary = canary.load(canary_path, report_dir) if canary_path and report_dir else None
+        self.canary = canary.load(canary_path, report_dir, (names[0], names[1])) \
+            if canary_path and report_dir and len(names) == 2 else None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props: dict[str, Any] = dict(report.user_properties)

@@ -12,7 +12,7 @@ def combine(paths: list[str], old: str, new: str, waivers: str | None, out: str,
             canary_path: str | None = None) -> int:
     results = merge([(path, read(Path(path))) for path in paths])
     diff = differences.load(diff_path, old, new) if diff_path else None
-    canary_summary = canary.load(canary_path, Path(out)) if canary_path else None
+    canary_summary = canary.load(canary_path, Path(out), (old, new)) if canary_path else None
     verdict = readiness.compare(results, old, new, readiness.load_waivers(waivers) if waivers else [],
                                 datetime.date.today(), canary_summary["decision"] if canary_summary else None)
     written = render.write_all(verdict, results, Path(out), diff, canary_summary)
