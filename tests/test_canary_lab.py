@@ -26,16 +26,19 @@ def network_state() -> dict[str, str]:
 
 @contextlib.contextmanager
 def canary(share: str = "0.3"):
-    """The split started, and stopped whatever happens; stopping must find both hosts as before."""
+    """The split started, and stopped whatever happens; stopping must find both hosts as before (said after
+    the body's own failure, never instead of it)."""
     started = run_mxspec("lab", "canary", "start", "--share", share)
     assert started.returncode == 0, output(started)
     try:
         yield
-    finally:
-        stopped = run_mxspec("lab", "canary", "stop")
-        assert stopped.returncode == 0, output(stopped)
-        for host in SPLIT_HOSTS:
-            assert f"{host}: network and firewall state as before the canary" in stopped.stdout
+    except BaseException:
+        run_mxspec("lab", "canary", "stop")
+        raise
+    stopped = run_mxspec("lab", "canary", "stop")
+    assert stopped.returncode == 0, output(stopped)
+    for host in SPLIT_HOSTS:
+        assert f"{host}: network and firewall state as before the canary" in stopped.stdout
 
 
 def traffic(tmp_path, count: int, seed: int, *extra: str) -> dict:
@@ -121,10 +124,11 @@ def test_a_new_mx_refusing_one_sender_domain_passes_the_static_behaviours_and_th
 
 
 def test_a_canary_with_too_little_traffic_says_so_and_the_split_refuses_bad_input(lab, tmp_path):
-    for args, said in ((["--share", "1.5"], "--share must be between 0 and 1"),):
-        refused = run_mxspec("lab", "canary", "start", *args)
-        assert refused.returncode == 2 and said in refused.stderr and "Traceback" not in output(refused)
-    since = time.time() - 1
+    for share in ("1.5", "0", "-0.2"):
+        refused = run_mxspec("lab", "canary", "start", f"--share={share}")
+        assert refused.returncode == 2 and "--share must be between 0 and 1" in refused.stderr, output(refused)
+        assert "Traceback" not in output(refused)
+    since = time.time()
     with canary():
         again = run_mxspec("lab", "canary", "start")
         assert again.returncode == 2 and "a canary already runs in the lab" in again.stderr
@@ -133,6 +137,54 @@ def test_a_canary_with_too_little_traffic_says_so_and_the_split_refuses_bad_inpu
     assert result.returncode == 3 and verdict["decision"] == "HOLD", output(result)
     assert "not enough traffic to judge" in result.stdout
     assert run_mxspec("lab", "canary", "stop").stderr.strip() == "mxspec: error: no canary runs in the lab"
+
+
+def test_the_split_uses_only_what_is_free_and_stop_names_what_it_did_not_put_back(lab):
+    before = network_state()
+    # A routing table the canary would use already holds a route: start refuses, and changes nothing.
+    lab_ssh("new-mx-in-1", "ip route add 10.213.0.0/24 dev host0 table 125")
+    try:
+        refused = run_mxspec("lab", "canary", "start")
+        assert refused.returncode == 2 and "new-mx-in-1: routing table 125 is not empty" in refused.stderr, output(refused)
+        assert "nothing was changed" in refused.stderr
+    finally:
+        lab_ssh("new-mx-in-1", "ip route flush table 125")
+    assert network_state() == before
+    # Something changed beside the canary while it ran: stop removes the canary's own, says what else differs.
+    started = run_mxspec("lab", "canary", "start")
+    assert started.returncode == 0, output(started)
+    try:
+        lab_ssh("old-mx-1", "nft add table ip someone_else")
+        stopped = run_mxspec("lab", "canary", "stop")
+        assert stopped.returncode == 2, output(stopped)
+        assert "old-mx-1: not as before the canary: new: table ip someone_else" in stopped.stderr, output(stopped)
+        assert "canary.failed.json" in stopped.stderr
+    finally:
+        lab_ssh("old-mx-1", "nft delete table ip someone_else")
+    assert network_state() == before  # the canary's own part was removed all the same
+
+
+ROUTERS_DEFER_BETA = [Fault(
+    router, "sed -i 's/^beta[.]test[[:space:]].*/beta.test smtp:[10.213.0.5]:2525/' /etc/postfix/transport && "
+            "postmap /etc/postfix/transport && postfix reload",
+    "postmap /etc/postfix/transport && postfix reload && postqueue -f",
+    "the router defers mail for beta.test (its next hop refuses)",
+    files=("/etc/postfix/transport",)) for router in ("new-router-1", "new-router-2")]
+
+
+def test_a_new_estate_deferring_a_share_of_mail_is_caught_by_the_canary(lab, tmp_path):
+    """The new routers hand mail for one of the two domains to a port nothing listens on (a lab host's): it is
+    accepted at the door and deferred behind it. The canary sees it in the fates of accepted mail."""
+    with injected(ROUTERS_DEFER_BETA[0]), injected(ROUTERS_DEFER_BETA[1]):
+        time.sleep(1.5)
+        since = time.time()
+        with canary():
+            traffic(tmp_path, 300, 16)
+        result, verdict, _ = judged(tmp_path, since)
+    assert result.returncode == 1 and verdict["decision"] == "ROLLBACK", output(result)
+    reasons = {reason["subject"]: reason for reason in verdict["reasons"]}
+    assert {"accepted mail deferred", "accepted mail delivered"} <= set(reasons), reasons
+    assert all("status=deferred" in line and "@beta.test>" in line for line in reasons["accepted mail deferred"]["evidence"])
 
 
 def test_a_split_that_hides_the_client_or_sends_replies_no_way_back_fails_the_reply_behaviours(lab, tmp_path):
