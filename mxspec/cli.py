@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     canary.add_argument("--window", metavar="DURATION", help="the window's length: 600, 10m, 2h (default: until now)")
     canary.add_argument("--share", type=float, help="the share of connections the split sends to the new estate: "
                                                    "the observed share is checked against it")
+    canary.add_argument("--split-host", metavar="HOST", help="the old inbound MX that runs the split, when the old "
+                                                           "estate has others (default: all of them)")
     canary.add_argument("--policy", metavar="FILE", help="tolerances, and the differences accepted (YAML)")
     canary.add_argument("--exclude-client", metavar="ADDRESS|NETWORK", action="append", default=[],
                         help="leave out connections from these clients on both estates (monitoring, probes); repeatable")
@@ -161,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
 
         return judge_canary(args.old, args.new, args.inventories, args.since, args.window, args.share, args.policy,
                             args.out, args.mx_vault_password_file, args.mx_connect_timeout, args.mx_timeout,
-                            args.exclude_client)
+                            args.exclude_client, args.split_host)
     if args.command == "comment":
         from mxspec.report.comment import post
 

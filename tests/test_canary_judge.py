@@ -1,6 +1,7 @@
 """The canary's judge on synthetic traffic: a real difference is a ROLLBACK or a HOLD, noise and
 small differences are not, too little traffic is said as such, and healthy canaries rarely alarm."""
 
+import dataclasses
 import json
 import random
 import time
@@ -212,7 +213,6 @@ def test_fifty_healthy_canaries_rarely_raise_an_alarm():
 def test_a_tail_that_grows_while_the_median_stays_is_a_rollback_on_p95():
     """One delivered message in twelve takes two minutes instead of two seconds: the median barely moves, the
     95th percentile does, and its own test sees it (a test of whole distributions would not)."""
-    import dataclasses
     import itertools
 
     delivered = itertools.count()
@@ -227,3 +227,11 @@ def test_a_tail_that_grows_while_the_median_stays_is_a_rollback_on_p95():
     assert verdict.decision == ROLLBACK, render.table(verdict)
     assert [r.subject for r in verdict.reasons] == ["delivery delay p95"]
     assert result(verdict, "delivery delay p50").status == WITHIN
+
+
+def test_the_split_counts_the_connections_of_the_old_mx_that_splits():
+    """Two old inbound MXs, the split on one: the share is of that MX's connections, not of the estate's."""
+    other = [dataclasses.replace(attempt, host="old-mx-2") for attempt in connections(OLD, 200, seed=2)]
+    attempts = _split(180, 600) + other
+    assert judge(attempts, 0.3, Policy()).split.status == "outside"
+    assert judge(attempts, 0.3, Policy(), split_host="old-mx-1").split.status == "within"

@@ -105,8 +105,9 @@ def load_policy(path: str | None) -> judge.Policy:
 def door_addresses(estate: Estate) -> set[str]:
     """The addresses the estate's inbound MXs are reached at: a connection on the new side from one of
     the old's would mean the split rewrote the client's address (SNAT)."""
-    return {resolve(host.target, host.vars.get("mxspec_ssh_config")) for host in estate.hosts.values()
-            if collect.DOOR_ROLE in host.roles}
+    doors = [host for host in estate.hosts.values() if collect.DOOR_ROLE in host.roles]
+    return ({resolve(host.target, host.vars.get("mxspec_ssh_config")) for host in doors}
+            | {str(host.vars[name]) for host in doors for name in ("ipv6_address", "smtp_address") if host.vars.get(name)})
 
 
 def path_facts(attempts: list[Attempt], old_doors: set[str]) -> dict:
@@ -138,8 +139,12 @@ def _excluded(client: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6
 
 def canary(inventories: str, old_name: str, new_name: str, window: collect.Window, share: float | None,
            policy: judge.Policy, vault_password_file: str | None = None, connect_timeout: float = 10,
-           command_timeout: float = 60, excluded: list[str] | None = None) -> tuple[judge.Verdict, dict]:
+           command_timeout: float = 60, excluded: list[str] | None = None,
+           split_host: str | None = None) -> tuple[judge.Verdict, dict]:
     old, new = load_estates(inventories, [old_name, new_name], vault_password_file)
+    if split_host and split_host not in [h.name for h in old.hosts.values() if collect.DOOR_ROLE in h.roles]:
+        raise MxspecError(f"--split-host {split_host}: not an inbound MX of {old.name} (its inbound MXs: "
+                          + ", ".join(h.name for h in old.hosts.values() if collect.DOOR_ROLE in h.roles) + ")")
     pool = ConnectionPool(connect_timeout, command_timeout)
     progress = lambda line: print(line, file=sys.stderr)  # noqa: E731 - one line, where it is used
     try:
@@ -150,7 +155,7 @@ def canary(inventories: str, old_name: str, new_name: str, window: collect.Windo
     # Clients that are not the canary's traffic (monitoring, probes): left out on both sides.
     left_out = networks(excluded or [])
     attempts = [attempt for attempt in attempts if not _excluded(attempt.client, left_out)]
-    verdict = judge.judge(attempts, share, policy)
+    verdict = judge.judge(attempts, share, policy, split_host)
     return verdict, {"old": old.name, "new": new.name, "window": {"since": window.since, "until": window.until},
                      "excluded_clients": [str(network) for network in left_out],
                      "path": path_facts(attempts, door_addresses(old))}
@@ -158,7 +163,8 @@ def canary(inventories: str, old_name: str, new_name: str, window: collect.Windo
 
 def run(old: str, new: str, inventories: str, since: str, window_text: str | None, share: float | None,
         policy_file: str | None, out: str, vault_password_file: str | None = None,
-        connect_timeout: float = 10, command_timeout: float = 60, excluded: list[str] | None = None) -> int:
+        connect_timeout: float = 10, command_timeout: float = 60, excluded: list[str] | None = None,
+        split_host: str | None = None) -> int:
     if old == new:
         raise MxspecError(f"the old and the new estate are both '{old}': give two estates")
     now = time.time()
@@ -173,7 +179,7 @@ def run(old: str, new: str, inventories: str, since: str, window_text: str | Non
     window = collect.Window(start, min(end, now))
     print(f"[mxspec] canary {old} -> {new}: connections from {window.describe()}", file=sys.stderr)
     verdict, context = canary(inventories, old, new, window, share, policy, vault_password_file,
-                              connect_timeout, command_timeout, excluded)
+                              connect_timeout, command_timeout, excluded, split_host)
     try:
         written = render.write_all(verdict, Path(out), context)
     except OSError as error:

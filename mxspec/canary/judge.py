@@ -453,12 +453,14 @@ def _decide(results: Sequence[Result], connections: dict[str, int], split: Split
     return (HOLD, tuple(reasons)) if reasons else (GO, ())
 
 
-def judge(attempts: list[Attempt], share: float | None, policy: Policy) -> Verdict:
-    """The canary's verdict on the attempts both estates logged over its window."""
+def judge(attempts: list[Attempt], share: float | None, policy: Policy, split_host: str | None = None) -> Verdict:
+    """The canary's verdict on the attempts both estates logged over its window. `split_host`: the old inbound
+    MX that runs the split, when the old estate has others: only its connections share with the new estate's."""
     sides = {side: [a for a in attempts if a.side == side] for side in (OLD, NEW)}
     results = _tested([_observed(metric, metric.observe(sides[OLD]), metric.observe(sides[NEW]), policy)
                        for metric in METRICS], policy.alpha)
     connections = {side: len(found) for side, found in sides.items()}
-    split = None if share is None else split_check(attempts, share, policy.min_events)
+    split_from = [a for a in attempts if a.side == NEW or split_host is None or a.host == split_host]
+    split = None if share is None else split_check(split_from, share, policy.min_events)
     decision, reasons = _decide(results, connections, split, policy)
     return Verdict(decision, reasons, connections, tuple(results), split, policy.min_events, policy.alpha)
