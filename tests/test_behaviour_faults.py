@@ -300,6 +300,11 @@ def test_every_scenario_has_a_fault():
     result = run_mxspec_pytest("--hosts=old-mx,new-mx", "--collect-only", "-q")
     names = {line.split("::")[1].split("[")[0][len("test_"):] for line in result.stdout.splitlines() if "::" in line}
     covered = {case.scenario for case in CASES}
-    # The boot behaviour's fault cases live in test_common_behaviours.py.
-    uncovered = sorted(names - covered - {"the_mail_services_run_now_and_start_again_at_boot"})
+    # Fault cases kept elsewhere: the boot behaviour's in test_common_behaviours.py; the canary's, which judge a
+    # canary's result rather than a host, in test_canary_lab.py (a fault injected during a canary, a split without SNAT
+    # or a way back, a share that is not the split's).
+    elsewhere = {"the_mail_services_run_now_and_start_again_at_boot",
+                 "the_canary_sends_about_its_share_of_connections_to_the_new_estate",
+                 "replies_reach_the_clients_through_the_old_mx", "the_new_estate_treats_mail_as_the_old_one_does"}
+    uncovered = sorted(names - covered - elsewhere)
     assert not uncovered, f"scenarios without a fault case: {uncovered}"
