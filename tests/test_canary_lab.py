@@ -27,11 +27,14 @@ def network_state() -> dict[str, str]:
 @contextlib.contextmanager
 def canary(share: str = "0.3"):
     """The split started, and stopped whatever happens; stopping must find both hosts as before (said after
-    the body's own failure, never instead of it)."""
+    the body's own failure, never instead of it). Gives the canary window's start: a moment after anything
+    earlier, since the logs' stamps are to the second."""
+    time.sleep(1.5)
+    since = time.time()
     started = run_mxspec("lab", "canary", "start", "--share", share)
     assert started.returncode == 0, output(started)
     try:
-        yield
+        yield since
     except BaseException:
         run_mxspec("lab", "canary", "stop")
         raise
@@ -63,8 +66,7 @@ def canary_behaviours(result_file, *extra: str):
 
 def test_a_healthy_canary_is_go_its_behaviours_pass_and_both_hosts_are_left_as_before(lab, tmp_path):
     before = network_state()
-    since = time.time() - 1
-    with canary():
+    with canary() as since:
         sent = traffic(tmp_path, 600, 11)
     assert network_state() == before
     result, verdict, result_file = judged(tmp_path, since)
@@ -103,9 +105,7 @@ def test_a_new_mx_refusing_one_sender_domain_passes_the_static_behaviours_and_th
     with injected(REFUSES_A_SENDER_DOMAIN):
         static = run_mxspec_pytest("--hosts=new-mx", "-m", "inbound_mx", "-p", "no:cacheprovider", timeout=600)
         assert static.returncode == 0, output(static)  # no static behaviour sends from shop.test
-        time.sleep(1.5)  # the window begins after the last of those probes (the logs' stamps are to the second)
-        since = time.time()
-        with canary():
+        with canary() as since:  # the window begins after the last of those probes
             traffic(tmp_path, 300, 12)
     result, verdict, result_file = judged(tmp_path, since)
     assert result.returncode == 1 and verdict["decision"] == "ROLLBACK", output(result)
@@ -128,8 +128,7 @@ def test_a_canary_with_too_little_traffic_says_so_and_the_split_refuses_bad_inpu
         refused = run_mxspec("lab", "canary", "start", f"--share={share}")
         assert refused.returncode == 2 and "--share must be between 0 and 1" in refused.stderr, output(refused)
         assert "Traceback" not in output(refused)
-    since = time.time()
-    with canary():
+    with canary() as since:
         again = run_mxspec("lab", "canary", "start")
         assert again.returncode == 2 and "a canary already runs in the lab" in again.stderr
         traffic(tmp_path, 20, 13)
@@ -176,9 +175,7 @@ def test_a_new_estate_deferring_a_share_of_mail_is_caught_by_the_canary(lab, tmp
     """The new routers hand mail for one of the two domains to a port nothing listens on (a lab host's): it is
     accepted at the door and deferred behind it. The canary sees it in the fates of accepted mail."""
     with injected(ROUTERS_DEFER_BETA[0]), injected(ROUTERS_DEFER_BETA[1]):
-        time.sleep(1.5)
-        since = time.time()
-        with canary():
+        with canary() as since:
             traffic(tmp_path, 300, 16)
         result, verdict, _ = judged(tmp_path, since)
     assert result.returncode == 1 and verdict["decision"] == "ROLLBACK", output(result)
@@ -189,8 +186,7 @@ def test_a_new_estate_deferring_a_share_of_mail_is_caught_by_the_canary(lab, tmp
 
 def test_a_split_that_hides_the_client_or_sends_replies_no_way_back_fails_the_reply_behaviours(lab, tmp_path):
     # The old MX rewrites the client's address (SNAT): the new MX sees every client as the old MX.
-    since = time.time() - 1
-    with canary("0.5"):
+    with canary("0.5") as since:
         lab_ssh("old-mx-1", "nft 'add chain ip mxspec_canary hide { type nat hook postrouting priority srcnat; }' && "
                             "nft add rule ip mxspec_canary hide tcp dport 25 masquerade")
         traffic(tmp_path, 40, 14)
@@ -200,8 +196,7 @@ def test_a_split_that_hides_the_client_or_sends_replies_no_way_back_fails_the_re
     assert behaviours.returncode == 1 and "the split rewrites the client's address (SNAT)" in behaviours.stdout
 
     # The new MX's replies go straight to the client, not back through the old MX: no connection completes.
-    since = time.time() - 1
-    with canary("0.5"):
+    with canary("0.5") as since:
         lab_ssh("new-mx-in-1", "ip rule del priority 1025")
         sent = traffic(tmp_path, 30, 15, "--timeout", "4")
     assert any(c["error"] for c in sent["connections"])  # the clients sent to the new MX gave up

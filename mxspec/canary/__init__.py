@@ -9,7 +9,8 @@ behaviours.py what the canary's Gherkin checks in a result file (the steps call 
 command.py    `mxspec canary`
 
 Owns: the canary's reading of mail logs, its statistics and verdict, its outputs and command.
-May import: `mxspec.transport`, `mxspec.estate` and `mxspec.core` (to read the hosts' logs), and scipy
+May import: `mxspec.checks.maillog` (how each kind of mail log is read), `mxspec.transport`, `mxspec.estate`
+and `mxspec.core` (to read the hosts' logs), and scipy
 and matplotlib (the `canary` extra) in judge.py and render.py only; never pytest, the steps, the bdd
 layer or the report (the report reads canary.json as a file).
 """

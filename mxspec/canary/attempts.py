@@ -6,6 +6,7 @@ Outcomes are named by what they mean for the sender: spam refused at the door an
 accepted but marked are both "spam stopped".
 """
 
+import time
 from dataclasses import dataclass, field
 
 OLD, NEW = "old", "new"  # the two sides of a canary
@@ -54,3 +55,14 @@ class Attempt:
     lost_at: str | None = None        # "CONNECT", "EHLO", "DATA"...: the stage a lost connection ended in
     messages: tuple[Message, ...] = field(default_factory=tuple)
     evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Window:
+    """When the judged connections began: from `since` up to `until` (epoch seconds)."""
+    since: float
+    until: float
+
+    def describe(self) -> str:
+        return (f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(self.since))} to "
+                f"{time.strftime('%H:%M:%S', time.gmtime(self.until))} UTC ({self.until - self.since:.0f} s)")

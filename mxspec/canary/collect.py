@@ -7,59 +7,35 @@ A host whose log cannot be read stops the canary with its name and why: a judgem
 an estate's log would count its mail as lost.
 """
 
-import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from mxspec.canary import outcomes
-from mxspec.canary.attempts import Attempt
+from mxspec.canary.attempts import Attempt, Window
+from mxspec.checks.maillog import JOURNAL, MailLog
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.estate.inventory import Estate, Host
 from mxspec.transport.connection import ConnectionPool
 
 DOOR_ROLE = "inbound-mx"
-JOURNAL = "journal"
 CLOCK_MARK = "## clock "
 SETTLE_SECONDS = 60  # mail accepted this shortly before the logs were read and not yet delivered: too soon to say
 
 
-@dataclass(frozen=True)
-class Window:
-    since: float  # epoch seconds: connections that began from here ...
-    until: float  # ... to here are judged
-
-    def describe(self) -> str:
-        return (f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(self.since))} to "
-                f"{time.strftime('%H:%M:%S', time.gmtime(self.until))} UTC ({self.until - self.since:.0f} s)")
+def doors(estate: Estate) -> list[Host]:
+    """The estate's inbound MXs: where the connections the canary judges arrive."""
+    return [host for host in estate.hosts.values() if DOOR_ROLE in host.roles]
 
 
 def log_command(where: str, since: float) -> str:
-    """A shell command printing the host's clock (`## clock EPOCH +ZZZZ`), then its mail log from `since`
-    on: the journal's mail facility, or a syslog file (and the one rotated before it) from the first
-    line stamped at or after `since` in the host's own time."""
-    header = f"echo \"{CLOCK_MARK}$(date +'%s %z')\""
-    start = int(since) - 1
-    if where == JOURNAL:
-        return (f"{header}; journalctl --no-pager -q -o short-iso --since @{start} SYSLOG_FACILITY=2 "
-                "|| { echo 'journalctl failed' >&2; exit 3; }")
-    log = shlex.quote(where)
-    # Classic stamps (`Dec  5 17:53:17`) compared as MMDDhhmmss, RFC 3339 ones as text: both in the
-    # host's local time, as syslog wrote them.
-    return (f"{header}; test -r {log} || {{ echo 'no readable mail log {where}' >&2; exit 3; }}; "
-            f"iso=$(date -d @{start} +%Y-%m-%dT%H:%M:%S); key=$(date -d @{start} +%m%d%H%M%S); "
-            f"for f in {log}.1 {log}; do [ -r \"$f\" ] && cat \"$f\"; done | "
-            "awk -v iso=\"$iso\" -v key=\"$key\" 'BEGIN { split(\"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec\", m, \" \"); "
-            "for (i = 1; i <= 12; i++) month[m[i]] = sprintf(\"%02d\", i) } "
-            "/^[0-9][0-9][0-9][0-9]-/ { if (substr($0, 1, 19) >= iso) print; next } "
-            # a line of a month well before the window's (January, for a December window) is of the next year
-            "{ split($3, t, \":\"); k = month[$1] sprintf(\"%02d\", $2) t[1] t[2] t[3]; "
-            "if (k >= key || month[$1] + 0 < substr(key, 1, 2) - 6) print }'")
+    """A shell command printing the host's clock (`## clock EPOCH +ZZZZ`: what its syslog stamps are read in),
+    then its mail log from `since` on, as `checks.maillog` reads that kind of log."""
+    return f"echo \"{CLOCK_MARK}$(date +'%s %z')\"; {MailLog.kind(where).from_command(where, since)}"
 
 
 def read_host(pool: ConnectionPool, host: Host, since: float) -> list[outcomes.Line]:
-    where = str(host.vars.get("mail_log") or JOURNAL)
+    where = str(host.vars.get("mail_log") or JOURNAL)  # the contract's default
     try:
         result = pool.get(host).run(log_command(where, since))
     except (HostUnreachable, CommandTimeout) as error:
@@ -83,8 +59,8 @@ def read_host(pool: ConnectionPool, host: Host, since: float) -> list[outcomes.L
 def estate_attempts(pool: ConnectionPool, estate: Estate, side: str, window: Window,
                     progress: Callable[[str], None]) -> list[Attempt]:
     hosts = list(estate.hosts.values())
-    doors = {host.name for host in hosts if DOOR_ROLE in host.roles}
-    if not doors:
+    door_names = {host.name for host in doors(estate)}
+    if not door_names:
         raise MxspecError(f"estate {estate.name}: no host has the role {DOOR_ROLE}: the canary judges the "
                           "connections its inbound MXs take")
     with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as threads:
@@ -95,8 +71,8 @@ def estate_attempts(pool: ConnectionPool, estate: Estate, side: str, window: Win
     names = frozenset(str(value) for host in hosts
                       for value in (host.name, host.target, host.vars.get("ipv6_address"), host.vars.get("smtp_address"))
                       if value)
-    found = outcomes.attempts(side, lines, doors, local_domains, window.since, window.until, names,
+    found = outcomes.attempts(side, lines, door_names, local_domains, window.since, window.until, names,
                               settled_before=time.time() - SETTLE_SECONDS)
     progress(f"[mxspec] {estate.name}: {len(lines)} mail log lines from {len(hosts)} hosts, "
-             f"{len(found)} connections to {', '.join(sorted(doors))}")
+             f"{len(found)} connections to {', '.join(sorted(door_names))}")
     return found

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mxspec.canary import collect, judge, render
-from mxspec.canary.attempts import NEW, OLD, Attempt
+from mxspec.canary.attempts import NEW, OLD, Attempt, Window
 from mxspec.core import yamlfile
 from mxspec.core.errors import MxspecError
 from mxspec.estate.inventory import Estate, load_estates
@@ -105,7 +105,7 @@ def load_policy(path: str | None) -> judge.Policy:
 def door_addresses(estate: Estate) -> set[str]:
     """The addresses the estate's inbound MXs are reached at: a connection on the new side from one of
     the old's would mean the split rewrote the client's address (SNAT)."""
-    doors = [host for host in estate.hosts.values() if collect.DOOR_ROLE in host.roles]
+    doors = collect.doors(estate)
     return ({resolve(host.target, host.vars.get("mxspec_ssh_config")) for host in doors}
             | {str(host.vars[name]) for host in doors for name in ("ipv6_address", "smtp_address") if host.vars.get(name)})
 
@@ -137,14 +137,15 @@ def _excluded(client: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6
     return any(address in network for network in networks)
 
 
-def canary(inventories: str, old_name: str, new_name: str, window: collect.Window, share: float | None,
+def canary(inventories: str, old_name: str, new_name: str, window: Window, share: float | None,
            policy: judge.Policy, vault_password_file: str | None = None, connect_timeout: float = 10,
            command_timeout: float = 60, excluded: list[str] | None = None,
            split_host: str | None = None) -> tuple[judge.Verdict, dict]:
     old, new = load_estates(inventories, [old_name, new_name], vault_password_file)
-    if split_host and split_host not in [h.name for h in old.hosts.values() if collect.DOOR_ROLE in h.roles]:
+    old_doors = [host.name for host in collect.doors(old)]
+    if split_host and split_host not in old_doors:
         raise MxspecError(f"--split-host {split_host}: not an inbound MX of {old.name} (its inbound MXs: "
-                          + ", ".join(h.name for h in old.hosts.values() if collect.DOOR_ROLE in h.roles) + ")")
+                          f"{', '.join(old_doors) or 'none'})")
     pool = ConnectionPool(connect_timeout, command_timeout)
     progress = lambda line: print(line, file=sys.stderr)  # noqa: E731 - one line, where it is used
     try:
@@ -176,7 +177,7 @@ def run(old: str, new: str, inventories: str, since: str, window_text: str | Non
         raise MxspecError(f"--share must be between 0 and 1 (exclusive), not {share:g}")
     policy = load_policy(policy_file)
     networks(excluded or [])  # said before any host is read
-    window = collect.Window(start, min(end, now))
+    window = Window(start, min(end, now))
     print(f"[mxspec] canary {old} -> {new}: connections from {window.describe()}", file=sys.stderr)
     verdict, context = canary(inventories, old, new, window, share, policy, vault_password_file,
                               connect_timeout, command_timeout, excluded, split_host)

@@ -10,14 +10,13 @@ import io
 import json
 import re
 import textwrap
-import time
 from pathlib import Path
 
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from mxspec.canary.attempts import NEW, OLD
+from mxspec.canary.attempts import NEW, OLD, Window
 from mxspec.canary.behaviours import FORMAT
 from mxspec.canary.judge import (
     ACCEPTED_STATUS,
@@ -232,8 +231,7 @@ def scope_line(context: dict | None) -> str:
     """What was judged: the estates and the window (`mxspec canary`'s context), or nothing."""
     if not context:
         return ""
-    since, until = (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(context["window"][key])) for key in ("since", "until"))
-    return f"Canary {context['old']} -> {context['new']}: connections from {since} to {until} UTC"
+    return f"Canary {context['old']} -> {context['new']}: connections from {Window(**context['window']).describe()}"
 
 
 def to_html(verdict: Verdict, context: dict | None = None) -> str:

@@ -49,7 +49,18 @@ class MailLog:
     @staticmethod
     def of(mailhost: MailHost) -> "MailLog":
         where = mailhost.setting("mail_log")
-        return JournalLog(mailhost, where) if where == JOURNAL else FileLog(mailhost, where)
+        return MailLog.kind(where)(mailhost, where)
+
+    @staticmethod
+    def kind(where: str) -> "type[JournalLog] | type[FileLog]":
+        """The kind of log `mail_log` names: the journal, or a file."""
+        return JournalLog if where == JOURNAL else FileLog
+
+    @staticmethod
+    def from_command(where: str, since: float) -> str:
+        """A shell command printing the mail log from about `since` (epoch seconds) on, or exiting 3 with why it
+        cannot: for reads of a window (the canary's), not tied to a check's host."""
+        raise NotImplementedError
 
     def recent_command(self) -> str:
         """A shell command printing the recent mail log, or exiting 3 with why it cannot."""
@@ -109,6 +120,11 @@ class JournalLog(MailLog):
                 f"_PID={shlex.quote(pid)} SYSLOG_FACILITY=2) || {{ echo 'journalctl failed' >&2; exit 3; }}; "
                 f"printf '%s\\n' \"$log\" | grep -F {shlex.quote(f'[{pid}]: {RELOAD}')} | cut -d' ' -f1")
 
+    @staticmethod
+    def from_command(where: str, since: float) -> str:
+        return (f"journalctl --no-pager -q -o short-iso --since @{int(since) - 1} SYSLOG_FACILITY=2 "
+                "|| { echo 'journalctl failed' >&2; exit 3; }")
+
     def mark(self) -> str:
         result = self.mailhost.run("journalctl -n 0 --show-cursor -q")
         return str(result.stdout).strip().removeprefix("-- cursor: ")
@@ -135,6 +151,22 @@ class FileLog(MailLog):
         return (f"test -r {log_q} || {{ echo 'no readable mail log {self.where}' >&2; exit 3; }}; "
                 f"n=$(grep -n 'postfix/master\\[[0-9]*\\]: daemon started' {log_q} | tail -n 1 | cut -d: -f1); "
                 f'tail -n +"${{n:-1}}" {log_q} | grep {grep} | head -n 50')
+
+    @staticmethod
+    def from_command(where: str, since: float) -> str:
+        """The file, and the one rotated before it, from the first line stamped at or after `since` in the host's
+        own time: classic stamps (`Dec  5 17:53:17`) compared as MMDDhhmmss (a line of a month well before the
+        window's, January for a December window, is of the next year), RFC 3339 ones as text."""
+        log, start = shlex.quote(where), int(since) - 1
+        return (f"test -r {log} || {{ echo 'no readable mail log {where}' >&2; exit 3; }}; "
+                f"iso=$(date -d @{start} +%Y-%m-%dT%H:%M:%S); key=$(date -d @{start} +%m%d%H%M%S); "
+                f"for f in {log}.1 {log}; do [ -r \"$f\" ] && cat \"$f\"; done | "
+                "awk -v iso=\"$iso\" -v key=\"$key\" 'BEGIN { "
+                "split(\"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec\", m, \" \"); "
+                "for (i = 1; i <= 12; i++) month[m[i]] = sprintf(\"%02d\", i) } "
+                "/^[0-9][0-9][0-9][0-9]-/ { if (substr($0, 1, 19) >= iso) print; next } "
+                "{ split($3, t, \":\"); k = month[$1] sprintf(\"%02d\", $2) t[1] t[2] t[3]; "
+                "if (k >= key || month[$1] + 0 < substr(key, 1, 2) - 6) print }'")
 
     def reload_times_command(self, pid: str, since: int) -> str:
         # The log rotated once (uncompressed) too; syslog's stamps are the host's local time, as
