@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--subnet", help="IPv4 subnet of the lab bridge (default from lab.yml)")
     up.add_argument("--timeout", type=float, default=300, help="seconds to wait for hosts to be ready")
     up.add_argument("--keep-on-failure", action="store_true", help="leave a lab that failed to come up running, to look inside")
+    up.add_argument("--bare", metavar="HOST[,HOST]", default="",
+                    help="boot these hosts anew with the base role only, for a playbook to configure (`mxspec premerge` does)")
     lab_sub.add_parser("down", help="stop every host and remove the bridge and run state")
     lab_sub.add_parser("status", help="table of hosts, roles, addresses, state (exit 0 when all run)")
     heal = lab_sub.add_parser("heal", help="put hosts back to their state at boot and start what does not run "
@@ -178,7 +180,8 @@ def _lab(args: argparse.Namespace) -> int:
     if not (root / "lab.yml").exists():
         raise MxspecError(f"{root / 'lab.yml'}: no such file (pass --lab DIR: a folder holding lab.yml)")
     if args.action == "up":
-        commands.up(root, args.subnet, args.timeout, args.keep_on_failure)
+        commands.up(root, args.subnet, args.timeout, args.keep_on_failure,
+                    [name for name in args.bare.split(",") if name])
     elif args.action == "down":
         commands.down(root)
     elif args.action == "status":

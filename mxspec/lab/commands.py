@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,9 +45,17 @@ def _log(message: str) -> None:
     print(f"[lab] {message}", flush=True)
 
 
-def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_failure: bool = False) -> Lab:
+def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_failure: bool = False,
+       bare: Collection[str] = ()) -> Lab:
+    """Boot what is not running as lab.yml says; `bare`: hosts booted anew from their image with the
+    base role only, whatever ran before, for an operator's playbook to configure (`mxspec premerge`)."""
     require_root()
     lab = load_lab(root, subnet)
+    unknown = sorted(set(bare) - set(lab.hosts))
+    if unknown:
+        raise MxspecError(f"not hosts of the lab: {', '.join(unknown)}; its hosts: {', '.join(lab.hosts)}")
+    for name in bare:
+        lab.hosts[name].bare = True
     ensure_tools()
     state = read_state(lab)
     started = time.monotonic()
@@ -65,8 +74,8 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
         for host in lab.hosts.values():
             record = state["hosts"].get(host.name, {})
             config = lab.host_config_hash(host)
-            if (machines.is_running(record.get("pid"), host.name) and record.get("config") == config
-                    and baseline.kept(lab, host.name)):
+            if (not host.bare and machines.is_running(record.get("pid"), host.name)
+                    and record.get("config") == config and baseline.kept(lab, host.name)):
                 continue
             if record:
                 _stop_host(lab, host.name, record.get("pid"))
@@ -74,7 +83,7 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
             machines.prepare(lab, host, image_roots[host.image.name], _host_files(lab, host))
             pid = machines.boot(lab, host, run_dir(lab) / "console" / f"{host.name}.log")
             state["hosts"][host.name] = {"pid": pid, "config": config, "address": host.address,
-                                         "booted": time.time()}
+                                         "booted": time.time(), "bare": host.bare}
             _write_state(lab, state)
             booted.append(host.name)
         _log(f"booted {', '.join(booted)}" if booted else "every host is up to date; nothing booted")
@@ -93,6 +102,14 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
     _log(f"lab up in {time.monotonic() - started:.0f} s")
     print(status_table(lab))
     return lab
+
+
+def keep_as_known_good(root: Path, names: list[str]) -> None:
+    """The hosts' configuration as it is now becomes what `heal` puts back: after a playbook has
+    configured hosts booted bare, theirs is the known-good state, not the bare one of boot."""
+    lab = running_lab(root)
+    for name in names:
+        baseline.take(lab, ssh_config_path(lab), name)
 
 
 def _check_network(lab: Lab, state: dict) -> bool:
@@ -191,7 +208,8 @@ def status_table(lab: Lab) -> str:
         record = state.get("hosts", {}).get(host.name, {})
         running = machines.is_running(record.get("pid"), host.name)
         ready = record.get("ready_seconds")
-        rows.append((host.name, ",".join(host.roles), host.address, "running" if running else "stopped",
+        roles = ",".join(host.roles) + (" (by a playbook)" if running and record.get("bare") else "")
+        rows.append((host.name, roles, host.address, "running" if running else "stopped",
                      ",".join(readiness.services_of(lab, host)),
                      f"{ready:.1f} s" if running and ready is not None else "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

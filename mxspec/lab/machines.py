@@ -46,14 +46,14 @@ def prepare(lab: Lab, host: LabHost, image_root: Path, extra_files: dict[str, tu
         f"mounting the root filesystem of {host.name} (overlayfs)")
     (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
     _write_network(host, root)
-    for role in ["base", *host.roles]:
+    for role in host.built_from:
         _copy_role_files(lab, host, role, root)
     for relpath, (content, mode) in extra_files.items():
         target = root / relpath.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         target.chmod(mode)
-    for role in ["base", *host.roles]:
+    for role in host.built_from:
         script = lab.role_dir(role) / "setup.sh"
         if script.exists():
             text = render(lab, script.read_text(), host.vars, str(script.relative_to(lab.root)))

@@ -13,7 +13,7 @@ from mxspec.transport import openssh
 def services_of(lab: Lab, host: LabHost) -> list[str]:
     ready = lab.ready
     names = []
-    for role in ["base", *host.roles]:
+    for role in host.built_from:
         for service in (ready.get(role) or {}).get("services", []):
             if service not in names:
                 names.append(service)
@@ -23,7 +23,7 @@ def services_of(lab: Lab, host: LabHost) -> list[str]:
 def _check_command(lab: Lab, host: LabHost) -> str:
     checks = [f"lab-service status {name} >/dev/null 2>&1 || {{ echo {name}; fail=1; }}"
               for name in services_of(lab, host)]
-    for role in ["base", *host.roles]:
+    for role in host.built_from:
         for command in (lab.ready.get(role) or {}).get("commands", []):
             checks.append(f"({command}) >/dev/null 2>&1 || {{ echo '{command}'; fail=1; }}")
     return "fail=0; " + "; ".join(checks) + "; exit $fail"

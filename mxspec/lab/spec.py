@@ -36,6 +36,15 @@ class LabHost:
     extra_addresses: list[str] = field(default_factory=list)
     vars: dict = field(default_factory=dict)  # everything its templates see
     ipv6_address: str | None = None  # only hosts lab.yml gives `ipv6: yes` have one
+    # Booted with the base role only (sshd, python3, the ops account; the image's packages, all
+    # disabled): its configuration is the operator's playbook's to make (`mxspec premerge`). Its
+    # roles still say what it is to the rest of the lab (DNS records, the other hosts' settings).
+    bare: bool = False
+
+    @property
+    def built_from(self) -> list[str]:
+        """The role folders the lab applies to the host: base always, its roles unless it is bare."""
+        return ["base"] if self.bare else ["base", *self.roles]
 
     @property
     def fqdn(self) -> str:
@@ -80,9 +89,9 @@ class Lab:
         """Changes when anything the host is built from changes: its image, vars, role files, or what
         of it is kept as known-good at boot."""
         digest = hashlib.sha256(json.dumps([host.image.recipe_hash(self.suite), host.address,
-                                            host.roles, host.vars, self.baseline], sort_keys=True,
+                                            host.roles, host.bare, host.vars, self.baseline], sort_keys=True,
                                            default=str).encode())
-        for role in ["base", *host.roles]:
+        for role in host.built_from:
             for path in sorted(self.role_dir(role).rglob("*")):
                 if path.is_file():
                     digest.update(str(path.relative_to(self.root)).encode() + path.read_bytes())
