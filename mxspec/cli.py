@@ -107,25 +107,33 @@ def _parser() -> argparse.ArgumentParser:
                         help="leave out connections from these clients on both estates (monitoring, probes); repeatable")
     canary.add_argument("--out", default="reports", help="folder for canary.html/.json/.txt (default: reports)")
     _reading_hosts(canary)
-    premerge = sub.add_parser("premerge", help="the pre-merge check of a playbook: converge fresh lab hosts with it (twice), "
-                                               "check the new estate's behaviours on them, judge against the old estate's results")
+    premerge = sub.add_parser("premerge", help="the pre-merge check of a playbook: converge fresh lab hosts with it "
+                                               "(twice), check the new estate's behaviours on them, judge against the "
+                                               "old estate's results")
     premerge.add_argument("--playbook", required=True, type=Path, help="the playbook that configures the new estate")
     premerge.add_argument("--inventory", required=True, type=Path,
                           help="its Ansible inventory (file or folder with group_vars/): Ansible's and mxspec's")
-    premerge.add_argument("--estate", required=True, help="the inventory's group of the new estate (its hosts must be lab hosts)")
+    premerge.add_argument("--estate", required=True,
+                          help="the inventory's group of the new estate (its hosts must be lab hosts)")
     premerge.add_argument("--old-results", required=True, type=Path,
                           help="the old estate's results file, recorded earlier with pytest --hosts=OLD --mx-results=FILE")
-    premerge.add_argument("--old-estate", help="which estate of the old results file is the old one (when it holds several)")
-    premerge.add_argument("--base", type=Path, metavar="DIR",
-                          help="a checkout of the base branch: its playbook converges the hosts first, so that the change "
-                               "lands as it will in production (and its handlers are exercised)")
+    premerge.add_argument("--old-estate",
+                          help="which estate of the old results file is the old one (when it holds several)")
+    premerge.add_argument("--base-playbook", type=Path, metavar="FILE",
+                          help="the base branch's playbook (a checkout of it): it converges the hosts first, so that the "
+                               "change lands as it will in production, and its handlers are exercised")
+    premerge.add_argument("--base-inventory", type=Path, metavar="PATH",
+                          help="the base branch's inventory (default: --inventory)")
     premerge.add_argument("--vault-password-file", type=Path, default=os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"),
                           help="for ansible-playbook and mxspec alike (default: $ANSIBLE_VAULT_PASSWORD_FILE)")
-    premerge.add_argument("--changes", action="store_true", help="also run the change scenarios (--mx-change) on the converged hosts")
-    premerge.add_argument("--converge-timeout", type=float, default=1200, help="bound on each converge, in seconds (default 1200)")
+    premerge.add_argument("--changes", action="store_true",
+                          help="also run the change scenarios (--mx-change) on the converged hosts")
+    premerge.add_argument("--converge-timeout", type=float, default=1200,
+                          help="bound on each converge, in seconds (default 1200)")
     premerge.add_argument("--task-timeout", type=float, default=300, help="bound on each task, in seconds (default 300)")
     premerge.add_argument("--out", type=Path, default=Path("reports/premerge"),
-                          help="folder for premerge.md/.json, the converge logs and the readiness report (default: reports/premerge)")
+                          help="folder for premerge.md/.json, the converge logs and the readiness report "
+                               "(default: reports/premerge)")
     premerge.add_argument("--lab", help="folder holding lab.yml (default: the built-in lab)")
     premerge.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="more arguments for the gate's pytest run")
     steps = sub.add_parser("steps", help="print every step phrase features may use, with a description")
@@ -203,9 +211,9 @@ def _premerge(args: argparse.Namespace) -> int:
     root = Path(args.lab) if args.lab else BUILTIN
     if not (root / "lab.yml").exists():
         raise MxspecError(f"{root / 'lab.yml'}: no such file (pass --lab DIR: a folder holding lab.yml)")
-    return run(Options(args.playbook, args.inventory, args.estate, args.old_results, args.out, root, args.base,
-                       args.vault_password_file, args.changes, args.converge_timeout, args.task_timeout,
-                       args.old_estate, args.pytest_args))
+    return run(Options(args.playbook, args.inventory, args.estate, args.old_results, args.out, root,
+                       args.base_playbook, args.base_inventory, args.vault_password_file, args.changes,
+                       args.converge_timeout, args.task_timeout, args.old_estate, args.pytest_args))
 
 
 def _lab(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import mxspec
 from conftest import PROJECT
 from mxspec.core.waiting import Definite, eventually, poll
 
-PACKAGES = ["core", "estate", "transport", "checks", "canary", "steps", "bdd", "report", "lab"]
+PACKAGES = ["core", "estate", "transport", "checks", "canary", "steps", "bdd", "report", "lab", "premerge"]
 PYTHON = [path for folder in ("mxspec", "bench", "tests", "steps", "features")
           for path in sorted((PROJECT / folder).rglob("*.py")) if "builtin" not in path.parts]
 BDD_INTERNALS = re.compile(r"pytest_bdd\.(scenario|steps|parser|compat|utils)\b|_registry\b|_pytest_bdd_example"
@@ -33,9 +33,12 @@ def test_testinfra_backends_are_touched_in_the_transport_only():
 
 
 def test_ansible_core_is_imported_in_the_vault_only():
-    """ansible-core is optional: only decrypting a vault may need it (the tests use it as an oracle)."""
+    """ansible-core is optional: only decrypting a vault may need it (the tests use it as an oracle).
+    premerge's callback plugin is Ansible's to load, inside ansible-playbook: mxspec never imports it."""
     imports = re.compile(r"^\s*(import|from) ansible\b|import_module\(\"ansible[.\"]", re.M)
-    assert {p for p in _holding(imports) if p.startswith("mxspec/")} == {"mxspec/estate/vault.py"}
+    assert {p for p in _holding(imports) if p.startswith("mxspec/")} == {
+        "mxspec/estate/vault.py", "mxspec/premerge/ansible/mxspec_record.py"}
+    assert not (PROJECT / "mxspec/premerge/ansible/__init__.py").exists()  # a plugin folder, not a package
 
 
 def test_ssh_command_lines_are_built_in_the_transport_only():

@@ -29,7 +29,8 @@ class Options:
     old_results: Path  # the old estate's results file (pytest --mx-results), recorded earlier
     out: Path
     lab_root: Path
-    base: Path | None = None  # a checkout of the base branch: its playbook converges first
+    base_playbook: Path | None = None  # the base branch's playbook: it converges the hosts first
+    base_inventory: Path | None = None  # its inventory (default: the same as the change's)
     vault_password_file: Path | None = None
     changes: bool = False  # also the change scenarios (--mx-change)
     converge_timeout: float = 1200
@@ -45,7 +46,7 @@ def _say(message: str) -> None:
 def run(options: Options) -> int:
     hosts = _lab_hosts(options)
     old = _old_estate(options)
-    base = _base_paths(options) if options.base else None
+    base = _base_paths(options) if options.base_playbook else None
     options.out.mkdir(parents=True, exist_ok=True)
     _say(f"booting {', '.join(hosts)} bare from the lab's image")
     lab.up(options.lab_root, bare=hosts)
@@ -104,19 +105,13 @@ def _old_estate(options: Options) -> str:
 
 
 def _base_paths(options: Options) -> tuple[Path, Path]:
-    """The base branch's playbook and inventory: the same paths, in its checkout."""
-    assert options.base is not None
-    found = []
-    for path in (options.playbook, options.inventory):
-        try:
-            relative = path.resolve().relative_to(Path.cwd())
-        except ValueError:
-            raise MxspecError(f"{path} is outside the current folder: with --base, give the playbook and inventory "
-                              "by their paths in the repository (run from its root)") from None
-        if not (options.base / relative).exists():
-            raise MxspecError(f"--base {options.base}: it has no {relative}")
-        found.append(options.base / relative)
-    return found[0], found[1]
+    """The base branch's playbook and inventory (checked before any host is booted)."""
+    assert options.base_playbook is not None
+    inventory = options.base_inventory or options.inventory
+    for what, path in (("base playbook", options.base_playbook), ("base inventory", inventory)):
+        if not path.exists():
+            raise MxspecError(f"{what} {path}: no such file or folder")
+    return options.base_playbook, inventory
 
 
 def _gate(options: Options, old: str) -> dict:

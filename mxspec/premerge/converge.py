@@ -43,6 +43,7 @@ class Converge:
     playbook: str
     log: Path
     returncode: int
+    started: float  # when it began (seconds since the epoch)
     seconds: float
     outcomes: list[TaskOutcome] = field(default_factory=list)
     timed_out: bool = False
@@ -113,7 +114,7 @@ def run(label: str, playbook: Path, inventory: Path, limit: str, log: Path, time
            "MXSPEC_CONVERGE_RECORD": str(record.resolve()), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
            "ANSIBLE_TIMEOUT": str(CONNECT_SECONDS), "ANSIBLE_TASK_TIMEOUT": str(int(task_timeout)),
            "ANSIBLE_RETRY_FILES_ENABLED": "0"}
-    started = time.monotonic()
+    began, started = time.time(), time.monotonic()
     timed_out = False
     with open(log, "wb") as out:
         proc = subprocess.Popen(args, cwd=playbook.resolve().parent, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -128,7 +129,8 @@ def run(label: str, playbook: Path, inventory: Path, limit: str, log: Path, time
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    converge = Converge(label, str(playbook), log, proc.returncode, time.monotonic() - started, timed_out=timed_out)
+    converge = Converge(label, str(playbook), log, proc.returncode, began, time.monotonic() - started,
+                        timed_out=timed_out)
     _read_record(converge, record, playbook.resolve().parent)
     return converge
 

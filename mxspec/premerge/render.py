@@ -66,7 +66,7 @@ def _run_row(run: Converge) -> str:
 
 
 def markdown(result: Verdict, runs: list[Converge], gate: dict | None) -> str:
-    lines = [f"## Pre-merge check: **{result.decision}**", "", result.headline + ".", ""]
+    lines = [f"## Pre-merge check: **{result.decision}**", "", result.headline[:1].upper() + result.headline[1:] + ".", ""]
     lines += [f"- {reason}" for reason in result.reasons]
     if runs:
         lines += ["", f"### Converge (`{runs[-1].playbook}`)", "",
@@ -91,6 +91,7 @@ def as_json(result: Verdict, runs: list[Converge], gate: dict | None) -> dict:
     return {"format": "mxspec-premerge/1", "decision": result.decision, "headline": result.headline,
             "reasons": result.reasons, "gate": gate,
             "converges": [{"label": run.label, "playbook": run.playbook, "log": str(run.log), "exit": run.returncode,
-                           "seconds": round(run.seconds, 1), "timed_out": run.timed_out, "hosts": run.hosts,
+                           "started": run.started, "seconds": round(run.seconds, 1), "timed_out": run.timed_out,
+                           "hosts": run.hosts,
                            "changed": [vars(o) for o in run.changed], "failures": [vars(o) for o in run.failures],
                            "last_started": run.last_started} for run in runs]}

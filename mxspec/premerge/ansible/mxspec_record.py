@@ -9,6 +9,7 @@ secrets: its message is never written.
 
 import json
 import os
+from typing import Any
 
 from ansible.plugins.callback import CallbackBase
 
@@ -39,16 +40,16 @@ class CallbackModule(CallbackBase):
             self._out.write(json.dumps(record) + "\n")
 
     @staticmethod
-    def _task(task, handler: bool = False) -> dict:
+    def _task(task: Any, handler: bool = False) -> dict:
         return {"task": task.get_name().strip(), "path": task.get_path() or "", "handler": handler}
 
-    def v2_playbook_on_task_start(self, task, is_conditional) -> None:
+    def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
         self._write({"event": "start", **self._task(task)})
 
-    def v2_playbook_on_handler_task_start(self, task) -> None:
+    def v2_playbook_on_handler_task_start(self, task: Any) -> None:
         self._write({"event": "start", **self._task(task, handler=True)})
 
-    def _outcome(self, result, status: str) -> None:
+    def _outcome(self, result: Any, status: str) -> None:
         task = result._task
         record = {"event": "result", "host": result._host.get_name(), "status": status,
                   **self._task(task, handler=type(task).__name__ == "Handler")}
@@ -63,14 +64,14 @@ class CallbackModule(CallbackBase):
             record["message"] = "(no_log: its output is hidden)" if status in ("failed", "unreachable") else ""
         self._write(record)
 
-    def v2_runner_on_ok(self, result) -> None:
+    def v2_runner_on_ok(self, result: Any) -> None:
         self._outcome(result, "changed" if result._result.get("changed") else "ok")
 
-    def v2_runner_on_failed(self, result, ignore_errors=False) -> None:
+    def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
         self._outcome(result, "ignored" if ignore_errors else "failed")
 
-    def v2_runner_on_unreachable(self, result) -> None:
+    def v2_runner_on_unreachable(self, result: Any) -> None:
         self._outcome(result, "unreachable")
 
-    def v2_runner_on_skipped(self, result) -> None:
+    def v2_runner_on_skipped(self, result: Any) -> None:
         self._outcome(result, "skipped")
