@@ -224,3 +224,57 @@ def test_a_shard_that_sent_no_results_is_said_on_the_pull_request(tmp_path, forg
     assert result.returncode == 1
     [(_, _, body)] = Forge.posts
     assert "no report" in body["body"]
+
+
+# The pre-merge templates: for an operator's repository (a playbook, its inventory, features, the old
+# estate's results), with mxspec installed from a package into .venv, not a copy of mxspec.
+PREMERGE_REPORT = "## Pre-merge check: **NO-GO**\n\nThe converge failed.\n"
+
+
+def _premerge_checkout(tmp_path: Path) -> Path:
+    (tmp_path / "reports" / "premerge").mkdir(parents=True)
+    (tmp_path / "reports" / "premerge" / "premerge.md").write_text(PREMERGE_REPORT)
+    return tmp_path
+
+
+def _premerge_lines() -> tuple[list[dict], list[str]]:
+    github = yaml.safe_load((TEMPLATES / "github-actions-premerge.yml").read_text())["jobs"]["premerge"]["steps"]
+    gitlab = yaml.safe_load((TEMPLATES / "gitlab-ci-premerge.yml").read_text())["mxspec-premerge"]["script"]
+    return github, gitlab
+
+
+@pytest.mark.parametrize("forge_name", ["github", "gitlab"])
+def test_the_premerge_templates_run_premerge_with_the_base_branch_and_a_command_line_mxspec_accepts(forge_name):
+    from mxspec.cli import _parser
+
+    github, gitlab = _premerge_lines()
+    line = (next(s["run"] for s in github if "premerge" in s.get("run", "")) if forge_name == "github"
+            else next(line for line in gitlab if "mxspec premerge" in line))
+    words = line.replace("status=0;", "").replace("|| status=$?", "").split()
+    assert words[0] == ".venv/bin/mxspec"
+    args = _parser().parse_args([word.strip('"') for word in words[1:]])
+    assert (args.command, str(args.playbook), str(args.inventory), args.estate) == ("premerge", "site.yml", "inventory", "new-mx")
+    assert (str(args.base_playbook), str(args.base_inventory)) == (".base/site.yml", ".base/inventory")
+    assert str(args.old_results) == "old-results.json" and str(args.out) == "reports/premerge"
+    assert args.vault_password_file is not None
+
+
+def test_github_premerge_posts_the_verdict_on_the_pull_request(tmp_path, forge):
+    github, _ = _premerge_lines()
+    step = next(s for s in github if s.get("name") == "Post the verdict on the pull request")
+    command = step["run"].replace(".venv/bin/mxspec", "bin/python -m mxspec.cli")
+    result = run_step(command, _premerge_checkout(tmp_path), github_env(tmp_path, forge))
+    assert result.returncode == 0, result.stdout + result.stderr
+    [(path, _, body)] = Forge.posts
+    assert path == "/repos/acme/mail-config/issues/42/comments" and body == {"body": PREMERGE_REPORT}
+
+
+def test_gitlab_premerge_posts_the_verdict_on_the_merge_request(tmp_path, forge):
+    _, gitlab = _premerge_lines()
+    line = next(line for line in gitlab if "comment gitlab" in line).replace(".venv/bin/mxspec", "bin/python -m mxspec.cli")
+    env = {"CI_API_V4_URL": f"{forge}/api/v4", "CI_PROJECT_ID": "17", "CI_MERGE_REQUEST_IID": "5",
+           "MXSPEC_API_TOKEN": "gl-token"}
+    result = run_step(line, _premerge_checkout(tmp_path), env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [(path, _, body)] = Forge.posts
+    assert path == "/api/v4/projects/17/merge_requests/5/notes" and body == {"body": PREMERGE_REPORT}

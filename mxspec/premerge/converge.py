@@ -8,6 +8,7 @@ task's file and line, and a second converge's changes by task.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -74,17 +75,24 @@ class Converge:
             return "; ".join(f"{o.host}: {'unreachable' if o.status == 'unreachable' else 'failed'} at task "
                              f"{o.where()}{': ' + o.message if o.message else ''}" for o in self.failures)
         if self.returncode != 0:
-            return f"ansible-playbook stopped before or between tasks (exit {self.returncode}): {_error_of(self.log)}"
+            return (f"ansible-playbook stopped before or between tasks (exit {self.returncode}): "
+                    f"{_error_of(self.log, Path(self.playbook).resolve().parent)}")
         return ""
 
 
-def _error_of(log: Path) -> str:
-    """Ansible's own account of a run that stopped outside any task (a syntax error, a role not found)."""
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    for index, line in enumerate(lines):
-        if line.startswith("ERROR!"):
-            return " ".join(part.strip() for part in lines[index:index + 3] if part.strip())
-    return lines[-1].strip() if lines else "no output"
+ERROR_PLACE = re.compile(r"The error appears to be in '([^']+)': line (\d+)")
+
+
+def _error_of(log: Path, base: Path) -> str:
+    """Ansible's own account of a run that stopped outside any task (a syntax error, a role not found):
+    its ERROR! line, what YAML said, and the file and line it names."""
+    lines = [line.strip() for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])]
+    error = next((line for line in lines if line.startswith("ERROR!")), lines[-1] if lines else "no output")
+    if "Syntax Error while loading YAML." in lines:
+        following = lines[lines.index("Syntax Error while loading YAML.") + 1:]
+        error = "YAML syntax: " + next((line for line in following if line), "")
+    place = next((ERROR_PLACE.search(line) for line in lines if ERROR_PLACE.search(line)), None)
+    return f"{_relative(place[1], base)}:{place[2]}: {error}" if place else error
 
 
 def ansible_playbook() -> str:

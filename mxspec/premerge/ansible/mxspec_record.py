@@ -59,7 +59,7 @@ class CallbackModule(CallbackBase):
             detail = str(outcome.get("stderr") or outcome.get("module_stderr") or "").strip()
             if detail and detail not in message:
                 message = f"{message}: {detail.splitlines()[-1]}" if message else detail.splitlines()[-1]
-            record["message"] = message[:MESSAGE_CHARACTERS]
+            record["message"] = " ".join(message.split())[:MESSAGE_CHARACTERS]
         elif task.no_log:
             record["message"] = "(no_log: its output is hidden)" if status in ("failed", "unreachable") else ""
         self._write(record)

@@ -1,0 +1,135 @@
+"""premerge without the lab: a converge read task by task (a real ansible-playbook, on this machine
+with the local connection, writing nothing), the verdict, and bad input refused before any host boots."""
+
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import output, run_mxspec
+from mxspec.premerge import converge, render
+
+SECRET = "s3cret-never-shown"
+
+
+def _playbook(folder: Path, tasks: str) -> tuple[Path, Path]:
+    inventory = folder / "hosts.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    playbook = folder / "site.yml"
+    tasks = textwrap.indent(textwrap.dedent(tasks).lstrip("\n"), "    ")
+    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n" + tasks)
+    return playbook, inventory
+
+
+def _converge(folder: Path, tasks: str, label: str = "converge", timeout: float = 120) -> converge.Converge:
+    playbook, inventory = _playbook(folder, tasks)
+    return converge.run(label, playbook, inventory, "localhost", folder / f"{label}.log", timeout, 60)
+
+
+def test_a_failed_task_is_named_by_host_task_and_line_and_a_no_log_task_keeps_its_secret(tmp_path):
+    result = _converge(tmp_path, f"""
+        - name: A step that works
+          ansible.builtin.command: /bin/true
+        - name: A secret that fails
+          ansible.builtin.command: /bin/false {SECRET}
+          no_log: true
+          ignore_errors: true
+        - name: A step that fails
+          ansible.builtin.command: ls /nonexistent-{time.time_ns()}
+    """)
+    assert not result.succeeded
+    [failure] = result.failures
+    assert (failure.host, failure.task, failure.path) == ("localhost", "A step that fails", "site.yml:10")
+    assert "No such file or directory" in failure.message
+    assert "localhost: failed at task A step that fails (site.yml:10)" in result.problem()
+    assert [o.status for o in result.outcomes] == ["changed", "ignored", "failed"]
+    recorded = result.log.with_suffix(".jsonl").read_text()
+    assert SECRET not in recorded and SECRET not in result.problem() and SECRET not in result.log.read_text()
+
+
+def test_a_converge_that_does_not_finish_is_stopped_at_its_bound_saying_what_it_was_doing(tmp_path):
+    started = time.monotonic()
+    result = _converge(tmp_path, """
+        - name: A task that hangs
+          ansible.builtin.command: sleep 300
+    """, timeout=8)
+    assert time.monotonic() - started < 30
+    assert result.timed_out and not result.succeeded
+    assert result.problem() == ("the converge did not finish within 8 s and was stopped "
+                                "(it was running: A task that hangs (site.yml:4))")
+
+
+def test_a_playbook_that_does_not_parse_names_its_file(tmp_path):
+    playbook, inventory = _playbook(tmp_path, "- name: broken\n  ansible.builtin.command: [unclosed\n")
+    result = converge.run("converge", playbook, inventory, "localhost", tmp_path / "converge.log", 60, 60)
+    assert not result.succeeded and not result.outcomes
+    assert result.problem() == ("ansible-playbook stopped before or between tasks (exit 4): site.yml:6: "
+                                "YAML syntax: did not find expected ',' or ']'. while parsing a flow sequence")
+
+
+def test_a_second_converge_that_changes_something_is_no_go_naming_the_task(tmp_path):
+    tasks = """
+        - name: A command that always says it changed something
+          ansible.builtin.command: /bin/true
+        - name: A command that knows it changes nothing
+          ansible.builtin.command: /bin/true
+          changed_when: false
+    """
+    first = _converge(tmp_path, tasks)
+    second = _converge(tmp_path, tasks, label=render.SECOND)
+    verdict = render.verdict([first, second], None)
+    assert verdict.decision == "NO-GO"
+    assert verdict.headline == "the playbook is not idempotent: a second converge changed 1 task(s)"
+    assert verdict.reasons == ["localhost: A command that always says it changed something (site.yml:4)"]
+    page = render.markdown(verdict, [first, second], None)
+    assert "| second converge | changed again | 1 | 1 | 0 |" in page
+    assert json.loads(json.dumps(render.as_json(verdict, [first, second], None)))["decision"] == "NO-GO"
+
+
+def test_a_gate_that_is_go_after_an_idempotent_converge_is_go(tmp_path):
+    tasks = """
+        - name: A command that knows it changes nothing
+          ansible.builtin.command: /bin/true
+          changed_when: false
+    """
+    runs = [_converge(tmp_path, tasks), _converge(tmp_path, tasks, label=render.SECOND)]
+    report = tmp_path / "readiness.md"
+    report.write_text("## Migration readiness: **GO**\n")
+    verdict = render.verdict(runs, {"go": True, "old": "old-mx", "new": "new-mx", "report": str(report)})
+    assert verdict.go
+    assert "| second converge | idempotent | 1 | 0 | 0 |" in render.markdown(verdict, runs, {"report": str(report)})
+
+
+EXAMPLE = ["--playbook", "examples/ansible-estate/site.yml", "--inventory", "examples/ansible-estate/inventory",
+           "--estate", "new-mx"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (EXAMPLE + ["--old-results", "/nonexistent/old.json"],
+     "old results /nonexistent/old.json: no such file (record it once from the old estate: pytest --hosts=OLD "
+     "--mx-results=/nonexistent/old.json)"),
+    (["--playbook", "x.yml", "--inventory", "inventories/old-mx.yml", "--estate", "nowhere", "--old-results", "x.json"],
+     "estate 'nowhere'"),
+    (EXAMPLE + ["--old-results", "{old}", "--base-playbook", "/nonexistent/site.yml"],
+     "base playbook /nonexistent/site.yml: no such file or folder"),
+])
+def test_bad_input_is_refused_before_any_host_boots(tmp_path, args, message):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"format": "mxspec-results/1", "created": "", "estates": {"old-mx": []}, "hosts": {},
+                               "results": []}))
+    result = run_mxspec("premerge", *[a.replace("{old}", str(old)) for a in args], "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, output(result)
+    assert message in result.stderr and "Traceback" not in output(result)
+    assert "booting" not in result.stdout
+
+
+def test_an_estate_with_hosts_outside_the_lab_is_refused(tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("new-mx:\n  children:\n    smtp-router:\n      hosts:\n        mx.example.net: {}\n")
+    result = run_mxspec("premerge", "--playbook", "examples/ansible-estate/site.yml", "--inventory", str(inventory),
+                        "--estate", "new-mx", "--old-results", "x.json", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, output(result)
+    assert "estate new-mx has host(s) the lab does not: mx.example.net; premerge converges lab hosts only" in result.stderr
