@@ -162,6 +162,15 @@ def test_a_distributed_run_stops_before_any_host_is_contacted_on_bad_input(proje
             ) in result.stderr, text
 
 
+def test_a_run_that_changes_or_disrupts_hosts_is_serial_unless_parallel_is_asked_for(project):
+    """A change on one host disturbs the hosts that send mail through it: such runs overlap nothing by default."""
+    for option in ("--mx-disruptive", "--mx-change"):
+        serial = run(project, option)
+        assert serial.returncode == 1 and not workers_started(output(serial)), output(serial)
+    asked = run(project, "--mx-disruptive", "--mx-parallel=2")
+    assert asked.returncode == 1 and workers_started(output(asked)) == 2, output(asked)
+
+
 def test_the_operators_own_distribution_is_kept(project):
     chosen = run(project, "-n", "1", "-v")
     assert workers_started(output(chosen)) == 1, output(chosen)
