@@ -4,12 +4,14 @@ the behaviour that should catch it. The hosts are put back to the built-in lab a
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, lab_ssh, output, run_mxspec, run_mxspec_pytest
+from conftest import PROJECT, lab_ssh, output, run_mxspec_pytest
 
 EXAMPLE = PROJECT / "examples" / "ansible-estate"
 NEW_HOSTS = ["new-mx-in-1", "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"]
@@ -19,21 +21,25 @@ SIZE_LIMIT = ("message_size_limit: 10240000", "message_size_limit: 10485760")  #
 @pytest.fixture(scope="module")
 def old_results(lab_up, tmp_path_factory):
     """The old estate's results, recorded once, as an operator records them before the migration."""
-    healed = run_mxspec("lab", "heal")
+    healed = mxspec("lab", "heal")
     assert healed.returncode == 0, output(healed)
     path = tmp_path_factory.mktemp("old") / "old-mx.json"
     recorded = run_mxspec_pytest("--hosts=old-mx", f"--mx-results={path}")
     assert recorded.returncode == 0, output(recorded)
     yield path
     # The next tests expect the built-in new estate: boot its hosts again from lab.yml's roles.
-    restored = run_mxspec("lab", "up")
+    restored = mxspec("lab", "up")
     assert restored.returncode == 0, output(restored)
 
 
 def estate(tmp_path: Path, name: str, *edits: tuple[str, str, str]) -> Path:
-    """A copy of the example (links followed: it stands alone), with each (file, text, replacement) made."""
+    """An operator's repository: a copy of the example (links followed: it stands alone) and of the
+    features, nothing of mxspec's; with each (file, text, replacement) made."""
     copy = tmp_path / name
     shutil.copytree(EXAMPLE, copy)
+    (copy / "features").mkdir()
+    for feature in [*(PROJECT / "features").glob("*.feature"), PROJECT / "features" / "test_features.py"]:
+        shutil.copy(feature, copy / "features")
     for file, text, replacement in edits:
         path = copy / file
         assert path.read_text().count(text) == 1, f"{file}: {text!r}"
@@ -41,11 +47,17 @@ def estate(tmp_path: Path, name: str, *edits: tuple[str, str, str]) -> Path:
     return copy
 
 
+def mxspec(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mxspec.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=1200, stdin=subprocess.DEVNULL)
+
+
 def premerge(old_results: Path, change: Path, out: Path, *more: str):
+    """`mxspec premerge` in the operator's repository, as its CI runs it."""
     started = time.monotonic()
-    result = run_mxspec("premerge", "--playbook", str(change / "site.yml"), "--inventory", str(change / "inventory"),
-                        "--estate", "new-mx", "--old-results", str(old_results), "--vault-password-file",
-                        str(change / "vault-password"), "--out", str(out), *more, timeout=1200)
+    result = mxspec("premerge", "--playbook", "site.yml", "--inventory", "inventory", "--estate", "new-mx",
+                    "--old-results", str(old_results), "--vault-password-file", "vault-password", "--out", str(out),
+                    *more, cwd=change)
     return result, json.loads((out / "premerge.json").read_text()) if (out / "premerge.json").exists() else {}, \
         time.monotonic() - started
 
