@@ -74,3 +74,14 @@ def lab(lab_up):
     lab_verified_healthy()
     for line in healed:  # an earlier test left the lab so: say it, that test has a bug
         warnings.warn(f"lab healed before the test: {line}", stacklevel=1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab: the test uses the lab (added to every test that asks for it)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test that uses the lab, so that `-m lab` / `-m "not lab"` split the suite by it."""
+    for item in items:
+        if "lab_up" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lab)

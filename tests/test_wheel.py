@@ -72,6 +72,9 @@ def test_the_wheel_ships_the_steps_and_the_lab(installed):
     collected = _checked([str(bin_dir / "python"), "-m", "pytest", "--hosts=old-mx,new-mx", "--collect-only", "-q",
                           "-p", "no:cacheprovider"], operator)
     assert FEATURES_COLLECTED in collected.stdout.splitlines(), collected.stdout
+    plugin = _checked([str(bin_dir / "python"), "-c", "from mxspec.premerge.converge import CALLBACKS; "
+                       "print(CALLBACKS / 'mxspec_record.py')"], operator).stdout.strip()
+    assert plugin.startswith(str(bin_dir.parent)) and Path(plugin).is_file(), plugin  # premerge's Ansible callback
 
 
 def test_the_wheel_checks_a_lab_host_from_the_operators_folder(installed, lab):
