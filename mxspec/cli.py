@@ -131,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     premerge.add_argument("--converge-timeout", type=float, default=1200,
                           help="bound on each converge, in seconds (default 1200)")
     premerge.add_argument("--task-timeout", type=float, default=300, help="bound on each task, in seconds (default 300)")
+    premerge.add_argument("--gate-timeout", type=float, default=1800,
+                          help="bound on checking the behaviours, in seconds (default 1800)")
     premerge.add_argument("--out", type=Path, default=Path("reports/premerge"),
                           help="folder for premerge.md/.json, the converge logs and the readiness report "
                                "(default: reports/premerge)")
@@ -204,27 +206,32 @@ def _run(args: argparse.Namespace) -> int:
     return _lab(args)
 
 
-def _premerge(args: argparse.Namespace) -> int:
+def _lab_root(args: argparse.Namespace) -> Path:
+    """The lab's folder: --lab, else the built-in lab."""
     from mxspec.lab import BUILTIN
-    from mxspec.premerge.command import Options, run
 
     root = Path(args.lab) if args.lab else BUILTIN
     if not (root / "lab.yml").exists():
         raise MxspecError(f"{root / 'lab.yml'}: no such file (pass --lab DIR: a folder holding lab.yml)")
-    return run(Options(args.playbook, args.inventory, args.estate, args.old_results, args.out, root,
+    return root
+
+
+def _premerge(args: argparse.Namespace) -> int:
+    from mxspec.premerge.command import Options, run
+
+    return run(Options(args.playbook, args.inventory, args.estate, args.old_results, args.out, _lab_root(args),
                        args.base_playbook, args.base_inventory, args.vault_password_file, args.changes,
-                       args.converge_timeout, args.task_timeout, args.old_estate, args.pytest_args))
+                       args.converge_timeout, args.task_timeout, args.old_estate, args.pytest_args,
+                       args.gate_timeout))
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from mxspec.lab import BUILTIN, commands
+    from mxspec.lab import commands
 
-    root = Path(args.lab) if args.lab else BUILTIN
-    if not (root / "lab.yml").exists():
-        raise MxspecError(f"{root / 'lab.yml'}: no such file (pass --lab DIR: a folder holding lab.yml)")
+    root = _lab_root(args)
     if args.action == "up":
         commands.up(root, args.subnet, args.timeout, args.keep_on_failure,
-                    [name for name in args.bare.split(",") if name])
+                    [name.strip() for name in args.bare.split(",") if name.strip()])
     elif args.action == "down":
         commands.down(root)
     elif args.action == "status":

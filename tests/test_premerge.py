@@ -26,7 +26,7 @@ def _playbook(folder: Path, tasks: str) -> tuple[Path, Path]:
 
 def _converge(folder: Path, tasks: str, label: str = "converge", timeout: float = 120) -> converge.Converge:
     playbook, inventory = _playbook(folder, tasks)
-    return converge.run(label, playbook, inventory, "localhost", folder / f"{label}.log", timeout, 60)
+    return converge.run(label, playbook, inventory, ["localhost"], folder / f"{label}.log", timeout, 60)
 
 
 def test_a_failed_task_is_named_by_host_task_and_line_and_a_no_log_task_keeps_its_secret(tmp_path):
@@ -50,7 +50,75 @@ def test_a_failed_task_is_named_by_host_task_and_line_and_a_no_log_task_keeps_it
     assert SECRET not in recorded and SECRET not in result.problem() and SECRET not in result.log.read_text()
 
 
-def test_a_converge_that_does_not_finish_is_stopped_at_its_bound_saying_what_it_was_doing(tmp_path):
+def test_a_failed_no_log_task_is_named_but_its_message_is_never_written(tmp_path):
+    result = _converge(tmp_path, f"""
+        - name: A secret that fails
+          ansible.builtin.command: ls /nonexistent-{SECRET}
+          no_log: true
+    """)
+    [failure] = result.failures
+    assert failure.message == "(no_log: its output is hidden)"
+    assert result.problems() == ["localhost: failed at task A secret that fails (site.yml:4): (no_log: its output is hidden)"]
+    for written in (result.log, result.log.with_suffix(".jsonl")):
+        assert SECRET not in written.read_text(), written
+
+
+def test_a_failure_a_block_rescues_is_not_a_failed_converge(tmp_path):
+    result = _converge(tmp_path, """
+        - name: The fast way, or else the slow one
+          block:
+            - name: Try the fast way
+              ansible.builtin.command: /bin/false
+          rescue:
+            - name: The slow way
+              ansible.builtin.command: /bin/true
+    """)
+    assert result.succeeded, result.problems()
+    assert [o.status for o in result.outcomes] == ["failed", "changed"] and result.failures == []
+
+
+def test_a_host_no_play_runs_on_and_an_unreadable_inventory_fail_the_converge(tmp_path):
+    playbook, inventory = _playbook(tmp_path, "- name: Nothing\n  ansible.builtin.command: /bin/true\n")
+    inventory.write_text(inventory.read_text() + f"other ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    untouched = converge.run("converge", playbook, inventory, ["localhost", "other"], tmp_path / "c.log", 60, 60)
+    assert untouched.problems() == ["other: no play of the playbook ran on it (do its plays target the host's groups?)"]
+    unknown = converge.run("converge", playbook, inventory, ["nowhere"], tmp_path / "u.log", 60, 60)
+    assert not unknown.succeeded and "nowhere" in unknown.problem(), unknown.problem()
+    broken = tmp_path / "broken.yml"
+    broken.write_text("all: [unclosed\n")
+    unreadable = converge.run("converge", playbook, broken, ["localhost"], tmp_path / "b.log", 60, 60)
+    assert not unreadable.succeeded and "broken.yml" in unreadable.problem(), unreadable.problem()
+
+
+OPERATORS_CALLBACK = """
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "ops_note"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def v2_playbook_on_stats(self, stats):
+        self._display.display("ops note: the operator's own callback ran")
+"""
+
+
+def test_the_operators_own_callbacks_stay_enabled_beside_mxspecs(tmp_path):
+    (tmp_path / "callbacks").mkdir()
+    (tmp_path / "callbacks" / "ops_note.py").write_text(OPERATORS_CALLBACK)
+    (tmp_path / "ansible.cfg").write_text("[defaults]\ncallback_plugins = ./callbacks\ncallbacks_enabled = ops_note\n")
+    result = _converge(tmp_path, """
+        - name: A step that works
+          ansible.builtin.command: /bin/true
+    """)
+    assert result.succeeded, result.problems()
+    assert "ops note: the operator's own callback ran" in result.log.read_text()
+    assert [o.status for o in result.outcomes] == ["changed"]  # and mxspec's record
+
+
+def test_a_converge_that_does_not_finish_at_its_bound_saying_what_it_was_doing(tmp_path):
     started = time.monotonic()
     result = _converge(tmp_path, """
         - name: A task that hangs
@@ -64,7 +132,7 @@ def test_a_converge_that_does_not_finish_is_stopped_at_its_bound_saying_what_it_
 
 def test_a_playbook_that_does_not_parse_names_its_file(tmp_path):
     playbook, inventory = _playbook(tmp_path, "- name: broken\n  ansible.builtin.command: [unclosed\n")
-    result = converge.run("converge", playbook, inventory, "localhost", tmp_path / "converge.log", 60, 60)
+    result = converge.run("converge", playbook, inventory, ["localhost"], tmp_path / "converge.log", 60, 60)
     assert not result.succeeded and not result.outcomes
     assert result.problem() == ("ansible-playbook stopped before or between tasks (exit 4): site.yml:6: "
                                 "YAML syntax: did not find expected ',' or ']'. while parsing a flow sequence")
@@ -114,7 +182,12 @@ EXAMPLE = ["--playbook", "examples/ansible-estate/site.yml", "--inventory", "exa
     (["--playbook", "x.yml", "--inventory", "inventories/old-mx.yml", "--estate", "nowhere", "--old-results", "x.json"],
      "estate 'nowhere'"),
     (EXAMPLE + ["--old-results", "{old}", "--base-playbook", "/nonexistent/site.yml"],
-     "base playbook /nonexistent/site.yml: no such file or folder"),
+     "base playbook /nonexistent/site.yml: no such file"),
+    (EXAMPLE + ["--old-results", "{old}", "--base-playbook", "examples"], "base playbook examples: no such file"),
+    (["--playbook", "/nonexistent/site.yml", *EXAMPLE[2:], "--old-results", "{old}"],
+     "playbook /nonexistent/site.yml: no such file"),
+    (EXAMPLE + ["--old-results", "{old}", "--old-estate", "older-mx"],
+     "hold no estate older-mx (they hold: old-mx)"),
 ])
 def test_bad_input_is_refused_before_any_host_boots(tmp_path, args, message):
     old = tmp_path / "old.json"
@@ -124,6 +197,40 @@ def test_bad_input_is_refused_before_any_host_boots(tmp_path, args, message):
     assert result.returncode == 2, output(result)
     assert message in result.stderr and "Traceback" not in output(result)
     assert "booting" not in result.stdout
+
+
+@pytest.mark.parametrize(("host", "message"), [
+    ("new-router-1: {ansible_host: 192.0.2.25}",
+     "new-router-1: ansible_host is 192.0.2.25 ({inv}:5), not the lab host's name or address (10.213.0.31)"),
+    ("new-router-1: {ansible_connection: local}", "new-router-1: ansible_connection is local ({inv}:5)"),
+    ("new-router-1: {}", "new-router-1: reached by name, which only the lab's ssh_config turns into its address"),
+    ("new-router-1: {ansible_host: 10.213.0.31, ansible_ssh_common_args: '-o ProxyJump=ops@bastion.example.net'}",
+     "new-router-1: jumps through bastion.example.net ({inv}:5), not a lab host"),
+    ("new-router-1: {ansible_host: 10.213.0.31, ansible_ssh_common_args: '-J ops@lab-bastion -o ProxyCommand=nc %h %p'}",
+     "new-router-1: a ProxyCommand in its ssh arguments ({inv}:5) cannot be checked to stay inside the lab"),
+])
+def test_an_inventory_that_would_reach_outside_the_lab_is_refused_before_any_host_boots(tmp_path, host, message):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(f"new-mx:\n  children:\n    smtp-router:\n      hosts:\n        {host}\n")
+    result = run_mxspec("premerge", "--playbook", "examples/ansible-estate/site.yml", "--inventory", str(inventory),
+                        "--estate", "new-mx", "--old-results", "x.json", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, output(result)
+    assert "premerge converges lab hosts only, reached inside the lab; the inventory says otherwise:" in result.stderr
+    assert message.format(inv=inventory) in result.stderr, result.stderr
+    assert "booting" not in result.stdout and "Traceback" not in output(result)
+
+
+@pytest.mark.parametrize(("estates", "message"), [
+    (5, "malformed results file ('estates' is not a mapping of estates)"),
+    ({}, "hold no estate besides new-mx: record the old estate's (pytest --hosts=OLD --mx-results="),
+    ({"old-mx": [], "older-mx": []}, "hold estates old-mx, older-mx besides new-mx: say which is the old one with --old-estate"),
+])
+def test_old_results_that_name_no_single_old_estate_are_refused_before_any_host_boots(tmp_path, estates, message):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"format": "mxspec-results/1", "created": "", "estates": estates, "hosts": {}, "results": []}))
+    result = run_mxspec("premerge", *EXAMPLE, "--old-results", str(old), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and message in result.stderr, output(result)
+    assert "booting" not in result.stdout and "Traceback" not in output(result)
 
 
 def test_an_estate_with_hosts_outside_the_lab_is_refused(tmp_path):

@@ -4,11 +4,11 @@ A run over several hosts (or estates) is distributed by default: one worker more
 use (checks wait on hosts and networks as much as they compute: the extra worker keeps the cores busy
 while one waits; measured on the lab's gate, 2 cores: 3 workers 8.2 s, 2 workers 9.1 s, 4 no better),
 never more than the run has targets. A run with one target, or none (the project's own tests), stays
-serial and starts no worker; so does, unless --mx-parallel is given, one that changes hosts or disrupts
-their services (--mx-change, --mx-disruptive): a change on one host disturbs the hosts that send mail
-through it (an inbound MX relays through the router whose milter stamp a change scenario has just
-changed, or whose Postfix it restarts), so those scenarios must not overlap the other hosts' mail; so does one whose distribution the operator chose (-n, --dist, --tx,
--p no:xdist), one under a debugger, and one writing --cucumberjson.
+serial and starts no worker; so does one whose distribution the operator chose (-n, --dist, --tx,
+-p no:xdist), one under a debugger, and one writing --cucumberjson. So does, unless --mx-parallel is
+given, one that changes hosts or disrupts their services (--mx-change, --mx-disruptive): a change on
+one host disturbs the hosts that send mail through it (an inbound MX relays through the router whose
+milter stamp a change scenario has just changed, or whose Postfix it restarts).
 """
 
 import os

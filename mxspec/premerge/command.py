@@ -4,21 +4,31 @@ estate's behaviours on them, and judge it against the old estate's recorded resu
 GO needs every step: the playbook converges on every host (after the base branch's, when given:
 a change lands on hosts the base branch made, and only then do its handlers matter), a second
 converge changes nothing (as Molecule's idempotence step), and the readiness report is GO.
+Everything that can be checked without the hosts is checked before any host is booted; once they
+are, every ending (a failure, an error, a time bound) writes the verdict's page.
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mxspec.core.errors import MxspecError
 from mxspec.estate.inventory import load_estate
 from mxspec.lab import commands as lab
-from mxspec.lab.spec import load_lab
-from mxspec.premerge import converge, render
+from mxspec.premerge import confine, converge, render
 from mxspec.report.command import combine
-from mxspec.report.results import read
+from mxspec.report.results import Results, read
+
+# What a run writes in --out: removed first, so that nothing of an earlier run passes for this one's.
+WRITTEN = ("premerge.md", "premerge.json", "new-results.json", "old-results.json", "readiness.html", "readiness.md",
+           "readiness.json", "converge-base.log", "converge-base.jsonl", "converge.log", "converge.jsonl",
+           "converge-second.log", "converge-second.jsonl")
 
 
 @dataclass
@@ -37,6 +47,7 @@ class Options:
     task_timeout: float = 300
     old_estate: str | None = None
     pytest_args: list[str] = field(default_factory=list)
+    gate_timeout: float = 1800
 
 
 def _say(message: str) -> None:
@@ -44,46 +55,77 @@ def _say(message: str) -> None:
 
 
 def run(options: Options) -> int:
+    with _terminate_as_interrupt():
+        return _run(options)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled) ends the run as Ctrl-C does: what it started is stopped first."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(options: Options) -> int:
     hosts = _lab_hosts(options)
     old = _old_estate(options)
     base = _base_paths(options) if options.base_playbook else None
+    converge.check_playbook(options.playbook)
+    converge.ansible_playbook()  # installed, before any host is booted
     options.out.mkdir(parents=True, exist_ok=True)
+    for name in WRITTEN:
+        (options.out / name).unlink(missing_ok=True)
+    old_results = _old_results_alone(options, old)
     _say(f"booting {', '.join(hosts)} bare from the lab's image")
     lab.up(options.lab_root, bare=hosts)
-    limit = ",".join(hosts)
     runs: list[converge.Converge] = []
 
     def converged(label: str, playbook: Path, inventory: Path, log: str) -> bool:
-        _say(f"{label}: ansible-playbook {playbook} --limit {limit} (log: {options.out / log})")
-        result = converge.run(label, playbook, inventory, limit, options.out / log, options.converge_timeout,
+        _say(f"{label}: ansible-playbook {playbook} --limit {','.join(hosts)} (log: {options.out / log})")
+        result = converge.run(label, playbook, inventory, hosts, options.out / log, options.converge_timeout,
                               options.task_timeout, options.vault_password_file)
         runs.append(result)
         _say(f"{label}: {'ok' if result.succeeded else 'FAILED'} in {result.seconds:.0f} s, "
              f"{len(result.changed)} task(s) changed")
         return result.succeeded
 
-    if base and not converged("base converge", base[0], base[1], "converge-base.log"):
-        return _finish(options, runs, None)
-    if not converged("converge", options.playbook, options.inventory, "converge.log"):
-        return _finish(options, runs, None)
-    if not converged("second converge", options.playbook, options.inventory, "converge-second.log"):
-        return _finish(options, runs, None)
-    lab.keep_as_known_good(options.lab_root, hosts)  # what `mxspec lab heal` puts back from now on
-    return _finish(options, runs, _gate(options, old))
+    try:
+        if base and not converged(render.BASE, base[0], base[1], "converge-base.log"):
+            return _finish(options, runs, None)
+        if not converged(render.CONVERGE, options.playbook, options.inventory, "converge.log"):
+            return _finish(options, runs, None)
+        if not converged(render.SECOND, options.playbook, options.inventory, "converge-second.log"):
+            return _finish(options, runs, None)
+        lab.keep_as_known_good(options.lab_root, hosts)  # what `mxspec lab heal` puts back from now on
+        gate = _gate(options, old, old_results)
+    except MxspecError as error:  # after the hosts booted: the page says why it ended
+        return _finish(options, runs, {"problem": str(error)})
+    return _finish(options, runs, gate)
 
 
 def _lab_hosts(options: Options) -> list[str]:
-    """The estate's hosts, each a host of the lab (premerge converges lab hosts, never others)."""
+    """The estate's hosts, each a host of the lab and reached inside it (premerge converges lab hosts only)."""
+    if not options.inventory.exists():
+        raise MxspecError(f"inventory {options.inventory}: no such file or folder")
     estate = load_estate(options.inventory, options.estate,
                          str(options.vault_password_file) if options.vault_password_file else None)
     names = list(estate.hosts)
-    lab_hosts = load_lab(options.lab_root).hosts
-    strangers = [name for name in names if name not in lab_hosts]
+    running = lab.running_lab(options.lab_root)
+    strangers = [name for name in names if name not in running.hosts]
     if strangers:
         raise MxspecError(f"{options.inventory}: estate {options.estate} has host(s) the lab does not: "
-                          f"{', '.join(strangers)}; premerge converges lab hosts only (the lab's: {', '.join(lab_hosts)})")
+                          f"{', '.join(strangers)}; premerge converges lab hosts only (the lab's: "
+                          f"{', '.join(running.hosts)})")
     if not names:
         raise MxspecError(f"{options.inventory}: estate {options.estate} has no hosts")
+    confine.refuse_outside(estate, {name: host.address for name, host in running.hosts.items()},
+                           str(lab.ssh_config_path(running)))
     return names
 
 
@@ -92,32 +134,47 @@ def _old_estate(options: Options) -> str:
     if not options.old_results.is_file():
         raise MxspecError(f"old results {options.old_results}: no such file (record it once from the old estate: "
                           f"pytest --hosts=OLD --mx-results={options.old_results})")
-    estates = list(read(options.old_results).estates)
+    estates = [name for name in read(options.old_results).estates if name != options.estate]
     if options.old_estate:
         if options.old_estate not in estates:
-            raise MxspecError(f"old results {options.old_results} hold estate(s) {', '.join(estates)}, "
-                              f"not {options.old_estate}")
+            raise MxspecError(f"old results {options.old_results} hold no estate {options.old_estate} "
+                              f"(they hold: {', '.join(estates) or 'none besides ' + options.estate})")
         return options.old_estate
+    if not estates:
+        raise MxspecError(f"old results {options.old_results} hold no estate besides {options.estate}: record the old "
+                          f"estate's (pytest --hosts=OLD --mx-results={options.old_results})")
     if len(estates) != 1:
-        raise MxspecError(f"old results {options.old_results} hold estates {', '.join(estates)}: "
-                          "say which is the old one with --old-estate")
+        raise MxspecError(f"old results {options.old_results} hold estates {', '.join(estates)} "
+                          f"besides {options.estate}: say which is the old one with --old-estate")
     return estates[0]
+
+
+def _old_results_alone(options: Options, old: str) -> Path:
+    """The old estate's results alone (a file written by a run over both estates holds the new one's too,
+    which this run's results replace)."""
+    results = read(options.old_results)
+    alone = Results({old: results.estates[old]}, {old: results.hosts.get(old, {})},
+                    [r for r in results.results if r.estate == old], results.created, results.shard,
+                    {old: results.covers[old]} if results.covers and old in results.covers else None)
+    path = options.out / "old-results.json"
+    alone.write(path)
+    return path
 
 
 def _base_paths(options: Options) -> tuple[Path, Path]:
     """The base branch's playbook and inventory (checked before any host is booted)."""
     assert options.base_playbook is not None
+    converge.check_playbook(options.base_playbook, "base playbook")
     inventory = options.base_inventory or options.inventory
-    for what, path in (("base playbook", options.base_playbook), ("base inventory", inventory)):
-        if not path.exists():
-            raise MxspecError(f"{what} {path}: no such file or folder")
+    if not inventory.exists():
+        raise MxspecError(f"base inventory {inventory}: no such file or folder")
     return options.base_playbook, inventory
 
 
-def _gate(options: Options, old: str) -> dict:
-    """The new estate's behaviours on the converged hosts, then the readiness report against the old results."""
+def _gate(options: Options, old: str, old_results: Path) -> dict:
+    """The new estate's behaviours on the converged hosts (a pytest process, bounded), then the readiness
+    report against the old results."""
     new_results = options.out / "new-results.json"
-    new_results.unlink(missing_ok=True)
     args = [sys.executable, "-m", "pytest", f"--inventories={options.inventory}", f"--hosts={options.estate}",
             f"--mx-results={new_results}", "-p", "no:cacheprovider"]
     if options.vault_password_file:
@@ -125,12 +182,30 @@ def _gate(options: Options, old: str) -> dict:
     if options.changes:
         args.append("--mx-change")
     _say(f"checking {options.estate}: {' '.join(args[1:] + options.pytest_args)}")
-    status = subprocess.run(args + options.pytest_args, stdin=subprocess.DEVNULL).returncode
+    proc = subprocess.Popen(args + options.pytest_args, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        status = proc.wait(timeout=options.gate_timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        return {"problem": f"the behaviours did not finish within {options.gate_timeout:g} s (--gate-timeout)"}
+    except BaseException:
+        _stop(proc)
+        raise
     if status not in (0, 1) or not new_results.exists():
         return {"problem": f"the behaviours were not checked to the end (pytest exit {status}; see its output above)"}
-    report_status = combine([str(options.old_results), str(new_results)], old, options.estate, None, str(options.out))
-    return {"go": report_status == 0, "old": old, "new": options.estate,
-            "report": str(options.out / "readiness.md")}
+    report_status = combine([str(old_results), str(new_results)], old, options.estate, None, str(options.out))
+    return {"go": report_status == 0, "old": old, "new": options.estate, "report": str(options.out / "readiness.md")}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """The gate's pytest and its workers (its own session): asked to end (its change scenarios then
+    restore what they changed), then killed."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _finish(options: Options, runs: list[converge.Converge], gate: dict | None) -> int:

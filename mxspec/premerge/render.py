@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mxspec.premerge.converge import Converge
 
-SECOND = "second converge"
+BASE, CONVERGE, SECOND = "base converge", "converge", "second converge"  # the runs, by what each is for
 SHOWN_CHANGES = 20  # changed tasks listed on the page; the converge log holds them all
 
 
@@ -25,14 +25,15 @@ class Verdict:
 def verdict(runs: list[Converge], gate: dict | None) -> Verdict:
     for run in runs:
         if not run.succeeded:
-            return Verdict("NO-GO", f"the {run.label} failed", run.problem().split("; "))
+            return Verdict("NO-GO", f"the {run.label} failed", run.problems())
     second = next((run for run in runs if run.label == SECOND), None)
     if second and second.changed:
         return Verdict("NO-GO", f"the playbook is not idempotent: a second converge changed "
                                 f"{len(second.changed)} task(s)",
                        [f"{o.host}: {o.where()}" for o in second.changed])
     if gate is None or "problem" in gate:
-        return Verdict("NO-GO", gate["problem"] if gate else "the behaviours were not checked")
+        return Verdict("NO-GO", "the behaviours were not checked" if gate is None else "the check did not end",
+                       [gate["problem"]] if gate else [])
     if not gate["go"]:
         return Verdict("NO-GO", f"the readiness report of {gate['new']} against {gate['old']} is NO-GO",
                        blocking(Path(gate["report"]).with_suffix(".json")))
@@ -82,7 +83,7 @@ def markdown(result: Verdict, runs: list[Converge], gate: dict | None) -> str:
             lines += [f"- {o.host}: `{o.where()}`" for o in second.changed[:SHOWN_CHANGES]]
     if gate and "report" in gate and Path(gate["report"]).exists():
         lines += ["", Path(gate["report"]).read_text().strip()]
-    elif not gate:
+    elif not gate and runs and not all(run.succeeded for run in runs):
         lines += ["", "The behaviours were not checked: the hosts did not converge."]
     return "\n".join(lines) + "\n"
 

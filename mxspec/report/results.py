@@ -129,6 +129,9 @@ def read(path: Path) -> Results:
         raise MxspecError(f"{path}: not a results file ({error})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise MxspecError(f"{path}: not an mxspec results file (format {FORMAT} expected)")
+    for part in ("estates", "hosts"):
+        if not isinstance(data.get(part), dict) or not all(isinstance(v, (list, dict)) for v in data[part].values()):
+            raise MxspecError(f"{path}: malformed results file ('{part}' is not a mapping of estates)")
     try:
         return Results(data["estates"], data["hosts"], [Result(**r) for r in data["results"]], data["created"],
                        data.get("shard", ""), data.get("covers"))

@@ -75,3 +75,7 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_skipped(self, result: Any) -> None:
         self._outcome(result, "skipped")
+
+    def v2_playbook_on_stats(self, stats: Any) -> None:
+        """Ansible's recap: which hosts a play ran on, and which failed (a rescued failure does not)."""
+        self._write({"event": "stats", "hosts": {host: stats.summarize(host) for host in sorted(stats.processed)}})
