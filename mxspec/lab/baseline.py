@@ -5,7 +5,9 @@ taken just before each edit would copy whatever an earlier, failed undo left beh
 "restore" would then put a broken file back. So the known-good copy is taken once, right after
 the host booted and answered ready (`mxspec lab up`), kept on this machine rather than on the
 host (where a fault could reach it), and never replaced while the host runs: only a new boot,
-from the image, takes it again. Every repair puts files back from it and is checked against it.
+from the image, takes it again — or, for a host booted bare, the playbook that configured it
+(`mxspec premerge`, once its converge succeeded twice: that configuration, not the bare one, is
+the host's known-good state). Every repair puts files back from it and is checked against it.
 
 The paths come from lab.yml (`baseline:`): each file's content (SHA-256), mode, owner and, for
 a symbolic link, its target. Compiled Postfix maps are left out: a repair makes them again.
@@ -71,7 +73,8 @@ def current(lab: Lab, ssh_config: Path, name: str) -> dict[str, str]:
 
 
 def take(lab: Lab, ssh_config: Path, name: str) -> None:
-    """Keep the host's configuration as it is now as its known-good state (only right after boot)."""
+    """Keep the host's configuration as it is now as its known-good state (right after boot, or after a
+    bare host's playbook configured it)."""
     manifest = current(lab, ssh_config, name)
     members = " ".join(shlex.quote(path.lstrip("/")) for path in sorted(manifest))
     archive = access.on_host(ssh_config, name, f"cd / && tar -cf - --no-recursion {members}", timeout=120)
