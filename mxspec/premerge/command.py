@@ -9,7 +9,6 @@ are, every ending (a failure, an error, a time bound) writes the verdict's page.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,9 @@ from mxspec.premerge import confine, converge, render
 from mxspec.report.command import combine
 from mxspec.report.results import Results, read
 
+# The gate's pytest is interrupted as Ctrl-C does (its change scenarios then restore what they changed),
+# and given this long for it before it is killed.
+GATE_STOP_SECONDS = 120
 # What a run writes in --out: removed first, so that nothing of an earlier run passes for this one's.
 WRITTEN = ("premerge.md", "premerge.json", "new-results.json", "old-results.json", "readiness.html", "readiness.md",
            "readiness.json", "converge-base.log", "converge-base.jsonl", "converge.log", "converge.jsonl",
@@ -186,26 +188,15 @@ def _gate(options: Options, old: str, old_results: Path) -> dict:
     try:
         status = proc.wait(timeout=options.gate_timeout)
     except subprocess.TimeoutExpired:
-        _stop(proc)
+        converge.stop(proc, signal.SIGINT, GATE_STOP_SECONDS)
         return {"problem": f"the behaviours did not finish within {options.gate_timeout:g} s (--gate-timeout)"}
     except BaseException:
-        _stop(proc)
+        converge.stop(proc, signal.SIGINT, GATE_STOP_SECONDS)
         raise
     if status not in (0, 1) or not new_results.exists():
         return {"problem": f"the behaviours were not checked to the end (pytest exit {status}; see its output above)"}
     report_status = combine([str(old_results), str(new_results)], old, options.estate, None, str(options.out))
     return {"go": report_status == 0, "old": old, "new": options.estate, "report": str(options.out / "readiness.md")}
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """The gate's pytest and its workers (its own session): asked to end (its change scenarios then
-    restore what they changed), then killed."""
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _finish(options: Options, runs: list[converge.Converge], gate: dict | None) -> int:

@@ -22,6 +22,7 @@ from mxspec.core.errors import MxspecError
 
 CALLBACKS = Path(__file__).resolve().parent / "ansible"
 CONNECT_SECONDS = 10  # bound on Ansible reaching a host (ANSIBLE_TIMEOUT)
+STOP_SECONDS = 10  # for ansible-playbook to end its tasks' ssh sessions once asked to stop
 
 
 @dataclass
@@ -183,9 +184,9 @@ def run(label: str, playbook: Path, inventory: Path, hosts: list[str], log: Path
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
-                _stop(proc)
+                stop(proc, signal.SIGTERM, STOP_SECONDS)
             except BaseException:  # interrupted (Ctrl-C, the CI cancelling): ansible-playbook stops too
-                _stop(proc)
+                stop(proc, signal.SIGTERM, STOP_SECONDS)
                 raise
     converge = Converge(label, str(playbook), log, proc.returncode, began, time.monotonic() - started,
                         list(hosts), timed_out=timed_out)
@@ -198,11 +199,12 @@ def check_playbook(playbook: Path, what: str = "playbook") -> None:
         raise MxspecError(f"{what} {playbook}: no such file")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """ansible-playbook and everything it started (its own session): asked to end, then killed."""
-    os.killpg(proc.pid, signal.SIGTERM)
+def stop(proc: subprocess.Popen, asking: signal.Signals, grace: float) -> None:
+    """A process started in a session of its own, and everything it started: asked to end with `asking`,
+    killed if it has not within `grace` seconds."""
+    os.killpg(proc.pid, asking)
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
