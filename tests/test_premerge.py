@@ -2,6 +2,8 @@
 with the local connection, writing nothing), the verdict, and bad input refused before any host boots."""
 
 import json
+import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import output, run_mxspec
+from mxspec.core.waiting import poll
 from mxspec.premerge import converge, render
 
 SECRET = "s3cret-never-shown"
@@ -128,6 +131,24 @@ def test_a_converge_that_does_not_finish_at_its_bound_saying_what_it_was_doing(t
     assert result.timed_out and not result.succeeded
     assert result.problem() == ("the converge did not finish within 8 s and was stopped "
                                 "(it was running: A task that hangs (site.yml:4))")
+
+
+def test_an_interrupted_converge_stops_ansible_playbook_and_its_tasks(tmp_path):
+    """Ctrl-C (or a CI's SIGTERM, which premerge turns into the same) ends the converge's processes too."""
+    marker = f"{300 + time.time_ns() % 1000}.5"  # the task's own, unmistakable command line
+    playbook, inventory = _playbook(tmp_path, f"- name: A long task\n  ansible.builtin.command: sleep {marker}\n")
+    script = (f"from pathlib import Path\nfrom mxspec.premerge import converge\n"
+              f"converge.run('converge', Path({str(playbook)!r}), Path({str(inventory)!r}), ['localhost'], "
+              f"Path({str(tmp_path / 'c.log')!r}), 600, 600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def running() -> bool:
+        return subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True).returncode == 0
+
+    assert poll(60, lambda: True if running() else None), "the task never started"
+    proc.send_signal(signal.SIGINT)
+    assert "KeyboardInterrupt" in proc.communicate(timeout=60)[0]
+    assert poll(15, lambda: True if not running() else None), "the converge's task outlived the interrupt"
 
 
 def test_a_playbook_that_does_not_parse_names_its_file(tmp_path):
