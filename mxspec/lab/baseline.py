@@ -57,6 +57,13 @@ def kept(lab: Lab, name: str) -> bool:
     return (_dir(lab) / f"{name}.json").exists() and (_dir(lab) / f"{name}.tar").exists()
 
 
+def forget(lab: Lab, name: str) -> None:
+    """The host's kept state is no longer its own (it is booted anew): gone before the boot, so that an
+    `up` interrupted before the new one is taken boots the host again rather than trust the old one."""
+    for suffix in (".json", ".tar"):
+        (_dir(lab) / f"{name}{suffix}").unlink(missing_ok=True)
+
+
 def _saved_manifest(lab: Lab, name: str) -> dict[str, str]:
     try:
         return json.loads((_dir(lab) / f"{name}.json").read_text())

@@ -79,6 +79,7 @@ def up(root: Path, subnet: str | None = None, timeout: float = 300, keep_on_fail
                 continue
             if record:
                 _stop_host(lab, host.name, record.get("pid"))
+            baseline.forget(lab, host.name)
             network.remove_stale_veth(host.name)
             machines.prepare(lab, host, image_roots[host.image.name], _host_files(lab, host))
             pid = machines.boot(lab, host, run_dir(lab) / "console" / f"{host.name}.log")
