@@ -84,8 +84,6 @@ def _run(options: Options) -> int:
     for name in WRITTEN:
         (options.out / name).unlink(missing_ok=True)
     old_results = _old_results_alone(options, old)
-    _say(f"booting {', '.join(hosts)} bare from the lab's image")
-    lab.up(options.lab_root, bare=hosts)
     runs: list[converge.Converge] = []
 
     def converged(label: str, playbook: Path, inventory: Path, log: str) -> bool:
@@ -98,6 +96,8 @@ def _run(options: Options) -> int:
         return result.succeeded
 
     try:
+        _say(f"booting {', '.join(hosts)} bare from the lab's image")
+        lab.up(options.lab_root, bare=hosts)
         if base and not converged(render.BASE, base[0], base[1], "converge-base.log"):
             return _finish(options, runs, None)
         if not converged(render.CONVERGE, options.playbook, options.inventory, "converge.log"):
@@ -106,7 +106,7 @@ def _run(options: Options) -> int:
             return _finish(options, runs, None)
         lab.keep_as_known_good(options.lab_root, hosts)  # what `mxspec lab heal` puts back from now on
         gate = _gate(options, old, old_results)
-    except MxspecError as error:  # after the hosts booted: the page says why it ended
+    except MxspecError as error:  # from the boot on: the page says why it ended
         return _finish(options, runs, {"problem": str(error)})
     return _finish(options, runs, gate)
 
