@@ -121,7 +121,7 @@ def test_the_operators_own_callbacks_stay_enabled_beside_mxspecs(tmp_path):
     assert [o.status for o in result.outcomes] == ["changed"]  # and mxspec's record
 
 
-def test_a_converge_that_does_not_finish_at_its_bound_saying_what_it_was_doing(tmp_path):
+def test_a_converge_that_does_not_finish_is_stopped_at_its_bound_saying_what_it_was_doing(tmp_path):
     started = time.monotonic()
     result = _converge(tmp_path, """
         - name: A task that hangs
@@ -137,7 +137,10 @@ def test_an_interrupted_converge_stops_ansible_playbook_and_its_tasks(tmp_path):
     """Ctrl-C (or a CI's SIGTERM, which premerge turns into the same) ends the converge's processes too."""
     marker = f"{300 + time.time_ns() % 1000}.5"  # the task's own, unmistakable command line
     playbook, inventory = _playbook(tmp_path, f"- name: A long task\n  ansible.builtin.command: sleep {marker}\n")
-    script = (f"from pathlib import Path\nfrom mxspec.premerge import converge\n"
+    # Ctrl-C's own handler, whatever this run inherited: a job started in the background by a
+    # shell without job control has SIGINT ignored, and Python then keeps ignoring it.
+    script = (f"import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              f"from pathlib import Path\nfrom mxspec.premerge import converge\n"
               f"converge.run('converge', Path({str(playbook)!r}), Path({str(inventory)!r}), ['localhost'], "
               f"Path({str(tmp_path / 'c.log')!r}), 600, 600)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
