@@ -188,11 +188,13 @@ def test_a_gate_that_is_go_after_an_idempotent_converge_is_go(tmp_path):
           changed_when: false
     """
     runs = [_converge(tmp_path, tasks), _converge(tmp_path, tasks, label=render.SECOND)]
-    report = tmp_path / "readiness.md"
-    report.write_text("## Migration readiness: **GO**\n")
-    verdict = render.verdict(runs, {"go": True, "old": "old-mx", "new": "new-mx", "report": str(report)})
+    gate = {"go": True, "old": "old-mx", "new": "new-mx", "markdown": "## Migration readiness: **GO**\n", "blocking": []}
+    verdict = render.verdict(runs, gate)
     assert verdict.go
-    assert "| second converge | idempotent | 1 | 0 | 0 |" in render.markdown(verdict, runs, {"report": str(report)})
+    page = render.markdown(verdict, runs, gate)
+    assert "| second converge | idempotent | 1 | 0 | 0 |" in page
+    assert page.rstrip().endswith("## Migration readiness: **GO**")  # the readiness report follows the converges
+    assert "markdown" not in render.as_json(verdict, runs, gate)["gate"]
 
 
 EXAMPLE = ["--playbook", "examples/ansible-estate/site.yml", "--inventory", "examples/ansible-estate/inventory",

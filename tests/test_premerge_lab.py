@@ -105,7 +105,7 @@ def test_a_handler_that_never_reloads_is_no_go_caught_by_the_running_configurati
                                   "--base-inventory", str(base / "inventory"))
     assert result.returncode == 1, output(result)
     assert verdict["headline"] == "the readiness report of new-mx against old-mx is NO-GO"
-    assert ("regression: inbound-mx: Postfix runs the configuration that is on disk (failed on new-mx-in-1, new-mx-in-2)"
+    assert ("regression: inbound-mx: Postfix runs the configuration that is on disk (fails on new-mx-in-1, new-mx-in-2)"
             in blocking(verdict)), blocking(verdict)
 
 

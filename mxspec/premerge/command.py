@@ -21,7 +21,8 @@ from mxspec.core.errors import MxspecError
 from mxspec.estate.inventory import load_estate
 from mxspec.lab import commands as lab
 from mxspec.premerge import confine, converge, render
-from mxspec.report.command import combine
+from mxspec.report.command import judge
+from mxspec.report.render import to_markdown
 from mxspec.report.results import Results, read
 
 # The gate's pytest is interrupted as Ctrl-C does (its change scenarios then restore what they changed),
@@ -195,8 +196,9 @@ def _gate(options: Options, old: str, old_results: Path) -> dict:
         raise
     if status not in (0, 1) or not new_results.exists():
         return {"problem": f"the behaviours were not checked to the end (pytest exit {status}; see its output above)"}
-    report_status = combine([str(old_results), str(new_results)], old, options.estate, None, str(options.out))
-    return {"go": report_status == 0, "old": old, "new": options.estate, "report": str(options.out / "readiness.md")}
+    readiness = judge([str(old_results), str(new_results)], old, options.estate, None, str(options.out))
+    return {"go": readiness.go, "old": old, "new": options.estate, "markdown": to_markdown(readiness),
+            "blocking": [f"{item.status}: {item.title} ({item.note})" for item in readiness.items if item.blocks]}
 
 
 def _finish(options: Options, runs: list[converge.Converge], gate: dict | None) -> int:

@@ -1,9 +1,7 @@
 """The pre-merge verdict (GO / NO-GO) and its page: each converge, what failed or changed, and the
 readiness report the behaviours gave (premerge.md, what the CI posts on the pull request)."""
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from mxspec.premerge.converge import Converge
 
@@ -36,23 +34,9 @@ def verdict(runs: list[Converge], gate: dict | None) -> Verdict:
                        [gate["problem"]] if gate else [])
     if not gate["go"]:
         return Verdict("NO-GO", f"the readiness report of {gate['new']} against {gate['old']} is NO-GO",
-                       blocking(Path(gate["report"]).with_suffix(".json")))
+                       gate["blocking"])
     return Verdict("GO", f"the playbook converges, changes nothing the second time, and {gate['new']} "
                          f"does everything {gate['old']} did")
-
-
-def blocking(readiness_json: Path) -> list[str]:
-    """The behaviours that block, as the readiness report names them, with the hosts that failed them."""
-    behaviours = json.loads(readiness_json.read_text())["behaviours"]
-    lines = []
-    for item in behaviours:
-        if not item["blocks"]:
-            continue
-        example = f" [{item['example']}]" if item["example"] else ""
-        failed = [target for target, outcome in item["new"].items() if outcome == "failed"]
-        on = f" (failed on {', '.join(failed)})" if failed else ""
-        lines.append(f"{item['status']}: {item['role']}: {item['scenario']}{example}{on}")
-    return lines
 
 
 def _run_row(run: Converge) -> str:
@@ -81,8 +65,8 @@ def markdown(result: Verdict, runs: list[Converge], gate: dict | None) -> str:
         if second and second.changed:
             lines += ["", "Changed by the second converge:", ""]
             lines += [f"- {o.host}: `{o.where()}`" for o in second.changed[:SHOWN_CHANGES]]
-    if gate and "report" in gate and Path(gate["report"]).exists():
-        lines += ["", Path(gate["report"]).read_text().strip()]
+    if gate and "markdown" in gate:
+        lines += ["", gate["markdown"].strip()]
     elif not gate and runs and not all(run.succeeded for run in runs):
         lines += ["", "The behaviours were not checked: the hosts did not converge."]
     return "\n".join(lines) + "\n"
@@ -90,7 +74,8 @@ def markdown(result: Verdict, runs: list[Converge], gate: dict | None) -> str:
 
 def as_json(result: Verdict, runs: list[Converge], gate: dict | None) -> dict:
     return {"format": "mxspec-premerge/1", "decision": result.decision, "headline": result.headline,
-            "reasons": result.reasons, "gate": gate,
+            "reasons": result.reasons,
+            "gate": {key: value for key, value in gate.items() if key != "markdown"} if gate else None,
             "converges": [{"label": run.label, "playbook": run.playbook, "log": str(run.log), "exit": run.returncode,
                            "started": run.started, "seconds": round(run.seconds, 1), "timed_out": run.timed_out,
                            "hosts": run.hosts,

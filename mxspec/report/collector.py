@@ -86,9 +86,7 @@ class ResultsCollector:
                 terminalreporter.write_line(f"  {len(items)} blocking behaviours share one cause: {cause}", red=True)
             for item in self.readiness.items:
                 if item.blocks:
-                    terminalreporter.write_line(f"  BLOCKS  {item.role}: {item.scenario}"
-                                                f"{' [' + item.example + ']' if item.example else ''}: "
-                                                f"{item.status} ({item.note})")
+                    terminalreporter.write_line(f"  BLOCKS  {item.title}: {item.status} ({item.note})")
             if self.canary:
                 terminalreporter.write_line(f"  canary: {self.canary['decision']}: {self.canary['headline']}")
             terminalreporter.write_line(f"  report: {self.report_dir}/readiness.html (.md, .json)")

@@ -10,6 +10,12 @@ from mxspec.report.results import merge, read
 
 def combine(paths: list[str], old: str, new: str, waivers: str | None, out: str, diff_path: str | None = None,
             canary_path: str | None = None) -> int:
+    return 0 if judge(paths, old, new, waivers, out, diff_path, canary_path).go else 1
+
+
+def judge(paths: list[str], old: str, new: str, waivers: str | None, out: str, diff_path: str | None = None,
+          canary_path: str | None = None) -> readiness.Readiness:
+    """The readiness of `new` against `old` from the results files: written to `out` and printed."""
     results = merge([(path, read(Path(path))) for path in paths])
     diff = differences.load(diff_path, old, new) if diff_path else None
     canary_summary = canary.load(canary_path, Path(out), (old, new)) if canary_path else None
@@ -18,4 +24,4 @@ def combine(paths: list[str], old: str, new: str, waivers: str | None, out: str,
     written = render.write_all(verdict, results, Path(out), diff, canary_summary)
     print(render.to_markdown(verdict, diff, canary_summary))
     print(f"report: {written['html']} ({written['markdown'].name}, {written['json'].name})")
-    return 0 if verdict.go else 1
+    return verdict

@@ -53,6 +53,11 @@ class Item:
     waiver: Waiver | None = None
 
     @property
+    def title(self) -> str:
+        """The behaviour as the report names it: role, scenario, example row."""
+        return f"{self.role}: {self.scenario}{' [' + self.example + ']' if self.example else ''}"
+
+    @property
     def failing_hosts(self) -> list[str]:
         return [r.target for r in self.old + self.new if r.outcome == "failed"]
 
