@@ -266,3 +266,21 @@ def test_an_estate_with_hosts_outside_the_lab_is_refused(tmp_path):
                         "--estate", "new-mx", "--old-results", "x.json", "--out", str(tmp_path / "out"))
     assert result.returncode == 2, output(result)
     assert "estate new-mx has host(s) the lab does not: mx.example.net; premerge converges lab hosts only" in result.stderr
+
+
+def test_an_old_results_file_of_both_estates_is_taken_for_the_old_one_alone(tmp_path):
+    """A results file from a run over both estates (as bin/gate writes) holds the new estate too; premerge
+    judges against the old estate's part only, shard coverage kept as the file says it."""
+    from mxspec.report.results import Result, Results, read
+
+    both = Results({"old-mx": ["inbound-mx"], "new-mx": ["inbound-mx"]},
+                   {"old-mx": {"old-1": ["inbound-mx"]}, "new-mx": {"new-1": ["inbound-mx"]}},
+                   [Result(estate, host, ["inbound-mx"], "F", "S", "", "passed", "", "")
+                    for estate, host in (("old-mx", "old-1"), ("new-mx", "new-1"))],
+                   shard="1/2", covers={"new-mx": ["new-1"]})
+    both.write(tmp_path / "both.json")
+    alone = read(tmp_path / "both.json").of_estate("old-mx")
+    assert (list(alone.estates), list(alone.hosts), [r.target for r in alone.results]) == (["old-mx"], ["old-mx"], ["old-1"])
+    assert alone.covers == {"old-mx": []} and alone.targets("old-mx") == []  # this shard held none of old-mx's hosts
+    whole = Results(both.estates, both.hosts, both.results).of_estate("old-mx")
+    assert whole.covers is None and whole.targets("old-mx") == ["old-1", "old-mx"]

@@ -23,7 +23,7 @@ from mxspec.lab import commands as lab
 from mxspec.premerge import confine, converge, render
 from mxspec.report.command import judge
 from mxspec.report.render import to_markdown
-from mxspec.report.results import Results, read
+from mxspec.report.results import read
 
 # The gate's pytest is interrupted as Ctrl-C does (its change scenarios then restore what they changed),
 # and given this long for it before it is killed.
@@ -155,12 +155,8 @@ def _old_estate(options: Options) -> str:
 def _old_results_alone(options: Options, old: str) -> Path:
     """The old estate's results alone (a file written by a run over both estates holds the new one's too,
     which this run's results replace)."""
-    results = read(options.old_results)
-    alone = Results({old: results.estates[old]}, {old: results.hosts.get(old, {})},
-                    [r for r in results.results if r.estate == old], results.created, results.shard,
-                    {old: results.covers[old]} if results.covers and old in results.covers else None)
     path = options.out / "old-results.json"
-    alone.write(path)
+    read(options.old_results).of_estate(old).write(path)
     return path
 
 

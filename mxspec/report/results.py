@@ -53,6 +53,12 @@ class Results:
             return list(self.covers.get(estate, []))
         return [*self.hosts.get(estate, {}), estate]
 
+    def of_estate(self, estate: str) -> "Results":
+        """This file's results for one of its estates only (what it covers of it, as it covers it)."""
+        return Results({estate: self.estates[estate]}, {estate: self.hosts.get(estate, {})},
+                       [r for r in self.results if r.estate == estate], self.created, self.shard,
+                       {estate: self.covers.get(estate, [])} if self.covers is not None else None)
+
     def in_inventory_order(self) -> list[Result]:
         """The results target by target as the inventories list them (an estate's own after its hosts'), each
         target's in the order they ran: the same however they came (serial, from pytest-xdist's workers, shards)."""
