@@ -6,6 +6,7 @@ recording each task's outcome per host, from which a failure is named by host, t
 task's file and line, and a second converge's changes by task.
 """
 
+import functools
 import json
 import os
 import re
@@ -210,6 +211,7 @@ def stop(proc: subprocess.Popen, asking: signal.Signals, grace: float) -> None:
         proc.wait()
 
 
+@functools.cache  # once per folder: a premerge converges the same playbook's folder two or three times
 def _configured_callbacks(folder: Path) -> tuple[list[str], list[str]]:
     """The callbacks the operator's configuration enables, and where it finds plugins: kept beside mxspec's
     (setting the environment for ours would otherwise replace them)."""
