@@ -45,25 +45,34 @@ What it does NOT measure:
   - DNS and SMTP at scale: the estate's DNS scenarios run once per estate whatever N is, and
     every SMTP probe of N aliases goes to the same 5 Postfix instances (their anvil and
     process limits see N/5 clients from the same address);
+  - Postfix's inflow control on the lab's hosts: a probe that stops after RCPT takes one of the
+    host's in-flow tokens and returns none (the queue manager returns them as mail moves), and a
+    host out of tokens holds each new transaction for `in_flow_delay` (1 s). N/5 aliases' probes
+    drain a container's tokens within a run, where a real host sees one runner's few probes and
+    real mail refills them. While the sizes run, this script sets `in_flow_delay = 0` on the
+    source hosts, and puts back what each had (`postconf -n`), however the script ends;
+    `--keep-inflow-delay` leaves it alone, to show the lab's stall;
   - scenarios that send mail (@sends_mail: each delivers messages to the lab's one mailstore and
     polls its maildir, so N aliases would pile N/5 copies on 5 Postfix queues and one mailstore,
     measuring the lab's mail flow rather than the runner), nor those that change a host or
     disrupt a service (@changes_host, @disruptive: opt-in, and the lab is shared). All three
     are deselected with -m.
 
-    bin/python bench/scale.py [--sizes 10,50,200,500] [--parallel K] [--keep DIR]
+    bin/python bench/scale.py [--sizes 10,50,200,500] [--parallel K] [--keep DIR] [--keep-inflow-delay]
 
 Needs the lab up (`mxspec lab status`); it never starts or stops it, and talks only to the lab's
 hosts (10.213.0.0/24). Every subprocess is bounded; on a timeout its whole tree is killed.
 """
 
 import argparse
+import contextlib
 import ctypes
 import ipaddress
 import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -72,6 +81,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +90,7 @@ import yaml
 from scale_timeline import TIMELINE_ENV
 
 from mxspec.core.waiting import poll
+from mxspec.transport import openssh
 
 PROJECT = Path(__file__).resolve().parent.parent
 LAB_SSH_CONFIG = Path("/var/lib/mxspec-lab/run/ssh_config")
@@ -729,6 +740,41 @@ def targets(rows: list[Row]) -> list[str]:
 
 # ---------------------------------------------------------------- main
 
+INFLOW = "in_flow_delay"
+
+
+def on_source_host(host: str, remote: str) -> str:
+    """Run `remote` on one of the lab's source hosts (as root, over the lab's ssh_config); its stdout."""
+    done = subprocess.run(openssh.command(LAB_SSH_CONFIG, host, remote, connect_timeout=5),
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"{host}: `{remote}` failed: {done.stderr.strip() or done.returncode}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def inflow_delay_off(hosts: list[str]) -> Iterator[None]:
+    """`in_flow_delay = 0` on these hosts while the block runs, then each one's own setting back.
+
+    Why: see "What it does NOT measure" above. A host that had the parameter set explicitly gets
+    its value back; one that had Postfix's default has the line removed again.
+    """
+    before: dict[str, str] = {}
+    try:
+        for host in hosts:
+            before[host] = on_source_host(host, f"postconf -n {INFLOW}").strip()
+            on_source_host(host, f"postconf -e {INFLOW}=0 && postfix reload >/dev/null 2>&1")
+        yield
+    finally:
+        for host, line in before.items():
+            restore = f"postconf -e {shlex.quote(line.replace(' = ', '=', 1))}" if line else f"postconf -X {INFLOW}"
+            try:
+                on_source_host(host, f"{restore} && postfix reload >/dev/null 2>&1")
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                print(f"bench/scale.py: could not put back {INFLOW} on {host} ({line or 'the default'}): {error}; "
+                      "`mxspec lab heal` puts back its configuration", file=sys.stderr)
+
+
 def lab_is_up() -> bool:
     try:
         status = subprocess.run([sys.executable, "-m", "mxspec.cli", "lab", "status"], cwd=PROJECT,
@@ -760,6 +806,8 @@ def main() -> int:
                         help="hosts checked at once (--mx-parallel=K); 1: one process (default: mxspec's default, "
                              "the machine's CPUs)")
     parser.add_argument("--keep", metavar="DIR", help="write the generated files and logs here and keep them")
+    parser.add_argument("--keep-inflow-delay", action="store_true",
+                        help="leave the lab's Postfix in_flow_delay as it is (its stall under N/5 aliases' probes)")
     parser.add_argument("--seconds-per-host", type=float, default=6,
                         help="bound on a run: 120 s plus this per host (default 6)")
     args = parser.parse_args()
@@ -774,11 +822,17 @@ def main() -> int:
           f"{'--mx-parallel=' + str(args.parallel) if args.parallel else 'hosts in parallel by default'}; "
           f"-m '{MARKS}'; files in {top}", flush=True)
     rows = []
+    estate = yaml.safe_load((PROJECT / "inventories" / f"{SOURCE_ESTATE}.yml").read_text())
+    sources = [host_vars.get("ansible_host", host) for _, host, host_vars in source_hosts(estate)]
+    inflow = contextlib.nullcontext() if args.keep_inflow_delay else inflow_delay_off(sources)
+    print(f"{INFLOW}: {'as the lab has it' if args.keep_inflow_delay else '0 on ' + ', '.join(sources) + ' while the sizes run'}",
+          flush=True)
     try:
-        for size in sizes:
-            print(f"N={size} ...", flush=True)
-            rows.append(measure(size, top / f"n{size}", args.parallel, args.seconds_per_host))
-            print("  " + COLUMNS + "\n  " + line(rows[-1]), flush=True)
+        with inflow:
+            for size in sizes:
+                print(f"N={size} ...", flush=True)
+                rows.append(measure(size, top / f"n{size}", args.parallel, args.seconds_per_host))
+                print("  " + COLUMNS + "\n  " + line(rows[-1]), flush=True)
     finally:
         kill_tree()
         if not args.keep:

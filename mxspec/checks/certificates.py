@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mxspec.checks import facts, smtpchecks
 from mxspec.checks.mailhost import MailHost
-from mxspec.transport.smtp import Session
+from mxspec.transport.smtp import Session, unverified_context
 
 DAY = 86400
 KEY_PARAMETERS = ("smtpd_tls_key_file", "smtpd_tls_eckey_file")
@@ -71,9 +71,7 @@ def key_files(postconf_output: str) -> tuple[list[str], list[str]]:
 
 def served_certificate(mailhost: MailHost, port: int) -> bytes:
     """The certificate (DER) the host presents after STARTTLS on `port`."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_context()
 
     async def peer(s: Session) -> bytes:
         return bytes(s.client.get_transport_info("ssl_object").getpeercert(binary_form=True))

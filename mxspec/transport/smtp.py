@@ -7,6 +7,7 @@ exchange is recorded as `C:`/`S:` lines; AUTH arguments are never written down.
 import asyncio
 import base64
 import errno
+import os
 import ssl
 import warnings
 from collections.abc import Awaitable, Callable
@@ -170,15 +171,58 @@ def _no_route(error: BaseException | None) -> bool:
     return False
 
 
+# TLS client contexts made so far in this process. Making one that trusts the system's CAs reads
+# and parses the whole bundle (~20 ms of CPU); a run made one for every probe, one of the
+# largest costs of a run over hundreds of hosts. A context is only read once made, so one per
+# kind serves every probe; one that trusts a CA file is made anew if the file changes.
+_CONTEXTS: dict[tuple, ssl.SSLContext] = {}
+
+
+def _made_once(key: tuple, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    context = _CONTEXTS.get(key)
+    if context is None:
+        context = _CONTEXTS[key] = make()
+    return context
+
+
+def _file_version(path: str | None) -> tuple:
+    """What tells one version of a file from the next (the file itself is read by ssl)."""
+    if path is None:
+        return ()
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (path,)  # ssl says what is wrong with it, when the context is made
+    return (path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def client_context(ca_file: str | None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
-    """A TLS client context trusting the estate's CA; `maximum` caps the version (to probe refusals)."""
-    context = ssl.create_default_context(cafile=ca_file)
+    """A TLS client context trusting the estate's CA; `maximum` caps the version (to probe refusals).
+
+    The same context object for the same arguments (see _CONTEXTS): callers must not change it.
+    """
     if maximum is not None:
-        with warnings.catch_warnings():  # old versions are deprecated: offering them is the point
-            warnings.simplefilter("ignore", DeprecationWarning)
-            context.maximum_version = maximum
-            context.minimum_version = ssl.TLSVersion.TLSv1
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let an old protocol be offered at all
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        return _made_once(("capped", maximum), lambda: _capped_context(maximum))
+    return _made_once(("trusting", *_file_version(ca_file)), lambda: ssl.create_default_context(cafile=ca_file))
+
+
+def unverified_context() -> ssl.SSLContext:
+    """A TLS client context that verifies nothing: to read what a server presents, whoever signed it."""
+    return _made_once(("unverified",), _unverified_context)
+
+
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # the secure defaults, no CA to load
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _capped_context(maximum: ssl.TLSVersion) -> ssl.SSLContext:
+    context = _unverified_context()  # the probe asks what versions are accepted, not who signed
+    with warnings.catch_warnings():  # old versions are deprecated: offering them is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.maximum_version = maximum
+        context.minimum_version = ssl.TLSVersion.TLSv1
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let an old protocol be offered at all
     return context
