@@ -3,7 +3,9 @@
 Runs the same scenarios in this one process over mxspec's persistent channel (`ssh`, the
 default), over testinfra's own ssh backend with a ControlMaster (`ssh-command`: one ssh session
 per command over the shared connection) and over testinfra's default for a bare host name
-(`paramiko`). For each: scenarios, checks, remote commands, wall time per host and time per
+(`paramiko`), and last over the channel again with the classical key exchange an operator may
+choose (`-o KexAlgorithms=curve25519-sha256` in ansible_ssh_common_args; OpenSSH 9.x offers the
+post-quantum sntrup761x25519 first, and paramiko has only classical ones). For each: scenarios, checks, remote commands, wall time per host and time per
 command, with ratios. Then the floor: the exact commands the channel run issued, replayed inside
 the host in one shell (their own run time), and a bare round trip (`true`) on each kind.
 
@@ -34,9 +36,13 @@ from mxspec.estate.inventory import load_estate  # noqa: E402
 from mxspec.transport import openssh  # noqa: E402
 from mxspec.transport.connection import ConnectionPool  # noqa: E402
 
+# The last row is the first one again with the classical key exchange an operator may choose
+# (README, "What a connection costs the runner"): OpenSSH 9.x offers sntrup761x25519 first.
+CLASSICAL_KEX = "curve25519-sha256"
 KINDS = (("mxspec: persistent channel (ssh)", "ssh"),
          ("testinfra ssh:// + ControlMaster (ssh-command)", "ssh-command"),
-         ("testinfra default (paramiko)", "paramiko"))
+         ("testinfra default (paramiko)", "paramiko"),
+         (f"mxspec channel, KexAlgorithms={CLASSICAL_KEX}", f"ssh kex={CLASSICAL_KEX}"))
 
 
 class Counter:
@@ -84,12 +90,16 @@ class Counter:
         return sum(seconds for _, seconds in self.issued)
 
 
-def inventory_for(directory: Path, host_name: str, transport: str) -> None:
-    """One-host estate `bench` with the host's inventory values from new-mx, on the given transport."""
+def inventory_for(directory: Path, host_name: str, kind: str) -> None:
+    """One-host estate `bench` with the host's inventory values from new-mx, on the given transport
+    (`TRANSPORT [kex=ALGORITHMS]`: the key exchange as an operator sets it, in ansible_ssh_common_args)."""
     estate = load_estate(PROJECT / "inventories", "new-mx")
     host = estate.hosts[host_name]
     role = host.roles[0]
+    transport, _, kex = kind.partition(" kex=")
     variables = {**host.vars, "mxspec_transport": transport}
+    if kex:
+        variables["ansible_ssh_common_args"] = f"-o KexAlgorithms={kex}"
     # JSON is YAML, and it writes the inventory's own mapping types as plain ones.
     (directory / "bench.yml").write_text(json.dumps(
         {"all": {"children": {role: {"hosts": {host_name: variables}}}}}, indent=1))
@@ -199,6 +209,9 @@ def report(args: argparse.Namespace, rows: list, bare: list[float], floor: float
         print(f"{name}: wall {wall / channel_wall:.2f}x the channel's, per command {slower_command:.1f}x, "
               f"bare round trip {bare[KINDS.index(next(k for k in KINDS if k[0] == name))] / bare[0]:.1f}x"
               f"{'   [target: paramiko >= 2.5x on wall]' if 'paramiko' in name else ''}")
+    (_, _, paramiko_wall), (_, _, classical_wall) = rows[2], rows[3]
+    print(f"testinfra default (paramiko) against the channel with KexAlgorithms={CLASSICAL_KEX}: wall "
+          f"{paramiko_wall / classical_wall:.2f}x (paramiko's own key exchange is classical)")
 
 
 if __name__ == "__main__":
