@@ -5,9 +5,10 @@ default), over testinfra's own ssh backend with a ControlMaster (`ssh-command`: 
 per command over the shared connection) and over testinfra's default for a bare host name
 (`paramiko`), and last over the channel again with the classical key exchange an operator may
 choose (`-o KexAlgorithms=curve25519-sha256` in ansible_ssh_common_args; OpenSSH 9.x offers the
-post-quantum sntrup761x25519 first, and paramiko has only classical ones). For each: scenarios, checks, remote commands, wall time per host and time per
-command, with ratios. Then the floor: the exact commands the channel run issued, replayed inside
-the host in one shell (their own run time), and a bare round trip (`true`) on each kind.
+post-quantum sntrup761x25519 first, and paramiko has only classical ones). For each: scenarios,
+checks, remote commands, wall time per host and time per command, with ratios. Then the floor:
+the exact commands the channel run issued, replayed inside the host in one shell (their own run
+time), and a bare round trip (`true`) on each kind.
 
     python3 bench/connection_cost.py [--host new-router-1] [--rounds 3]
 

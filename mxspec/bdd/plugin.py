@@ -165,8 +165,9 @@ def _no_collections_at_exit(config: pytest.Config) -> None:
     They look for exceptions raised in finalizers (`__del__`) of a test suite's objects; a run's
     scenarios have none of their own, and each collection walks every object of the run (its
     scenarios, results, transcripts): measured 0.08 s of CPU per pytest process on the gate and
-    0.17 s on an estate of 100 hosts, growing with it; each xdist worker is one such process. The stash key is pytest's own, the one its pytester sets for the same
-    reason; under another pytest without it, nothing changes.
+    0.17 s on an estate of 100 hosts, growing with it; each xdist worker is one such process.
+    The stash key is pytest's own, the one its pytester sets for the same reason; under another
+    pytest without it, nothing changes.
     """
     try:
         from _pytest.unraisableexception import gc_collect_iterations_key
