@@ -50,7 +50,8 @@ What it does NOT measure:
     host out of tokens holds each new transaction for `in_flow_delay` (1 s). N/5 aliases' probes
     drain a container's tokens within a run, where a real host sees one runner's few probes and
     real mail refills them. While the sizes run, this script sets `in_flow_delay = 0` on the
-    source hosts, and puts back what each had (`postconf -n`), however the script ends;
+    source hosts, and puts back what each had (`postconf -n`) however the script ends (Ctrl-C,
+    SIGTERM or SIGHUP; a second Ctrl-C waits until every host is put back);
     `--keep-inflow-delay` leaves it alone, to show the lab's stall;
   - scenarios that send mail (@sends_mail: each delivers messages to the lab's one mailstore and
     polls its maildir, so N aliases would pile N/5 copies on 5 Postfix queues and one mailstore,
@@ -96,7 +97,6 @@ import yaml
 from scale_timeline import TIMELINE_ENV
 
 from mxspec.core.waiting import poll
-from mxspec.transport import openssh
 
 PROJECT = Path(__file__).resolve().parent.parent
 LAB_SSH_CONFIG = Path("/var/lib/mxspec-lab/run/ssh_config")
@@ -110,6 +110,7 @@ MARKS = "not changes_host and not disruptive and not sends_mail"
 SAMPLE_SECONDS = 0.2
 SAMPLER_SHARE = 0.02  # the sampler slows down rather than take more than this share of a core
 PSS_SECONDS = 5  # smaps_rollup costs more than stat: PSS at most this often
+PSS_AT_PEAK_SECONDS = 1  # ... or this often while RSS is reaching new peaks
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TARGET_HOSTS = 500
@@ -262,8 +263,12 @@ class Sampler(threading.Thread):
         interval, last_pss = SAMPLE_SECONDS, 0.0
         while not self.stopping.wait(interval):
             started = time.thread_time()
+            rss_before = self.peak.rss
             self.sample()
-            if time.monotonic() - last_pss >= PSS_SECONDS:
+            # PSS every PSS_SECONDS, and at a new peak of RSS (at most once a second): the memory
+            # target is read on PSS, so its peak must not fall between two of its samples.
+            since = time.monotonic() - last_pss
+            if since >= PSS_SECONDS or (self.peak.rss > rss_before and since >= PSS_AT_PEAK_SECONDS):
                 self.peak.pss = max(self.peak.pss, sum(pss(pid) for pid in self.members))
                 last_pss = time.monotonic()
             interval = max(SAMPLE_SECONDS, (time.thread_time() - started) / SAMPLER_SHARE)
@@ -766,9 +771,14 @@ def default_kex() -> str:
 
 
 def on_source_host(host: str, remote: str) -> str:
-    """Run `remote` on one of the lab's source hosts (as root, over the lab's ssh_config); its stdout."""
-    done = subprocess.run(openssh.command(LAB_SSH_CONFIG, host, remote, connect_timeout=5),
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    """Run `remote` on one of the lab's source hosts (as root, over the lab's ssh_config); its stdout.
+
+    On a connection of its own, with no control master: one started here would be this script's
+    child (it is their subreaper) and be counted, then ended, as part of the run's tree.
+    """
+    ssh = ["ssh", "-F", str(LAB_SSH_CONFIG), "-o", "ConnectTimeout=5", "-o", "BatchMode=yes",
+           "-o", "ControlMaster=no", "-o", "ControlPath=none", host, remote]
+    done = subprocess.run(ssh, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"{host}: `{remote}` failed: {done.stderr.strip() or done.returncode}")
     return done.stdout
@@ -785,16 +795,29 @@ def inflow_delay_off(hosts: list[str]) -> Iterator[None]:
     try:
         for host in hosts:
             before[host] = on_source_host(host, f"postconf -n {INFLOW}").strip()
+            if before[host].replace(" ", "") in (f"{INFLOW}=0", f"{INFLOW}=0s"):
+                print(f"bench/scale.py: {host} already has {before[host]} (left by an interrupted run?); it is kept: "
+                      "`mxspec lab heal` puts back the lab's configuration", file=sys.stderr)
             on_source_host(host, f"postconf -e {INFLOW}=0 && postfix reload >/dev/null 2>&1")
         yield
     finally:
-        for host, line in before.items():
-            restore = f"postconf -e {shlex.quote(line.replace(' = ', '=', 1))}" if line else f"postconf -X {INFLOW}"
-            try:
-                on_source_host(host, f"{restore} && postfix reload >/dev/null 2>&1")
-            except (RuntimeError, subprocess.TimeoutExpired) as error:
-                print(f"bench/scale.py: could not put back {INFLOW} on {host} ({line or 'the default'}): {error}; "
-                      "`mxspec lab heal` puts back its configuration", file=sys.stderr)
+        # Ctrl-C again while putting back would leave the remaining hosts as they are: held until done.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            _put_back(before)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _put_back(before: dict[str, str]) -> None:
+    """Each host's own in_flow_delay line back (`postconf -n` as read), or Postfix's default."""
+    for host, line in before.items():
+        restore = f"postconf -e {shlex.quote(line.replace(' = ', '=', 1))}" if line else f"postconf -X {INFLOW}"
+        try:
+            on_source_host(host, f"{restore} && postfix reload >/dev/null 2>&1")
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            print(f"bench/scale.py: could not put back {INFLOW} on {host} ({line or 'the default'}): {error}; "
+                  "`mxspec lab heal` puts back its configuration", file=sys.stderr)
 
 
 def lab_is_up() -> bool:
@@ -840,6 +863,8 @@ def main() -> int:
     if not lab_is_up():
         print("bench/scale.py: the lab is not up (`mxspec lab status`); this benchmark never starts it", file=sys.stderr)
         return 2
+    for ending in (signal.SIGTERM, signal.SIGHUP):  # as Ctrl-C does: the finally blocks put the lab back
+        signal.signal(ending, lambda number, frame: sys.exit(128 + number))
     become_subreaper()
     top = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="mxspec-scale-"))
     cores = len(os.sched_getaffinity(0))

@@ -28,6 +28,11 @@ def test_pytest_bdd_internals_are_touched_in_the_adapter_only():
     assert _holding(BDD_INTERNALS) == {"mxspec/bdd/adapter.py"}
 
 
+def test_pytests_own_internals_are_touched_in_the_adapter_only():
+    private = re.compile(r"^\s*(import|from) _pytest\b", re.M)
+    assert {path for path in _holding(private) if path.startswith("mxspec/")} == {"mxspec/bdd/adapter.py"}
+
+
 def test_testinfra_backends_are_touched_in_the_transport_only():
     assert {path for path in _holding(TESTINFRA_PRIVATE) if not path.startswith("mxspec/transport/")} == set()
 

@@ -93,6 +93,13 @@ def test_a_changed_ca_file_gets_a_new_context_not_the_one_made_before(tls_server
         handshake(port, after)
 
 
+def test_a_ca_file_written_again_with_the_same_content_keeps_its_context(tls_server):
+    port, ca = tls_server
+    before = smtp.client_context(str(ca))
+    ca.write_bytes(ca.read_bytes())
+    assert smtp.client_context(str(ca)) is before
+
+
 def test_a_context_without_the_estate_ca_refuses_the_server(tls_server):
     port, _ = tls_server
     with pytest.raises(ssl.SSLCertVerificationError):

@@ -144,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): scenarios run on one pytest-xdist worker")
     run, option = config.stash[RUN], config.option
     if run.estates:
-        _no_collections_at_exit(config)
+        adapter.no_collections_at_exit(config)
     if hasattr(config, "workerinput"):
         return  # the controller writes results and shows progress: xdist workers hand theirs back in their reports
     if run.estates:
@@ -157,23 +157,6 @@ def pytest_configure(config: pytest.Config) -> None:
         except MxspecError as error:  # the waivers file, the differential
             raise pytest.UsageError(str(error)) from None
         config.pluginmanager.register(collector, "mxspec-results")
-
-
-def _no_collections_at_exit(config: pytest.Config) -> None:
-    """A run over estates skips the five full garbage collections pytest makes as it ends.
-
-    They look for exceptions raised in finalizers (`__del__`) of a test suite's objects; a run's
-    scenarios have none of their own, and each collection walks every object of the run (its
-    scenarios, results, transcripts): measured 0.08 s of CPU per pytest process on the gate and
-    0.17 s on an estate of 100 hosts, growing with it; each xdist worker is one such process.
-    The stash key is pytest's own, the one its pytester sets for the same reason; under another
-    pytest without it, nothing changes.
-    """
-    try:
-        from _pytest.unraisableexception import gc_collect_iterations_key
-    except ImportError:
-        return
-    config.stash[gc_collect_iterations_key] = 0
 
 
 @pytest.hookimpl(tryfirst=True)

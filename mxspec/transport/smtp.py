@@ -7,8 +7,10 @@ exchange is recorded as `C:`/`S:` lines; AUTH arguments are never written down.
 import asyncio
 import base64
 import errno
+import hashlib
 import os
 import ssl
+import sys
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -171,29 +173,30 @@ def _no_route(error: BaseException | None) -> bool:
     return False
 
 
-# TLS client contexts made so far in this process. Making one that trusts the system's CAs reads
-# and parses the whole bundle (~20 ms of CPU); a run made one for every probe, one of the
-# largest costs of a run over hundreds of hosts. A context is only read once made, so one per
-# kind serves every probe; one that trusts a CA file is made anew if the file changes.
-_CONTEXTS: dict[tuple, ssl.SSLContext] = {}
+# TLS client contexts made so far in this process, by kind. Making one that trusts the system's
+# CAs reads and parses the whole bundle (~20 ms of CPU); a run made one for every probe, one of
+# the largest costs of a run over hundreds of hosts. A context is only read once made, so one
+# per kind serves every probe; one that trusts a CA file is made anew when the file's content
+# changes (its digest is part of what the entry was made from).
+_CONTEXTS: dict[tuple, tuple[str, ssl.SSLContext]] = {}
 
 
-def _made_once(key: tuple, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    context = _CONTEXTS.get(key)
-    if context is None:
-        context = _CONTEXTS[key] = make()
-    return context
+def _made_once(kind: tuple, made_from: str, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    known = _CONTEXTS.get(kind)
+    if known is None or known[0] != made_from:
+        known = _CONTEXTS[kind] = (made_from, make())
+    return known[1]
 
 
-def _file_version(path: str | None) -> tuple:
-    """What tells one version of a file from the next (the file itself is read by ssl)."""
+def _content(path: str | None) -> str:
+    """What tells one version of a CA file from the next: its digest (the file is small)."""
     if path is None:
-        return ()
+        return ""
     try:
-        stat = os.stat(path)
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
     except OSError:
-        return (path,)  # ssl says what is wrong with it, when the context is made
-    return (path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        return "unreadable"  # ssl says what is wrong with it, when the context is made
 
 
 def client_context(ca_file: str | None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
@@ -202,19 +205,22 @@ def client_context(ca_file: str | None, maximum: ssl.TLSVersion | None = None) -
     The same context object for the same arguments (see _CONTEXTS): callers must not change it.
     """
     if maximum is not None:
-        return _made_once(("capped", maximum), lambda: _capped_context(maximum))
-    return _made_once(("trusting", *_file_version(ca_file)), lambda: ssl.create_default_context(cafile=ca_file))
+        return _made_once(("capped", maximum), "", lambda: _capped_context(maximum))
+    return _made_once(("trusting", ca_file), _content(ca_file), lambda: ssl.create_default_context(cafile=ca_file))
 
 
 def unverified_context() -> ssl.SSLContext:
     """A TLS client context that verifies nothing: to read what a server presents, whoever signed it."""
-    return _made_once(("unverified",), _unverified_context)
+    return _made_once(("unverified",), "", _unverified_context)
 
 
 def _unverified_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # the secure defaults, no CA to load
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    keylog = os.environ.get("SSLKEYLOGFILE")  # as create_default_context honours it, for debugging
+    if keylog and not sys.flags.ignore_environment:
+        context.keylog_filename = keylog
     return context
 
 
