@@ -97,6 +97,7 @@ import yaml
 from scale_timeline import TIMELINE_ENV
 
 from mxspec.core.waiting import poll
+from mxspec.transport import openssh
 
 PROJECT = Path(__file__).resolve().parent.parent
 LAB_SSH_CONFIG = Path("/var/lib/mxspec-lab/run/ssh_config")
@@ -776,8 +777,8 @@ def on_source_host(host: str, remote: str) -> str:
     On a connection of its own, with no control master: one started here would be this script's
     child (it is their subreaper) and be counted, then ended, as part of the run's tree.
     """
-    ssh = ["ssh", "-F", str(LAB_SSH_CONFIG), "-o", "ConnectTimeout=5", "-o", "BatchMode=yes",
-           "-o", "ControlMaster=no", "-o", "ControlPath=none", host, remote]
+    ssh = openssh.command(LAB_SSH_CONFIG, host, remote, connect_timeout=5,
+                          options=("ControlMaster=no", "ControlPath=none"))
     done = subprocess.run(ssh, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"{host}: `{remote}` failed: {done.stderr.strip() or done.returncode}")

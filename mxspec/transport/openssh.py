@@ -41,10 +41,13 @@ def resolve(target: str, ssh_config: str | None = None) -> str:
         raise MxspecError(f"cannot find the address of '{target}': {error}") from None
 
 
-def command(ssh_config: Path | str, host: str, remote: str, connect_timeout: int | None = 3) -> list[str]:
-    """`ssh -F CONFIG HOST REMOTE`, non-interactive, giving up on connecting after `connect_timeout` s."""
+def command(ssh_config: Path | str, host: str, remote: str, connect_timeout: int | None = 3,
+            options: tuple[str, ...] = ()) -> list[str]:
+    """`ssh -F CONFIG HOST REMOTE`, non-interactive, giving up on connecting after `connect_timeout` s;
+    `options` are more `-o NAME=VALUE` settings (e.g. "ControlPath=none")."""
     bound = ["-o", f"ConnectTimeout={connect_timeout}"] if connect_timeout else []
-    return ["ssh", "-F", str(ssh_config), *bound, "-o", "BatchMode=yes", host, remote]
+    more = [word for option in options for word in ("-o", option)]
+    return ["ssh", "-F", str(ssh_config), *bound, "-o", "BatchMode=yes", *more, host, remote]
 
 
 def shell(ssh_config: Path | str, host: str, remote: list[str]) -> list[str]:
