@@ -1,7 +1,9 @@
-"""A run over estates skips the full garbage collections pytest makes as it ends; a plain pytest run keeps them.
+"""A run over estates skips the full garbage collections pytest, then Python, make as it ends; a plain
+pytest run keeps them.
 
 No lab: the hosts are this machine (`ansible_connection: local`). A small plugin counts the full
-collections made once the tests have run.
+collections made once the tests have run, and says at exit whether the heap was frozen (its atexit
+hook, registered first, runs after mxspec's).
 """
 
 import re
@@ -34,7 +36,8 @@ WATCH = """\
         seen["collections"] = 0  # from here on: what pytest does as it ends
 
 
-    atexit.register(lambda: print(f"GCWATCH collections={seen['collections']}"))
+    atexit.register(lambda: print(f"GCWATCH collections={seen['collections']} frozen={gc.get_freeze_count()} "
+                                  f"enabled={gc.isenabled()}"))
     """
 
 
@@ -56,17 +59,20 @@ def project(tmp_path):
     return tmp_path
 
 
-def collections_at_the_end(result) -> int:
-    found = re.search(r"GCWATCH collections=(\d+)", output(result))
+def at_the_end(result) -> tuple[int, int, bool]:
+    """Full collections once the tests had run, objects frozen at exit, whether collections were still on."""
+    found = re.search(r"GCWATCH collections=(\d+) frozen=(\d+) enabled=(\w+)", output(result))
     assert found, output(result)
-    return int(found.group(1))
+    return int(found.group(1)), int(found.group(2)), found.group(3) == "True"
 
 
 def test_a_run_over_an_estate_makes_no_full_collections_at_its_end(project):
     result = run_mxspec_pytest("-p", "gcwatch", "-p", "no:cacheprovider", "--hosts=here", "--mx-parallel=1",
                                cwd=project, timeout=120, env={"PYTHONPATH": str(project)})
     assert result.returncode == 0, output(result)
-    assert collections_at_the_end(result) == 0
+    collections, frozen, enabled = at_the_end(result)
+    assert collections == 0
+    assert frozen > 10_000 and not enabled  # the interpreter's own collections at shutdown skip the run's heap
 
 
 def test_a_plain_pytest_run_keeps_pytests_own_collections(project):
@@ -74,4 +80,6 @@ def test_a_plain_pytest_run_keeps_pytests_own_collections(project):
     result = run_mxspec_pytest("-p", "gcwatch", "-p", "no:cacheprovider", "plain", cwd=project, timeout=120,
                                env={"PYTHONPATH": str(project)})
     assert result.returncode == 0, output(result)
-    assert collections_at_the_end(result) >= 5
+    collections, frozen, enabled = at_the_end(result)
+    assert collections >= 5
+    assert frozen == 0 and enabled

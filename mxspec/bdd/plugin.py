@@ -135,8 +135,6 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in steps.MODULES:  # the built-in phrases, for every feature of every project
-        config.pluginmanager.import_plugin(name)
     for role, description in roles.ROLES.items():
         config.addinivalue_line("markers", f"{roles.role_tag(role)}: hosts with role {role}: {description}")
     for tag, description in roles.SCOPE_TAGS.items():
@@ -157,6 +155,16 @@ def pytest_configure(config: pytest.Config) -> None:
         except MxspecError as error:  # the waivers file, the differential
             raise pytest.UsageError(str(error)) from None
         config.pluginmanager.register(collector, "mxspec-results")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The built-in phrases, for every feature of every project: imported as the session starts, after
+    pytest-xdist's own sessionstart has started the run's workers, so that they start without waiting
+    for the DNS, SMTP and TLS libraries the phrases import (~0.1 s of the controller's CPU before its
+    first worker could start); pytest reads their step definitions as each is registered."""
+    for name in steps.MODULES:
+        session.config.pluginmanager.import_plugin(name)
 
 
 @pytest.hookimpl(tryfirst=True)
