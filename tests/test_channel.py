@@ -7,6 +7,7 @@ local shell, which is the `local` kind's line, so every case is quick and needs 
 import os
 import shlex
 import signal
+import threading
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from mxspec.core.errors import CommandTimeout, HostUnreachable
 from mxspec.estate.inventory import Host
 from mxspec.transport import channel
 from mxspec.transport.connection import ConnectionPool
+from mxspec.transport.shared import Answer, SharedAnswers
 
 
 def local_host(name: str = "here") -> Host:
@@ -126,6 +128,67 @@ def test_facts_are_read_once_until_forgotten(pool):
     assert [command.known for command in transcript] == [False, True, False]
     pool.forget_facts()
     assert connection.run("date +%s%N").stdout != first
+
+
+def shared_pool(directory, name: str = "here") -> ConnectionPool:
+    """A pool as a distributed run's worker has it: `date +%s%N` a fact whose answer holds for the run."""
+    return ConnectionPool(connect_timeout=5, command_timeout=2, is_fact=lambda command: command.startswith("date"),
+                          shared=SharedAnswers(str(directory)), is_shared=lambda command: command == "date +%s%N")
+
+
+def test_an_answer_that_holds_for_the_run_is_left_for_the_runs_other_processes(tmp_path):
+    reader, asker = shared_pool(tmp_path), shared_pool(tmp_path)
+    try:
+        first = reader.get(local_host()).run("date +%s%N").stdout
+        connection = asker.get(local_host())
+        connection.testinfra.transcript = transcript = []
+        assert connection.run("date +%s%N").stdout == first  # the other process's answer, taken as read
+        assert connection.run("date +%s%N; true").stdout != first  # not shared: run here
+        connection.run("date +%s")  # a fact, but not one that holds for the run: run here, and not left
+        # Taken without reaching the host; the host reached for the others only (its first `true`, then two).
+        assert [(command.command, command.known) for command in transcript] == [
+            ("date +%s%N", True), ("true", False), ("date +%s%N; true", False), ("date +%s", False)]
+        assert connection.testinfra.commands == 3
+        assert SharedAnswers(str(tmp_path)).get("here", "date +%s") is None
+        assert SharedAnswers(str(tmp_path)).get("elsewhere", "date +%s%N") is None  # another host's own
+    finally:
+        reader.close()
+        asker.close()
+
+
+def test_a_shared_answer_is_taken_without_reaching_the_host(tmp_path):
+    """An estate's worker needs no connection to a host whose answer another worker left; a host that
+    answers nothing else stays unreachable for what it was not asked before."""
+    unreachable = Host(name="gone", estate="test", where="test", roles=["inbound"],
+                       vars={"ansible_host": "127.0.0.1", "ansible_port": "1", "ansible_user": "nobody"})
+    SharedAnswers(str(tmp_path)).put("gone", "date +%s%N", Answer(0, "12345\n", ""))
+    pool = shared_pool(tmp_path)
+    try:
+        connection = pool.get(unreachable)
+        assert connection.run("date +%s%N").stdout == "12345\n"
+        assert connection.testinfra.commands == 0
+        with pytest.raises(HostUnreachable):
+            connection.run("date +%s%N; true")
+    finally:
+        pool.close()
+
+
+def test_a_wait_for_a_shared_answer_ends_when_it_comes_or_is_refused_or_at_its_bound(tmp_path):
+    shared = SharedAnswers(str(tmp_path))
+    later = threading.Timer(0.3, lambda: shared.put("mx-1", "postconf", Answer(0, "a = b\n", "")))
+    later.start()
+    started = time.monotonic()
+    assert shared.wait("mx-1", "postconf", 10) == Answer(0, "a = b\n", "")
+    assert time.monotonic() - started < 2
+    shared.refuse("mx-1", "postconf")  # an answer left already stays
+    assert shared.get("mx-1", "postconf") == Answer(0, "a = b\n", "")
+    shared.refuse("mx-2", "postconf")
+    started = time.monotonic()
+    assert shared.wait("mx-2", "postconf", 10) is None
+    assert time.monotonic() - started < 1
+    started = time.monotonic()
+    assert shared.wait("mx-3", "postconf", 0.5) is None
+    assert 0.5 <= time.monotonic() - started < 2
 
 
 def test_a_run_keeps_a_bounded_number_of_hosts_connected(pool):

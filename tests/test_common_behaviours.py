@@ -1,11 +1,15 @@
 """The common features against the lab's real hosts: ids, role selection, and proof they can fail."""
 
+import os
 import re
+import shutil
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from conftest import PROJECT, output, run_mxspec_pytest
-from faults import injected, postfix_not_enabled_at_boot
+from faults import injected, postconf, postfix_not_enabled_at_boot
 
 OLD_HOSTS = ["old-mx-1"]
 NEW_HOSTS = ["new-mx-in-1", "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"]
@@ -45,6 +49,38 @@ def test_the_new_estates_redundant_roles_are_configured_alike_and_single_hosts_h
     for estate, role in [("old-mx", "inbound-mx"), ("old-mx", "smtp-router"), ("old-mx", "outbound-mx"),
                          ("new-mx", "outbound-mx")]:
         assert f"estate {estate}: one host plays {role}: nothing to compare" in result.stdout, text
+
+
+SSH_WATCH = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/ssh.log"
+exec {ssh} "$@"
+"""
+
+
+def channels_opened(log: Path) -> Counter:
+    """Host -> channels the run opened to it (each an ssh process of its own), from the watching ssh's log."""
+    return Counter(re.search(r"(\S+) exec /bin/sh -c", line).group(1)
+                   for line in log.read_text().split("\n") if "exec /bin/sh -c" in line and " -O " not in line)
+
+
+@pytest.mark.parametrize("parallel", ["1", "3"])
+def test_a_roles_hosts_are_compared_on_what_was_read_as_each_was_first_contacted(lab, tmp_path, parallel):
+    """Each host's effective configuration is read as it is first contacted, and the estate's scenario,
+    run last, compares the hosts on those reads: one channel per host, where a distributed run opened
+    two (the estate's worker reached every host again). The host configured otherwise is still found."""
+    (tmp_path / "ssh").write_text(SSH_WATCH.format(ssh=shutil.which("ssh")))
+    (tmp_path / "ssh").chmod(0o755)
+    args = ("--hosts=new-mx", f"--mx-parallel={parallel}", "-k", "configured_alike or mail_software_is_installed")
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    healthy = run_mxspec_pytest(*args, env=env)
+    assert healthy.returncode == 0 and "7 passed, 1 skipped" in healthy.stdout, output(healthy)
+    opened = channels_opened(tmp_path / "ssh.log")
+    assert set(opened) == set(NEW_HOSTS), opened
+    assert opened == {host: 1 for host in NEW_HOSTS}, output(healthy)
+    with injected(postconf("new-mx-in-2", "message_size_limit", "1234567")):
+        broken = run_mxspec_pytest(*args, env=env)
+    assert broken.returncode == 1 and "1 failed" in broken.stdout, output(broken)
+    assert "message_size_limit: new-mx-in-1 has 10240000; new-mx-in-2 has 1234567" in output(broken)
 
 
 @pytest.mark.parametrize("host, estate, init", [("old-mx-1", "old-mx", "sysv"), ("new-router-2", "new-mx", "systemd")])

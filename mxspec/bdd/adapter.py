@@ -113,17 +113,33 @@ def step_definitions() -> Iterator[StepDefinition]:
         yield StepDefinition(context.type, context.parser.name, context.step_func)
 
 
-_FUNCTIONS: dict[tuple[str, str, str], list[Callable[..., object]]] = {}
+_CONTEXTS: dict[tuple[str, str, str], list[Any]] = {}
+
+
+def _contexts(step: Step, item: pytest.Item) -> list[Any]:
+    """pytest-bdd's contexts of the step definitions matching the step where the item runs (cached per module)."""
+    key = (item.module.__name__ if getattr(item, "module", None) else "", step.type, step.name)  # type: ignore[attr-defined]
+    if key not in _CONTEXTS:
+        fixturemanager = item.session._fixturemanager
+        _CONTEXTS[key] = [step_function_context_registry[fixturedef.func]
+                          for fixturedef in find_fixturedefs_for_step(step.native, fixturemanager, item)]
+    return _CONTEXTS[key]
 
 
 def step_functions(step: Step, item: pytest.Item) -> list[Callable[..., object]]:
-    """The step definition functions matching the step where the item runs (cached per module)."""
-    key = (item.module.__name__ if getattr(item, "module", None) else "", step.type, step.name)  # type: ignore[attr-defined]
-    if key not in _FUNCTIONS:
-        fixturemanager = item.session._fixturemanager
-        _FUNCTIONS[key] = [step_function_context_registry[fixturedef.func].step_func
-                           for fixturedef in find_fixturedefs_for_step(step.native, fixturemanager, item)]
-    return _FUNCTIONS[key]
+    """The step definition functions matching the step where the item runs."""
+    return [context.step_func for context in _contexts(step, item)]
+
+
+def step_arguments(step: Step, item: pytest.Item) -> list[tuple[Callable[..., object], dict[str, Any]]]:
+    """Each step definition function matching the step where the item runs, with the arguments its phrase
+    reads from the step (as the function will be given them)."""
+    found = []
+    for context in _contexts(step, item):
+        parsed = context.parser.parse_arguments(step.name) or {}
+        found.append((context.step_func, {name: context.converters.get(name, lambda value: value)(value)
+                                          for name, value in parsed.items()}))
+    return found
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ milter stamp a change scenario has just changed, or whose Postfix it restarts).
 """
 
 import os
+import shutil
+import tempfile
+from typing import Any
 
 import pytest
 from xdist.remote import Producer
@@ -19,6 +22,12 @@ from xdist.scheduler import LoadGroupScheduling
 
 from mxspec.bdd import adapter
 from mxspec.core.errors import BadInput
+from mxspec.transport.shared import SharedAnswers
+
+# Where the run's processes leave each other the answers that hold for the whole run (transport/shared.py):
+# a directory the controller makes and names to each worker in its workerinput.
+SHARED_ANSWERS = "mxspec_shared_answers"
+_SHARED = pytest.StashKey[str]()
 
 USAGE = "N, how many hosts to check at once: 1 or more (1: one after another, no workers)"
 
@@ -98,11 +107,40 @@ class HostScheduling(LoadGroupScheduling):
     a suffix its workers append to node ids, which pytest 9.2's structured node ids silently lose
     (pytest-xdist#1386): the ids' parameters name the target anyway, so the group is read from them.
     Other tests are grouped as loadgroup groups them.
+
+    The hosts go out largest first (pytest-xdist's order), the estates after every host: an estate's
+    scenarios take what each host's worker read of it (bdd/plugin.py, `_reads_every_host`), and may wait
+    for it only because no host can come after them on their own worker.
     """
 
-    def __init__(self, config: pytest.Config, log: Producer | None, names: list[str]):
+    def __init__(self, config: pytest.Config, log: Producer | None, names: list[str], estates: set[str]):
         super().__init__(config, log)
         self.names = names
+        self.estates = estates
+        self._estates_last = False
 
     def _split_scope(self, nodeid: str) -> str:
         return target_in_id(nodeid, self.names) or super()._split_scope(nodeid)
+
+    def _assign_work_unit(self, node: Any) -> None:
+        if not self._estates_last:  # the queue is complete once the first unit goes out
+            self._estates_last = True
+            for scope in [scope for scope in self.workqueue if scope in self.estates]:
+                self.workqueue.move_to_end(scope)
+        super()._assign_work_unit(node)
+
+
+def share_answers(node: Any) -> None:
+    """For a worker about to start: the run's directory of shared answers, made on the first worker's start
+    (mode 0700: a configuration read may hold what only root should read) and removed when the run ends."""
+    config = node.config
+    if _SHARED not in config.stash:
+        config.stash[_SHARED] = tempfile.mkdtemp(prefix="mxspec-answers-")
+        config.add_cleanup(lambda: shutil.rmtree(config.stash[_SHARED], ignore_errors=True))
+    node.workerinput[SHARED_ANSWERS] = config.stash[_SHARED]
+
+
+def shared_answers(config: pytest.Config) -> SharedAnswers | None:
+    """The answers this worker shares with the run's others; None in a serial run (one process shares with itself)."""
+    directory = getattr(config, "workerinput", {}).get(SHARED_ANSWERS)
+    return SharedAnswers(directory) if directory else None

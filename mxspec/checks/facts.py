@@ -8,10 +8,14 @@ own is never a fact: whether a service is running, the queue, the mail log, the 
 """
 
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mxspec.checks.changes import JOURNALS_LISTED
 from mxspec.checks.mailhost import MailHost
 from mxspec.checks.postconf import SECTION_MARK
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Every setting of main.cf and master.cf as `name = value` lines, $names expanded: how Postfix
 # reads its configuration from disk. One spelling, so that it is read once.
@@ -42,6 +46,28 @@ FACTS = [re.compile(pattern) for pattern in (
 
 def is_fact(command: str) -> bool:
     return any(pattern.fullmatch(command) for pattern in FACTS)
+
+
+def is_shared(command: str) -> bool:
+    """Whether a fact's answer holds for the whole run, so the run's processes may share it
+    (transport/shared.py): the effective configuration is kept only as read while no change
+    scenario had the host changed (a change journal makes the read exit `changes.CHANGING`), and
+    what a change scenario changes it puts back. Other facts may be read in the middle of a change."""
+    return command == EFFECTIVE_CONFIGURATION
+
+
+# The attribute a step definition carries when it reads one command of every host playing a role
+# (`reads_every_host`): the run reads it of each such host as it first contacts it, on the worker
+# checking that host, so that the estate's scenario finds it read (bdd/plugin.py).
+READS_EVERY_HOST = "mxspec_reads_every_host"
+
+
+def reads_every_host(command: str) -> Callable[[F], F]:
+    """Declares that the step reads `command` of every host playing the role its phrase names (`role`)."""
+    def declare(function: F) -> F:
+        setattr(function, READS_EVERY_HOST, command)
+        return function
+    return declare
 
 
 def postfix_configuration(mailhost: MailHost) -> str:

@@ -21,6 +21,7 @@ from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.estate.inventory import Host
 from mxspec.transport import openssh
 from mxspec.transport.backends import backend_for
+from mxspec.transport.shared import Answer, SharedAnswers
 from mxspec.transport.silence import Silences
 
 CommandResult = base.CommandResult  # what running a command gave: rc, stdout, stderr
@@ -43,24 +44,47 @@ class CountingHost(testinfra.host.Host):
 
     Facts — commands whose answer holds until the host is changed (`is_fact` says which) — are
     run once and their answer kept, until `forget_facts()`; a scenario that changes a host
-    forgets them before and after it runs.
+    forgets them before and after it runs. Those whose answer holds for the whole run (`is_shared`)
+    are also left for the run's other processes, and taken from them (transport/shared.py).
     """
 
-    def __init__(self, backend: Any, is_fact: Callable[[str], bool] = lambda command: False):
+    def __init__(self, backend: Any, is_fact: Callable[[str], bool] = lambda command: False, name: str = "",
+                 shared: SharedAnswers | None = None, is_shared: Callable[[str], bool] = lambda command: False):
         super().__init__(backend)
         self.commands = 0
         self.seconds = 0.0
         self.transcript: list[Command] | None = None
         self.is_fact = is_fact
         self.facts: dict[str, base.CommandResult] = {}
+        self.name = name
+        self.shared = shared
+        self.is_shared = is_shared
+        self.awaited = 0.0  # s to wait for the host's shared answers another process is sure to leave (0: none)
 
-    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
-        shown = self.backend.get_command(command, *args)
+    def known(self, command: str, *args: str, wait: bool = False) -> base.CommandResult | None:
+        """The answer to a fact read earlier in this run, here or by another of its processes, recorded
+        as such; None if it has not been read: run it. `wait`: for a shared answer another process is
+        sure to leave (`awaited`), up to its bound."""
         asked = base.BaseBackend.quote(command, *args)  # as the check asked it, whoever it runs as
         known = self.facts.get(asked)
+        if known is None and self.shared is not None and self.is_shared(asked):
+            answer = (self.shared.wait(self.name, asked, self.awaited) if wait and self.awaited
+                      else self.shared.get(self.name, asked))
+            if answer is not None:
+                line = self.backend.get_command(command, *args)
+                known = self.facts[asked] = self.backend.result(answer.rc, self.backend.encode(line),
+                                                                answer.stdout, answer.stderr)
         if known is not None:
-            self._record(Command(shown, known.rc, known.stdout, known.stderr, 0.0, known=True))
+            self._record(Command(self.backend.get_command(command, *args), known.rc, known.stdout, known.stderr,
+                                 0.0, known=True))
+        return known
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        known = self.known(command, *args)
+        if known is not None:
             return known
+        shown = self.backend.get_command(command, *args)
+        asked = base.BaseBackend.quote(command, *args)
         started = time.monotonic()
         self.commands += 1
         try:
@@ -71,6 +95,8 @@ class CountingHost(testinfra.host.Host):
         self._record(Command(shown, result.rc, result.stdout, result.stderr, time.monotonic() - started))
         if result.rc == 0 and self.is_fact(asked):
             self.facts[asked] = result
+            if self.shared is not None and self.is_shared(asked):
+                self.shared.put(self.name, asked, Answer(result.rc, result.stdout, result.stderr))
         return result
 
     def forget_facts(self) -> None:
@@ -87,7 +113,8 @@ class Connection:
 
     def __init__(self, host: Host, control_dir: str, connect_timeout: float, command_timeout: float,
                  on_contact: "Callable[[Connection], None] | None" = None,
-                 is_fact: Callable[[str], bool] = lambda command: False):
+                 is_fact: Callable[[str], bool] = lambda command: False,
+                 shared: SharedAnswers | None = None, is_shared: Callable[[str], bool] = lambda command: False):
         self.name = host.name
         self.on_contact = on_contact  # called once, right after the host first answers
         self.control_path = os.path.join(control_dir, f"{host.name}.sock")
@@ -96,7 +123,7 @@ class Connection:
         except RuntimeError as error:  # testinfra: unknown transport, or its library missing
             raise MxspecError(f"host {host.name} ({host.where}): {error}") from None
         self.backend.command_timeout = command_timeout
-        self.testinfra = CountingHost(self.backend, is_fact)
+        self.testinfra = CountingHost(self.backend, is_fact, host.name, shared, is_shared)
         self._checked = False
         self._unreachable: str | None = None
 
@@ -126,6 +153,11 @@ class Connection:
                 f"prompt: give {user} NOPASSWD sudo on the host, or connect as a user that needs no become)")
 
     def run(self, command: str, *args: str) -> base.CommandResult:
+        # Read already: the host need not be reached for it. Until this process reaches the host, the
+        # host's own worker is the one to read it; once it has, it reads for itself.
+        known = self.testinfra.known(command, *args, wait=not self._checked)
+        if known is not None:
+            return known
         self.check()
         try:
             return self.testinfra.run(command, *args)
@@ -195,10 +227,14 @@ class ConnectionPool:
 
     def __init__(self, connect_timeout: float = 10, command_timeout: float = 60,
                  on_contact: Callable[[Connection], None] | None = None,
-                 is_fact: Callable[[str], bool] = lambda command: False):
+                 is_fact: Callable[[str], bool] = lambda command: False,
+                 shared: SharedAnswers | None = None, is_shared: Callable[[str], bool] = lambda command: False):
         self.control_dir = tempfile.mkdtemp(prefix="mxspec-ssh-")
         self.on_contact = on_contact
         self.is_fact = is_fact
+        self.shared = shared  # the answers the run's processes leave each other: a distributed run's only
+        self.is_shared = is_shared
+        self.awaited: set[str] = set()  # hosts whose shared answers another process is sure to leave
         self.silences = Silences()  # endpoints that did not answer: later probes of them fail at once
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
@@ -209,7 +245,10 @@ class ConnectionPool:
         connection = self.connections.get(host.name)
         if connection is None:
             connection = self.connections[host.name] = Connection(
-                host, self.control_dir, self.connect_timeout, self.command_timeout, self.on_contact, self.is_fact)
+                host, self.control_dir, self.connect_timeout, self.command_timeout, self.on_contact, self.is_fact,
+                self.shared, self.is_shared)
+            if host.name in self.awaited:  # within a bound: its worker may be reaching it through a timeout
+                connection.testinfra.awaited = self.connect_timeout + self.command_timeout
         self.recent.pop(host.name, None)
         self.recent[host.name] = connection  # the most recently asked for last
         while len(self.recent) > OPEN_AT_ONCE:
