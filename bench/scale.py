@@ -62,7 +62,7 @@ What it does NOT measure:
 With --kex ALGORITHMS the aliases' ssh connections use that key exchange instead of OpenSSH's
 default: on OpenSSH 9.0-9.9 the default is the post-quantum sntrup761x25519, which costs the runner
 about 100 ms of CPU per connection against about 14 ms for curve25519 (measured on the lab); a run
-opens one or two connections per host, so at scale it is one of the runner's largest costs.
+opens one connection per host, so at scale it is one of the runner's largest costs.
 
     bin/python bench/scale.py [--sizes 10,50,200,500] [--parallel K] [--keep DIR] [--keep-inflow-delay]
                               [--kex ALGORITHMS]
