@@ -246,10 +246,11 @@ def _first_contact(run: Run, connection: Connection) -> None:
 
 def _reads_every_host(run: Run, items: list[pytest.Item]) -> dict[str, set[str]]:
     """Host -> the commands the run's estate scenarios will read of it (a step declaring
-    `facts.reads_every_host`, for the role its phrase names). Read as each host is first contacted, on
-    the worker checking it, and the estate scenarios run last: they find every answer read, or wait for
-    it (a host they have not reached is checked on another worker, now or soon), and open no second
-    connection to each host (half of a distributed run's connections, each ~0.15 s of CPU)."""
+    `facts.compares_every_host`, for the role its phrase names, where two or more hosts play it). Read
+    as each host is first contacted, on the worker checking it, and the estate scenarios run last:
+    they find every answer read, or wait for it (a host they have not reached is checked on another
+    worker, now or soon), and open no second connection to each host (half of a distributed run's
+    connections, each ~0.15 s of CPU)."""
     reads: dict[str, set[str]] = {}
     for item in items:
         target = _target(item)
@@ -258,11 +259,11 @@ def _reads_every_host(run: Run, items: list[pytest.Item]) -> dict[str, set[str]]
             continue
         for step in scenario.steps:
             for function, arguments in adapter.step_arguments(step, item):
-                command = getattr(function, facts.READS_EVERY_HOST, None)
-                if command and "role" in arguments:
-                    for host in target.estate.hosts.values():
-                        if host.has_any_role({arguments["role"]}):
-                            reads.setdefault(host.name, set()).add(command)
+                command, role = getattr(function, facts.COMPARES_EVERY_HOST, None), arguments.get("role")
+                hosts = [host for host in target.estate.hosts.values() if role and host.has_any_role({role})]
+                if command and len(hosts) > 1:
+                    for host in hosts:
+                        reads.setdefault(host.name, set()).add(command)
     return reads
 
 

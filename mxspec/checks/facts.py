@@ -56,16 +56,17 @@ def is_shared(command: str) -> bool:
     return command == EFFECTIVE_CONFIGURATION
 
 
-# The attribute a step definition carries when it reads one command of every host playing a role
-# (`reads_every_host`): the run reads it of each such host as it first contacts it, on the worker
-# checking that host, so that the estate's scenario finds it read (bdd/plugin.py).
-READS_EVERY_HOST = "mxspec_reads_every_host"
+# The attribute a step definition carries when it compares one command's answer across the hosts
+# playing a role (`compares_every_host`): the run reads it of each such host as it first contacts it,
+# on the worker checking that host, so that the estate's scenario finds it read (bdd/plugin.py).
+COMPARES_EVERY_HOST = "mxspec_compares_every_host"
 
 
-def reads_every_host(command: str) -> Callable[[F], F]:
-    """Declares that the step reads `command` of every host playing the role its phrase names (`role`)."""
+def compares_every_host(command: str) -> Callable[[F], F]:
+    """Declares that the step compares `command`'s answer across the hosts playing the role its phrase
+    names (`role`), where two or more play it (one host has nothing to be compared with)."""
     def declare(function: F) -> F:
-        setattr(function, READS_EVERY_HOST, command)
+        setattr(function, COMPARES_EVERY_HOST, command)
         return function
     return declare
 

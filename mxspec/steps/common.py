@@ -74,7 +74,7 @@ def deferred_not_older_than(mailhost: MailHost) -> None:
 
 @then(parsers.parse("every host playing {role:Role} has the same effective Postfix parameters, "
                     "except the host-specific ones", extra_types=TYPES))
-@facts.reads_every_host(facts.EFFECTIVE_CONFIGURATION)
+@facts.compares_every_host(facts.EFFECTIVE_CONFIGURATION)
 def hosts_configured_alike(estate: Subject, role: str) -> None:
     """Every `postconf` parameter (defaults included), master.cf service and -o override alike; host-specific: as inventory."""
     hosts = estate.hosts_playing(role)
