@@ -173,6 +173,27 @@ def test_a_shared_answer_is_taken_without_reaching_the_host(tmp_path):
         pool.close()
 
 
+def test_a_host_not_reached_yet_waits_for_its_answer_and_a_host_gone_gets_none_it_had(tmp_path):
+    """The estate's worker waits for what the host's own worker is sure to leave, within one bound for
+    the process; and once a host is found unreachable, no answer read before is given for it."""
+    unreachable = Host(name="gone", estate="test", where="test", roles=["inbound"],
+                       vars={"ansible_host": "127.0.0.1", "ansible_port": "1", "ansible_user": "nobody"})
+    pool = shared_pool(tmp_path)
+    pool.awaited = {"gone"}
+    later = threading.Timer(0.3, lambda: SharedAnswers(str(tmp_path)).put("gone", "date +%s%N", Answer(0, "7\n", "")))
+    later.start()
+    try:
+        connection = pool.get(unreachable)
+        assert connection.run("date +%s%N").stdout == "7\n"  # waited for, the host never reached
+        with pytest.raises(HostUnreachable):
+            connection.run("true")
+        with pytest.raises(HostUnreachable):  # found unreachable: the answer it had is not given for it
+            connection.run("date +%s%N")
+    finally:
+        later.cancel()
+        pool.close()
+
+
 def test_a_wait_for_a_shared_answer_ends_when_it_comes_or_is_refused_or_at_its_bound(tmp_path):
     shared = SharedAnswers(str(tmp_path))
     later = threading.Timer(0.3, lambda: shared.put("mx-1", "postconf", Answer(0, "a = b\n", "")))

@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -72,8 +73,10 @@ def test_a_roles_hosts_are_compared_on_what_was_read_as_each_was_first_contacted
     (tmp_path / "ssh").chmod(0o755)
     args = ("--hosts=new-mx", f"--mx-parallel={parallel}", "-k", "configured_alike or mail_software_is_installed")
     env = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    started = time.monotonic()
     healthy = run_mxspec_pytest(*args, env=env)
     assert healthy.returncode == 0 and "7 passed, 1 skipped" in healthy.stdout, output(healthy)
+    assert time.monotonic() - started < 40, output(healthy)  # no wait ran to its bound (--mx-timeout's 60 s)
     opened = channels_opened(tmp_path / "ssh.log")
     assert set(opened) == set(NEW_HOSTS), opened
     assert opened == {host: 1 for host in NEW_HOSTS}, output(healthy)

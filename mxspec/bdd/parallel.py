@@ -132,8 +132,13 @@ class HostScheduling(LoadGroupScheduling):
 
 def share_answers(node: Any) -> None:
     """For a worker about to start: the run's directory of shared answers, made on the first worker's start
-    (mode 0700: a configuration read may hold what only root should read) and removed when the run ends."""
+    (mode 0700: a configuration read may hold what only root should read) and removed when the run ends.
+
+    Only where HostScheduling runs the estates after every host (`--dist loadgroup`, mxspec's own choice)
+    and the worker runs on this machine: a wait for an answer is sure to end only there."""
     config = node.config
+    if config.getvalue("dist") != "loadgroup" or not getattr(getattr(node.gateway, "spec", None), "popen", False):
+        return
     if _SHARED not in config.stash:
         config.stash[_SHARED] = tempfile.mkdtemp(prefix="mxspec-answers-")
         config.add_cleanup(lambda: shutil.rmtree(config.stash[_SHARED], ignore_errors=True))

@@ -345,7 +345,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for tag, (option, reason) in OPT_IN.items():
             if item.get_closest_marker(tag) and not getattr(config.option, option):
                 item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))
-    run.read_first = _reads_every_host(run, items)
+    # A worker that shares nothing (a distribution the operator chose) would read them for nobody.
+    sharing = run.pool.shared is not None or not hasattr(config, "workerinput")
+    run.read_first = _reads_every_host(run, items) if sharing else {}
     checked = {target.host.name for item in items
                if (target := _target(item)) is not None and target.host is not None and not item.get_closest_marker("skip")}
     run.pool.awaited = {host for host in run.read_first if host in checked}  # their workers will read them
@@ -464,7 +466,8 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
             pool.get(target.host).check()
         except HostUnreachable:
             pass
-        _first_reads_settled(request.config.stash[RUN], target.host.name)
+        finally:
+            _first_reads_settled(request.config.stash[RUN], target.host.name)
 
 
 def _first_reads_settled(run: Run, host: str) -> None:

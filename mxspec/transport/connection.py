@@ -59,7 +59,8 @@ class CountingHost(testinfra.host.Host):
         self.name = name
         self.shared = shared
         self.is_shared = is_shared
-        self.awaited = 0.0  # s to wait for the host's shared answers another process is sure to leave (0: none)
+        # How long, from now, to wait for the host's shared answers another process is sure to leave (0: none).
+        self.awaited: Callable[[], float] = lambda: 0.0
 
     def known(self, command: str, *args: str, wait: bool = False) -> base.CommandResult | None:
         """The answer to a fact read earlier in this run, here or by another of its processes, recorded
@@ -68,8 +69,8 @@ class CountingHost(testinfra.host.Host):
         asked = base.BaseBackend.quote(command, *args)  # as the check asked it, whoever it runs as
         known = self.facts.get(asked)
         if known is None and self.shared is not None and self.is_shared(asked):
-            answer = (self.shared.wait(self.name, asked, self.awaited) if wait and self.awaited
-                      else self.shared.get(self.name, asked))
+            seconds = self.awaited() if wait else 0.0
+            answer = self.shared.wait(self.name, asked, seconds) if seconds else self.shared.get(self.name, asked)
             if answer is not None:
                 line = self.backend.get_command(command, *args)
                 known = self.facts[asked] = self.backend.result(answer.rc, self.backend.encode(line),
@@ -153,12 +154,11 @@ class Connection:
                 f"prompt: give {user} NOPASSWD sudo on the host, or connect as a user that needs no become)")
 
     def run(self, command: str, *args: str) -> base.CommandResult:
-        # Read already: the host need not be reached for it. Until this process reaches the host, the
-        # host's own worker is the one to read it; once it has, it reads for itself.
-        known = self.testinfra.known(command, *args, wait=not self._checked)
-        if known is not None:
-            return known
-        self.check()
+        if not self._checked:  # read already (here, or by the host's own worker): the host need not be reached
+            known = self.testinfra.known(command, *args, wait=True)
+            if known is not None:
+                return known
+        self.check()  # once reached (or found unreachable), as every command: no answer for a host gone since
         try:
             return self.testinfra.run(command, *args)
         except CommandTimeout as error:
@@ -235,6 +235,7 @@ class ConnectionPool:
         self.shared = shared  # the answers the run's processes leave each other: a distributed run's only
         self.is_shared = is_shared
         self.awaited: set[str] = set()  # hosts whose shared answers another process is sure to leave
+        self._wait_ends: float | None = None  # one bound for all of this process's waits for them
         self.silences = Silences()  # endpoints that did not answer: later probes of them fail at once
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
@@ -247,13 +248,21 @@ class ConnectionPool:
             connection = self.connections[host.name] = Connection(
                 host, self.control_dir, self.connect_timeout, self.command_timeout, self.on_contact, self.is_fact,
                 self.shared, self.is_shared)
-            if host.name in self.awaited:  # within a bound: its worker may be reaching it through a timeout
-                connection.testinfra.awaited = self.connect_timeout + self.command_timeout
+            if host.name in self.awaited:
+                connection.testinfra.awaited = self._wait_left
         self.recent.pop(host.name, None)
         self.recent[host.name] = connection  # the most recently asked for last
         while len(self.recent) > OPEN_AT_ONCE:
             self.recent.pop(next(iter(self.recent))).close()
         return connection
+
+    def _wait_left(self) -> float:
+        """What is left of the one bound on this process's waits for answers other processes leave: a host's
+        connection and one command's time, from the first wait (its worker may be reaching it through a timeout)."""
+        now = time.monotonic()
+        if self._wait_ends is None:
+            self._wait_ends = now + self.connect_timeout + self.command_timeout
+        return max(0.0, self._wait_ends - now)
 
     def notices(self) -> list[str]:
         return [notice for connection in self.connections.values() for notice in connection.notices()]

@@ -15,8 +15,10 @@ worker, now or soon. That worker leaves, for each answer it could not read (the 
 the read failed), a refusal instead, so that nobody waits for it; the wait is bounded in any case.
 
 One file per host and command in a directory the run's controller makes (mode 0700, removed when
-the run ends), written whole (a temporary file renamed into place): a reader finds the answer
-complete or not at all.
+the run ends; a controller killed outright leaves it, /tmp/mxspec-answers-*, readable by root only:
+a configuration read may hold what only root should read), written whole (a temporary file renamed
+into place): a reader finds the answer complete or not at all. Only a run distributed by mxspec
+itself (`HostScheduling`: the estates after every host) on this machine's own workers shares.
 """
 
 import hashlib
@@ -73,7 +75,11 @@ class SharedAnswers:
             self._write(host, command, REFUSED)
 
     def _write(self, host: str, command: str, content: dict) -> None:
-        descriptor, partial = tempfile.mkstemp(dir=self.directory, suffix=".part")
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump({"host": host, "command": command, **content}, file)
-        os.replace(partial, self._path(host, command))
+        """Best effort: an answer not left is read again by whoever needs it (a refusal not left bounds its wait)."""
+        try:
+            descriptor, partial = tempfile.mkstemp(dir=self.directory, suffix=".part")
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                json.dump({"host": host, "command": command, **content}, file)
+            os.replace(partial, self._path(host, command))
+        except OSError:
+            pass
