@@ -1,7 +1,6 @@
 """SMTP steps: what the host answers a client, what it offers, and what happens to mail sent to it."""
 
 
-import contextlib
 import ssl
 
 import pytest
@@ -209,32 +208,16 @@ def relayed_as_logged(mailhost: MailHost, smtp_client: Client, datatable: list[l
     the `mailstore`, if it landed there."""
     seconds = mailhost.setting("delivery_seconds")
     store = mailhost.other_host("mailstore") if mailhost.has("mailstore") else None
-    # Every message sent first, then each waited for: the host relays them at once, as it does real
-    # mail, and the scenario takes the longest delivery, not the sum of them.
-    sent: list[tuple[dict[str, str], SentMessage]] = []
     problems = []
-    try:
-        for row in mailhost.table(datatable):
-            sent.append((row, smtpchecks.send(mailhost, smtp_client, "clean", mailhost.setting("test_sender"),
-                                              row["recipient"])))
-        for row, message in sent:
-            try:
-                if message.reply.code != 250:
-                    raise AssertionError(f"{row['recipient']}: message refused: {message.reply}")
-                maillog.wait_relayed(mailhost, message.message_id, row["relayed to"], seconds)
-            except AssertionError as problem:
-                problems.append(str(problem))
-    except BaseException:
-        with contextlib.suppress(Exception):  # what went wrong above is what the scenario reports
-            _remove_delivered(store, [message for _, message in sent])
-        raise
-    _remove_delivered(store, [message for _, message in sent])
+    for row in mailhost.table(datatable):
+        sent = smtpchecks.send(mailhost, smtp_client, "clean", mailhost.setting("test_sender"), row["recipient"])
+        try:
+            if sent.reply.code != 250:
+                raise AssertionError(f"{row['recipient']}: message refused: {sent.reply}")
+            maillog.wait_relayed(mailhost, sent.message_id, row["relayed to"], seconds)
+        except AssertionError as problem:
+            problems.append(str(problem))
+        if store and sent.reply.code == 250:
+            smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), sent, 5)
     if problems:
         raise AssertionError("\n".join(problems))
-
-
-def _remove_delivered(store: MailHost | None, sent: list[SentMessage]) -> None:
-    """Each accepted message's copy, once it has landed in the mailstore (within 5 s), removed from it."""
-    for message in sent:
-        if store and message.reply.code == 250:
-            smtpchecks.wait_in_mailstore(store, store.value("{{ maildir_root }}"), message, 5)
