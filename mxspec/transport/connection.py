@@ -68,16 +68,15 @@ class CountingHost(testinfra.host.Host):
         sure to leave (`awaited`), up to its bound."""
         asked = base.BaseBackend.quote(command, *args)  # as the check asked it, whoever it runs as
         known = self.facts.get(asked)
+        shown = self.backend.get_command(command, *args)
         if known is None and self.shared is not None and self.is_shared(asked):
             seconds = self.awaited() if wait else 0.0
             answer = self.shared.wait(self.name, asked, seconds) if seconds else self.shared.get(self.name, asked)
             if answer is not None:
-                line = self.backend.get_command(command, *args)
-                known = self.facts[asked] = self.backend.result(answer.rc, self.backend.encode(line),
+                known = self.facts[asked] = self.backend.result(answer.rc, self.backend.encode(shown),
                                                                 answer.stdout, answer.stderr)
         if known is not None:
-            self._record(Command(self.backend.get_command(command, *args), known.rc, known.stdout, known.stderr,
-                                 0.0, known=True))
+            self._record(Command(shown, known.rc, known.stdout, known.stderr, 0.0, known=True))
         return known
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
