@@ -102,6 +102,14 @@ def postfix_not_enabled_at_boot(host: str, init: str) -> Fault:
                  BOOT_FILES)
 
 
+# Sends what a fault left in a host's queue on its way now, and waits (30 s at most) until the
+# queue is empty. `postqueue -f` alone is not enough: right after `postfix reload` the queue
+# manager may not be back yet and the flush request is lost; the deferred mail would then wait
+# out Postfix's retry time (5 min) and a later test would find the queue long.
+QUEUE_DELIVERED = ("for i in $(seq 30); do postqueue -f 2>/dev/null; [ -z \"$(postqueue -j)\" ] && exit 0; sleep 1; done; "
+                   "echo \"messages still queued 30 s after the flush: $(postqueue -j | wc -l)\" >&2; exit 1")
+
+
 # Rewrites the arrival time in a queue file in place: postqueue -j (showq) and the queue manager
 # read it from the file's own time record (`T` type byte, length byte, seconds), never from the
 # file's modification time, which in the deferred queue is the next retry time and is kept as it was.

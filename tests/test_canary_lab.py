@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import PROJECT, lab_ssh, output, run_mxspec, run_mxspec_pytest
-from faults import Fault, injected
+from faults import QUEUE_DELIVERED, Fault, injected
 
 # Everything of a host's network the canary could touch, and more: read by the test itself, not by
 # the product's own comparison.
@@ -166,7 +166,7 @@ def test_the_split_uses_only_what_is_free_and_stop_names_what_it_did_not_put_bac
 ROUTERS_DEFER_BETA = [Fault(
     router, "sed -i 's/^beta[.]test[[:space:]].*/beta.test smtp:[10.213.0.5]:2525/' /etc/postfix/transport && "
             "postmap /etc/postfix/transport && postfix reload",
-    "postmap /etc/postfix/transport && postfix reload && postqueue -f",
+    f"postmap /etc/postfix/transport && postfix reload && {QUEUE_DELIVERED}",
     "the router defers mail for beta.test (its next hop refuses)",
     files=("/etc/postfix/transport",)) for router in ("new-router-1", "new-router-2")]
 

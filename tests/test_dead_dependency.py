@@ -10,7 +10,7 @@ import re
 import yaml
 
 from conftest import PROJECT, lab_ssh, output, run_mxspec_pytest
-from faults import edit, injected, service_stopped
+from faults import QUEUE_DELIVERED, edit, injected, service_stopped
 
 DNS_CONF = "/etc/unbound/unbound.conf.d/lab.conf"
 # unbound drops, without a word, every query that reaches the new estate's address of the lab DNS.
@@ -43,7 +43,7 @@ def test_a_silent_dns_server_is_waited_for_once_and_is_the_one_root_cause_of_the
 def test_with_the_dns_server_stopped_a_delivery_ends_at_the_deferral(lab):
     with injected(service_stopped("lab-dns", "unbound")):
         result = run_mxspec_pytest("--hosts=new-mx", "-k", "clean_message_reaches_the_mailstore and new-mx-in-1")
-    lab_ssh("new-mx-in-1", "postqueue -f")  # the deferred probe goes on its way now, not at Postfix's next retry
+    lab_ssh("new-mx-in-1", QUEUE_DELIVERED)  # the deferred probe goes on its way now, not at Postfix's next retry
     text = output(result)
     assert result.returncode == 1, text
     assert re.search(r"host new-mx-in-1: message <[^>]+> was deferred there; the mail log shows:\n.*status=deferred",
