@@ -6,7 +6,7 @@ can name `file:line`.
 """
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -40,10 +40,13 @@ class Unsafe(str):
 # libyaml's parser where PyYAML was built with it (Debian's and the wheels are): the same documents,
 # marks and errors, 8x faster than the pure-Python parser (a 500-host inventory: 17 ms, not 138 ms),
 # which a run and each of its workers spend reading the inventories before the first host is reached.
-_SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
+class _Loader(_SafeLoader):
     name: str
 
 
