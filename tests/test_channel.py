@@ -199,16 +199,16 @@ def test_a_wait_for_a_shared_answer_ends_when_it_comes_or_is_refused_or_at_its_b
     later = threading.Timer(0.3, lambda: shared.put("mx-1", "postconf", Answer(0, "a = b\n", "")))
     later.start()
     started = time.monotonic()
-    assert shared.wait("mx-1", "postconf", 10) == Answer(0, "a = b\n", "")
+    assert shared.get("mx-1", "postconf", wait=10) == Answer(0, "a = b\n", "")
     assert time.monotonic() - started < 2
     shared.refuse("mx-1", "postconf")  # an answer left already stays
     assert shared.get("mx-1", "postconf") == Answer(0, "a = b\n", "")
     shared.refuse("mx-2", "postconf")
     started = time.monotonic()
-    assert shared.wait("mx-2", "postconf", 10) is None
+    assert shared.get("mx-2", "postconf", wait=10) is None
     assert time.monotonic() - started < 1
     started = time.monotonic()
-    assert shared.wait("mx-3", "postconf", 0.5) is None
+    assert shared.get("mx-3", "postconf", wait=0.5) is None
     assert 0.5 <= time.monotonic() - started < 2
 
 

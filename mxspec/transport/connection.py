@@ -66,12 +66,12 @@ class CountingHost(testinfra.host.Host):
         """The answer to a fact read earlier in this run, here or by another of its processes, recorded
         as such; None if it has not been read: run it. `wait`: for a shared answer another process is
         sure to leave (`awaited`), up to its bound."""
-        asked = base.BaseBackend.quote(command, *args)  # as the check asked it, whoever it runs as
+        return self._known(base.BaseBackend.quote(command, *args), self.backend.get_command(command, *args), wait)
+
+    def _known(self, asked: str, shown: str, wait: bool) -> base.CommandResult | None:
         known = self.facts.get(asked)
-        shown = self.backend.get_command(command, *args)
         if known is None and self.shared is not None and self.is_shared(asked):
-            seconds = self.awaited() if wait else 0.0
-            answer = self.shared.wait(self.name, asked, seconds) if seconds else self.shared.get(self.name, asked)
+            answer = self.shared.get(self.name, asked, wait=self.awaited() if wait else 0.0)
             if answer is not None:
                 known = self.facts[asked] = self.backend.result(answer.rc, self.backend.encode(shown),
                                                                 answer.stdout, answer.stderr)
@@ -80,11 +80,11 @@ class CountingHost(testinfra.host.Host):
         return known
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
-        known = self.known(command, *args)
+        asked = base.BaseBackend.quote(command, *args)  # as the check asked it, whoever it runs as
+        shown = self.backend.get_command(command, *args)
+        known = self._known(asked, shown, wait=False)
         if known is not None:
             return known
-        shown = self.backend.get_command(command, *args)
-        asked = base.BaseBackend.quote(command, *args)
         started = time.monotonic()
         self.commands += 1
         try:

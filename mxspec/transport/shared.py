@@ -9,7 +9,7 @@ answer a host's own worker read is left here, and the estate's worker takes it i
 connecting. Which commands qualify is the caller's to say (`facts.is_shared`): only answers that
 prove they hold for the run (a host's configuration read while no change scenario had it changed).
 
-The reader may also wait for an answer (`wait`) that a host's worker is sure to leave: the estate's
+The reader may also wait for an answer (`get(..., wait=S)`) that a host's worker is sure to leave: the estate's
 scenarios run last, so a host the estate's worker has not reached itself is checked on another
 worker, now or soon. That worker leaves, for each answer it could not read (the host unreachable,
 the read failed), a refusal instead, so that nobody waits for it; the wait is bounded in any case.
@@ -54,16 +54,12 @@ class SharedAnswers:
             return None
         if found.get("host") != host or found.get("command") != command:  # a digest's collision: not this one
             return None
-        return dict(found)
+        return found
 
-    def get(self, host: str, command: str) -> Answer | None:
-        """The answer another process left for the host and command; None if none did (yet), or it refused."""
-        found = self._read(host, command)
-        return Answer(found["rc"], found["stdout"], found["stderr"]) if found and "rc" in found else None
-
-    def wait(self, host: str, command: str, seconds: float) -> Answer | None:
-        """The answer, once another process leaves it; None if it refuses, or after `seconds`."""
-        found = poll(seconds, lambda: self._read(host, command), interval=0.2)
+    def get(self, host: str, command: str, wait: float = 0.0) -> Answer | None:
+        """The answer another process left for the host and command, waiting up to `wait` seconds for it
+        to be left; None if it refused, or none came (yet)."""
+        found = poll(wait, lambda: self._read(host, command), interval=0.2)  # asked once at least
         return Answer(found["rc"], found["stdout"], found["stderr"]) if found and "rc" in found else None
 
     def put(self, host: str, command: str, answer: Answer) -> None:
