@@ -13,6 +13,7 @@ import time
 import pytest
 
 from mxspec.core.errors import CommandTimeout, HostUnreachable
+from mxspec.core.waiting import poll
 from mxspec.estate.inventory import Host
 from mxspec.transport import channel
 from mxspec.transport.connection import ConnectionPool
@@ -226,3 +227,36 @@ def test_a_run_keeps_a_bounded_number_of_hosts_connected(pool):
     assert pool.get(hosts[0]).run("echo back").stdout == "back\n"  # and opened again when its host comes back
     assert loop_pid(first) != loop
     assert first.notices() == []  # closed on purpose: not a channel that died
+
+
+def test_a_host_opened_ahead_is_reached_before_its_first_command_which_runs_on_that_channel(pool, tmp_path):
+    started = tmp_path / "started"
+    connection = pool.get(local_host())
+    connection.backend.channel().process_line = f"touch {started}; " + connection.backend.channel().process_line
+    pool.open_ahead([local_host()])
+    process = connection.backend.channel().process
+    assert process is not None and connection.testinfra.commands == 0
+    assert poll(2, lambda: started.exists() or None, interval=0.02)  # the line runs in the background
+    connection.check()
+    assert connection.run("echo first").stdout == "first\n"
+    assert connection.backend.channel().process is process
+    assert connection.notices() == []
+
+
+def test_a_host_opened_ahead_that_cannot_be_reached_is_unreachable_and_its_channel_not_opened_again(pool):
+    connection = pool.get(local_host())
+    connection.backend.channel().process_line = "echo 'ssh: connect: No route to host' >&2; exit 255"
+    pool.open_ahead([local_host()])
+    with pytest.raises(HostUnreachable, match="host here unreachable: ssh: connect: No route to host"):
+        connection.run("true")
+    assert connection.notices() == []  # never answered: not a channel that died and was opened again
+    pool.open_ahead([local_host()])  # not tried again
+    assert connection.backend.channel().process is None
+
+
+def test_opening_ahead_is_bounded_by_the_hosts_a_run_keeps_connected(pool):
+    from mxspec.transport.connection import OPEN_AT_ONCE
+
+    pool.open_ahead([local_host(f"host-{n}") for n in range(OPEN_AT_ONCE + 3)])
+    running = [c for c in pool.connections.values() if c.backend.channel().process is not None]
+    assert len(running) == OPEN_AT_ONCE == len(pool.connections)

@@ -1,5 +1,6 @@
 """The persistent channel on the lab's hosts: the SysV host and systemd ones, a channel killed mid-run."""
 
+import subprocess
 import textwrap
 import time
 
@@ -8,7 +9,7 @@ import pytest
 from conftest import PROJECT, lab_ssh, output, run_mxspec_pytest
 from mxspec.core.errors import CommandTimeout
 from mxspec.estate.inventory import load_estate
-from mxspec.transport.connection import ConnectionPool
+from mxspec.transport.connection import ConnectionPool, end_masters, make_control_dir
 
 
 @pytest.mark.parametrize("estate, name", [("old-mx", "old-mx-1"), ("new-mx", "new-router-1")])
@@ -54,3 +55,31 @@ def test_a_channel_killed_mid_run_is_opened_again_and_the_run_completes(lab, tmp
     assert "failed" not in text.splitlines()[-1], text
     for name in ("old-mx-1", "new-mx-in-1", "new-mx-in-2", "new-router-1", "new-router-2", "new-out-1"):
         assert f"host {name}: its channel died (" in text, text
+
+
+def masters(socket: str) -> int:
+    """Control master processes listening on `socket` (a master names itself `ssh: SOCKET [mux]`)."""
+    return len([line for line in subprocess.run(["pgrep", "-af", "ssh: "], capture_output=True, text=True).stdout.splitlines()
+                if f"{socket} [mux]" in line])
+
+
+def test_processes_sharing_a_control_directory_ride_one_master_which_the_last_to_leave_ends(lab):
+    host = load_estate(PROJECT / "inventories", "new-mx").hosts["new-router-1"]
+    directory = make_control_dir()  # as a distributed run's controller makes it for its workers
+    first, second = (ConnectionPool(command_timeout=5, control_dir=directory) for _ in range(2))
+    socket = f"{directory}/new-router-1.sock"
+    try:
+        assert first.get(host).run("echo first").stdout == "first\n"
+        assert second.get(host).run("echo second").stdout == "second\n"
+        assert masters(socket) == 1  # the second rode the first's connection
+        first.close()
+        assert masters(socket) == 1, "another process still uses the master: it stays"
+        assert second.get(host).run("echo still").stdout == "still\n"
+        assert second.notices() == []  # its channel never died
+        second.close()
+        time.sleep(0.2)
+        assert masters(socket) == 0, "the last to leave ends it"
+    finally:
+        first.close()
+        second.close()
+        end_masters(directory)

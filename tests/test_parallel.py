@@ -235,3 +235,40 @@ def test_verbose_keeps_pytests_line_per_test(project):
     assert re.search(r"^test_bind\.py::test_true_is_quiet\[new-1\] PASSED", result.stdout, re.M), result.stdout
     assert re.search(r"^test_bind\.py::test_optin_so_skipped\[old-1\] SKIPPED", result.stdout, re.M), result.stdout
     assert re.search(r"^\[mxspec\] 3/3 done  new-2: 5 scenarios, 1 failed, 1 skipped$", result.stdout, re.M)
+
+
+class Worker:
+    """A pytest-xdist worker as its scheduler sees it: the test indices it was sent."""
+
+    def __init__(self, name):
+        self.gateway = type("Gateway", (), {"id": name})
+        self.sent: list[list[int]] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices):
+        self.sent.append(indices)
+
+    def shutdown(self):
+        self.shutting_down = True
+
+
+def test_the_next_host_goes_to_a_worker_only_once_it_has_run_out_of_work():
+    """A worker keeps the last test it was given until it knows the next one: one test pending is an idle
+    worker. pytest-xdist's own schedulers send the next host at two pending, to a worker still busy."""
+    ids = [f"features/test_features.py::test_{n}[{host}]" for host, count in (("h-1", 4), ("h-2", 4), ("h-3", 3))
+           for n in range(count)]
+    option = type("Option", (), {"tx": ["2*popen"], "numprocesses": None, "dist": "loadgroup", "loadscopereorder": True})
+    config = type("Config", (), {"option": option, "getvalue": lambda self, name: getattr(option, name)})()
+    scheduling = parallel.HostScheduling(config, None, ["h-1", "h-2", "h-3"], set())
+    first, second = Worker("gw0"), Worker("gw1")
+    for worker in (first, second):
+        scheduling.add_node(worker)
+        scheduling.add_node_collection(worker, ids)
+    scheduling.schedule()
+    assert [len(sent) for sent in first.sent + second.sent] == [4, 4]  # one host each, the third waits
+    for index in first.sent[0][:2]:
+        scheduling.mark_test_complete(first, index)
+    assert len(first.sent) == 1, "two tests still to run: the worker is busy, the third host waits"
+    scheduling.mark_test_complete(first, first.sent[0][2])
+    assert first.sent[1] == [8, 9, 10], "one test left, held until the next is known: the third host goes there"
+    assert second.sent == [second.sent[0]] and not second.shutting_down

@@ -22,12 +22,16 @@ from xdist.scheduler import LoadGroupScheduling
 
 from mxspec.bdd import adapter
 from mxspec.core.errors import BadInput
+from mxspec.transport.connection import end_masters, make_control_dir
 from mxspec.transport.shared import SharedAnswers
 
-# Where the run's processes leave each other the answers that hold for the whole run (transport/shared.py):
-# a directory the controller makes and names to each worker in its workerinput.
+# Where the run's processes leave each other the answers that hold for the whole run (transport/shared.py),
+# and where their control masters listen (transport/connection.py): directories the controller makes and
+# names to each worker in its workerinput.
 SHARED_ANSWERS = "mxspec_shared_answers"
+CONTROL_DIR = "mxspec_control_dir"
 _SHARED = pytest.StashKey[str]()
+_CONTROL = pytest.StashKey[str]()
 
 USAGE = "N, how many hosts to check at once: 1 or more (1: one after another, no workers)"
 
@@ -129,20 +133,45 @@ class HostScheduling(LoadGroupScheduling):
                 self.workqueue.move_to_end(scope)
         super()._assign_work_unit(node)
 
+    def _reschedule(self, node: Any) -> None:
+        # The next host goes to a worker only once it is idle. A worker holds its last test until it knows the
+        # one after it (pytest runs a test knowing its successor, for the teardown), so one test pending is an
+        # idle worker. pytest-xdist sends more at three pending, which ties a host to a worker still busy with
+        # two tests while another runs out of work: on the lab's gate, the last host then waited 0.4 s behind
+        # its predecessor on one worker while another worker sat idle.
+        if self.workqueue and not node.shutting_down and self._pending_of(self.assigned_work[node]) > 1:
+            return
+        super()._reschedule(node)
 
-def share_answers(node: Any) -> None:
-    """For a worker about to start: the run's directory of shared answers, made on the first worker's start
-    (mode 0700: a configuration read may hold what only root should read) and removed when the run ends.
 
-    Only where HostScheduling runs the estates after every host (`--dist loadgroup`, mxspec's own choice)
-    and the worker runs on this machine: a wait for an answer is sure to end only there."""
+def share_with(node: Any) -> None:
+    """For a worker about to start on this machine, what the run's processes share, made on the first
+    worker's start (mode 0700) and removed when the run ends, after its workers:
+
+    - the directory of its control masters: a host two workers reach (the mailstores every delivery
+      reads, the routers an inbound MX relays through) is connected to once, its master ended by the
+      last worker to let go of it, or at the end of the run;
+    - the directory of shared answers (a configuration read may hold what only root should read), only
+      where HostScheduling runs the estates after every host (`--dist loadgroup`, mxspec's own choice):
+      a wait for an answer is sure to end only there."""
     config = node.config
-    if config.getvalue("dist") != "loadgroup" or not getattr(getattr(node.gateway, "spec", None), "popen", False):
+    if not getattr(getattr(node.gateway, "spec", None), "popen", False):
+        return
+    if _CONTROL not in config.stash:
+        config.stash[_CONTROL] = make_control_dir()
+        config.add_cleanup(lambda: end_masters(config.stash[_CONTROL]))
+    node.workerinput[CONTROL_DIR] = config.stash[_CONTROL]
+    if config.getvalue("dist") != "loadgroup":
         return
     if _SHARED not in config.stash:
         config.stash[_SHARED] = tempfile.mkdtemp(prefix="mxspec-answers-")
         config.add_cleanup(lambda: shutil.rmtree(config.stash[_SHARED], ignore_errors=True))
     node.workerinput[SHARED_ANSWERS] = config.stash[_SHARED]
+
+
+def control_dir(config: pytest.Config) -> str | None:
+    """Where this worker's control masters listen, shared with the run's other processes; None: its own."""
+    return getattr(config, "workerinput", {}).get(CONTROL_DIR)
 
 
 def shared_answers(config: pytest.Config) -> SharedAnswers | None:

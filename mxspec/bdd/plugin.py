@@ -18,7 +18,7 @@ from mxspec.checks import changes, facts
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.estate import roles, shards
-from mxspec.estate.inventory import Estate, load_estates, raw_estate
+from mxspec.estate.inventory import Estate, Host, load_estates, raw_estate
 from mxspec.estate.target import Target, targets_for
 from mxspec.estate.values import MissingVariable
 from mxspec.report.collector import ResultsCollector, result_properties
@@ -58,6 +58,11 @@ class Run:
         """Every target this run checks, as shard units: each host, and each estate for its @estate scenarios."""
         every = [shards.unit(e.name, t) for e in self.estates for t in [*e.hosts, e.name]]
         return every if self.shard is None else [unit for unit in every if unit in self.units]
+
+    def hosts(self) -> list[Host]:
+        """Every host this run checks, in the inventories' order."""
+        units = set(self.targets())
+        return [host for e in self.estates for host in e.hosts.values() if shards.unit(e.name, host.name) in units]
 
     def names(self) -> list[str]:
         """Every host and estate name, longest first: what test ids are read with (see parallel.target_in_id)."""
@@ -161,12 +166,40 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The built-in phrases, for every feature of every project: imported as the session starts, after
-    pytest-xdist's own sessionstart has started the run's workers, so that they start without waiting
-    for the DNS, SMTP and TLS libraries the phrases import (~0.1 s of the controller's CPU before its
-    first worker could start); pytest reads their step definitions as each is registered."""
+    """The hosts of a serial run reached in the background (`_runs_scenarios_here`); then the built-in phrases,
+    for every feature of every project: imported as the session starts, after pytest-xdist's own
+    sessionstart has started the run's workers, so that they start without waiting for the DNS, SMTP and
+    TLS libraries the phrases import (~0.1 s of the controller's CPU before its first worker could start);
+    pytest reads their step definitions as each is registered."""
+    config = session.config
+    run = config.stash.get(RUN, None)
+    if run is not None and _runs_scenarios_here(config):
+        # A serial run's first scenarios go round every host (scenario by scenario): its hosts are reached
+        # while the phrases are imported and the features collected, not one after another as they come.
+        run.pool.open_ahead(run.hosts())
     for name in steps.MODULES:
-        session.config.pluginmanager.import_plugin(name)
+        config.pluginmanager.import_plugin(name)
+
+
+def _runs_scenarios_here(config: pytest.Config) -> bool:
+    """This process runs the session's scenarios itself (not a distributed run's controller, nor one of its
+    workers, which learn their hosts as they are given them) and runs them (not --collect-only and the like)."""
+    option = config.option
+    listing = (option.collectonly, option.setuponly, option.setupplan, option.showfixtures,
+               option.show_fixtures_per_test)
+    return not (config.pluginmanager.has_plugin("dsession") or hasattr(config, "workerinput") or any(listing))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """While a scenario runs, the host of the next one is reached if it is not yet (Connection.open_ahead):
+    on a worker, the host it is given next, while it checks the last scenario of the one before."""
+    run = item.config.stash.get(RUN, None)
+    if run is None or nextitem is None or nextitem.get_closest_marker("skip"):
+        return
+    target = _target(nextitem)
+    if target is not None and target.host is not None:
+        run.pool.open_ahead([target.host])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -185,9 +218,10 @@ def pytest_collection(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """Each worker is told where the run's processes leave each other their answers (transport/shared.py)."""
+    """Each worker is told where the run's processes leave each other their answers (transport/shared.py)
+    and where their control masters listen (transport/connection.py)."""
     if node.config.stash.get(RUN, None) is not None:
-        parallel.share_answers(node)
+        parallel.share_with(node)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -223,7 +257,8 @@ def _make_run(config: pytest.Config) -> Run:
     elif config.option.roles:
         raise MxspecError("--roles applies to hosts given as raw specs (ssh://..., local://) in --hosts")
     pool = ConnectionPool(config.option.mx_connect_timeout, config.option.mx_timeout, is_fact=facts.is_fact,
-                          shared=parallel.shared_answers(config), is_shared=facts.is_shared)
+                          shared=parallel.shared_answers(config), is_shared=facts.is_shared,
+                          control_dir=parallel.control_dir(config))
     run = Run(estates, pool, config.option.mx_timeout)
     run.pool.on_contact = lambda connection: _first_contact(run, connection)
     return run

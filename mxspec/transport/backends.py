@@ -78,6 +78,10 @@ class ChannelMixin(BoundedRunMixin):
             self._channel = channel.Channel(self.process_line(loop), self.connect_timeout)  # type: ignore[attr-defined]
         return self._channel
 
+    def open_ahead(self) -> None:
+        """Start the channel, if it is not running, before any command is given it (Connection.open_ahead)."""
+        self.channel().start()
+
     def get_command(self, command: str, *args: str) -> str:
         return str(self.quote(command, *args))  # type: ignore[attr-defined]
 

@@ -83,7 +83,7 @@ class Channel:
         on it (the commands mxspec runs read, or change what a journal restores); if the new
         channel dies too, ChannelDied goes up and the host is unreachable for the run.
         """
-        if self.process is None:
+        if self.process is None or not self._answered:  # reaching the host: a failure is its answer
             return self._exchange(command, seconds)
         try:
             return self._exchange(command, seconds)
@@ -92,7 +92,9 @@ class Channel:
             self.reopened.append(_said(died))
             return self._exchange(command, seconds)
 
-    def _exchange(self, command: str, seconds: float) -> tuple[int, bytes, bytes]:
+    def start(self) -> None:
+        """Start the loop's local process, if it is not running, without a command: reaching the host (ssh's
+        connection, sudo) gets under way, and the first command finds the loop there or on its way."""
         if self.process is None:
             self._answered = False
             self.process = subprocess.Popen(
@@ -100,6 +102,10 @@ class Channel:
                 stderr=subprocess.PIPE, start_new_session=True)
             for stream in (self.process.stdout, self.process.stderr):
                 os.set_blocking(stream.fileno(), False)  # type: ignore[union-attr]
+
+    def _exchange(self, command: str, seconds: float) -> tuple[int, bytes, bytes]:
+        self.start()
+        assert self.process is not None
         token = secrets.token_hex(12)
         lines = command.split("\n")
         frame = f"{token} {max(1, round(seconds))} {len(lines)}\n" + "".join(line + "\n" for line in lines)
