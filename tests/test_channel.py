@@ -260,3 +260,13 @@ def test_opening_ahead_is_bounded_by_the_hosts_a_run_keeps_connected(pool):
     pool.open_ahead([local_host(f"host-{n}") for n in range(OPEN_AT_ONCE + 3)])
     running = [c for c in pool.connections.values() if c.backend.channel().process is not None]
     assert len(running) == OPEN_AT_ONCE == len(pool.connections)
+
+
+def test_a_channel_still_reaching_its_host_is_stopped_at_once_when_the_run_ends(pool):
+    connection = pool.get(local_host())
+    connection.backend.channel().process_line = "sleep 30"  # as ssh waiting for a host that does not answer
+    pool.open_ahead([local_host()])
+    started = time.monotonic()
+    pool.close()
+    assert time.monotonic() - started < 1
+    assert connection.backend.channel().process is None

@@ -1,5 +1,6 @@
 """The persistent channel on the lab's hosts: the SysV host and systemd ones, a channel killed mid-run."""
 
+import os
 import subprocess
 import textwrap
 import time
@@ -8,7 +9,9 @@ import pytest
 
 from conftest import PROJECT, lab_ssh, output, run_mxspec_pytest
 from mxspec.core.errors import CommandTimeout
+from mxspec.core.waiting import poll
 from mxspec.estate.inventory import load_estate
+from mxspec.transport import openssh
 from mxspec.transport.connection import ConnectionPool, end_masters, make_control_dir
 
 
@@ -63,22 +66,31 @@ def masters(socket: str) -> int:
                 if f"{socket} [mux]" in line])
 
 
+def ssh_connections(address: str) -> int:
+    """This machine's TCP connections to the address's ssh port."""
+    listed = subprocess.run(["ss", "-Htn", "state", "established", "dst", address, "( dport = :22 )"],
+                            capture_output=True, text=True, check=True).stdout
+    return len(listed.splitlines())
+
+
 def test_processes_sharing_a_control_directory_ride_one_master_which_the_last_to_leave_ends(lab):
     host = load_estate(PROJECT / "inventories", "new-mx").hosts["new-router-1"]
     directory = make_control_dir()  # as a distributed run's controller makes it for its workers
     first, second = (ConnectionPool(command_timeout=5, control_dir=directory) for _ in range(2))
     socket = f"{directory}/new-router-1.sock"
+    address = openssh.resolve(host.target, host.ssh_config)
+    before = ssh_connections(address)
     try:
         assert first.get(host).run("echo first").stdout == "first\n"
         assert second.get(host).run("echo second").stdout == "second\n"
-        assert masters(socket) == 1  # the second rode the first's connection
+        assert masters(socket) == 1 and ssh_connections(address) == before + 1  # the second rode the first's
         first.close()
         assert masters(socket) == 1, "another process still uses the master: it stays"
         assert second.get(host).run("echo still").stdout == "still\n"
         assert second.notices() == []  # its channel never died
         second.close()
-        time.sleep(0.2)
-        assert masters(socket) == 0, "the last to leave ends it"
+        assert not os.path.exists(socket), "the last to leave ends it, and waits until it is gone"
+        assert poll(5, lambda: masters(socket) == 0 or None, interval=0.1)
     finally:
         first.close()
         second.close()

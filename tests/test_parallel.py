@@ -272,3 +272,41 @@ def test_the_next_host_goes_to_a_worker_only_once_it_has_run_out_of_work():
     scheduling.mark_test_complete(first, first.sent[0][2])
     assert first.sent[1] == [8, 9, 10], "one test left, held until the next is known: the third host goes there"
     assert second.sent == [second.sent[0]] and not second.shutting_down
+
+
+# Hosts reached ahead of their first command
+
+REACHED = """\
+    Feature: Reaching
+
+      Scenario: True is quiet
+        Then "true" reports no problems
+    """
+
+
+@pytest.mark.parametrize("bad", [True, False], ids=["undefined-step", "control"])
+def test_a_serial_run_stopped_by_bad_input_has_reached_no_host_ahead(tmp_path, bad):
+    """Hosts are reached ahead of their first command only once nothing stops the run. The `ssh` the run
+    finds first on its PATH notes each channel it is asked to open; the control run, without the
+    undefined step, shows that it would see one."""
+    opened = tmp_path / "opened"
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ssh").write_text(f"#!/bin/sh\ncase \"$*\" in *mxspec-channel*) echo \"$*\" >> {opened};; esac\n"
+                                          "echo 'ssh: connect to host far-1 port 22: Connection refused' >&2\nexit 255\n")
+    (tmp_path / "bin" / "ssh").chmod(0o755)
+    (tmp_path / "test_bind.py").write_text("from pytest_bdd import scenarios\n\nscenarios('.')\n")
+    feature = REACHED + ("\n      Scenario: Broken\n        Then this phrase is defined nowhere\n" if bad else "")
+    (tmp_path / "reach.feature").write_text(textwrap.dedent(feature))
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "inventories" / "far.yml").write_text(
+        "all:\n  children:\n    inbound-mx:\n      hosts:\n        far-1: {ansible_host: far-1}\n")
+    result = run_mxspec_pytest("-p", "no:cacheprovider", "--hosts=far", "--mx-parallel=1", cwd=tmp_path, timeout=120,
+                               env={"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"})
+    if bad:
+        assert result.returncode == 4, output(result)
+        assert "features use undefined steps (no host was contacted)" in output(result)
+        assert not opened.exists()
+    else:
+        assert "host far-1 unreachable: ssh: connect to host far-1 port 22: Connection refused" in output(result), \
+            output(result)
+        assert opened.exists()

@@ -136,7 +136,7 @@ class HostScheduling(LoadGroupScheduling):
     def _reschedule(self, node: Any) -> None:
         # The next host goes to a worker only once it is idle. A worker holds its last test until it knows the
         # one after it (pytest runs a test knowing its successor, for the teardown), so one test pending is an
-        # idle worker. pytest-xdist sends more at three pending, which ties a host to a worker still busy with
+        # idle worker. pytest-xdist sends more at two pending, which ties a host to a worker still busy with
         # two tests while another runs out of work: on the lab's gate, the last host then waited 0.4 s behind
         # its predecessor on one worker while another worker sat idle.
         if self.workqueue and not node.shutting_down and self._pending_of(self.assigned_work[node]) > 1:

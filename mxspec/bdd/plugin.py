@@ -18,7 +18,7 @@ from mxspec.checks import changes, facts
 from mxspec.checks.mailhost import MailHost, Subject
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
 from mxspec.estate import roles, shards
-from mxspec.estate.inventory import Estate, Host, load_estates, raw_estate
+from mxspec.estate.inventory import Estate, load_estates, raw_estate
 from mxspec.estate.target import Target, targets_for
 from mxspec.estate.values import MissingVariable
 from mxspec.report.collector import ResultsCollector, result_properties
@@ -58,11 +58,6 @@ class Run:
         """Every target this run checks, as shard units: each host, and each estate for its @estate scenarios."""
         every = [shards.unit(e.name, t) for e in self.estates for t in [*e.hosts, e.name]]
         return every if self.shard is None else [unit for unit in every if unit in self.units]
-
-    def hosts(self) -> list[Host]:
-        """Every host this run checks, in the inventories' order."""
-        units = set(self.targets())
-        return [host for e in self.estates for host in e.hosts.values() if shards.unit(e.name, host.name) in units]
 
     def names(self) -> list[str]:
         """Every host and estate name, longest first: what test ids are read with (see parallel.target_in_id)."""
@@ -166,19 +161,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The hosts of a serial run reached in the background (`_runs_scenarios_here`); then the built-in phrases,
-    for every feature of every project: imported as the session starts, after pytest-xdist's own
-    sessionstart has started the run's workers, so that they start without waiting for the DNS, SMTP and
-    TLS libraries the phrases import (~0.1 s of the controller's CPU before its first worker could start);
-    pytest reads their step definitions as each is registered."""
-    config = session.config
-    run = config.stash.get(RUN, None)
-    if run is not None and _runs_scenarios_here(config):
-        # A serial run's first scenarios go round every host (scenario by scenario): its hosts are reached
-        # while the phrases are imported and the features collected, not one after another as they come.
-        run.pool.open_ahead(run.hosts())
+    """The built-in phrases, for every feature of every project: imported as the session starts, after
+    pytest-xdist's own sessionstart has started the run's workers, so that they start without waiting
+    for the DNS, SMTP and TLS libraries the phrases import (~0.1 s of the controller's CPU before its
+    first worker could start); pytest reads their step definitions as each is registered."""
     for name in steps.MODULES:
-        config.pluginmanager.import_plugin(name)
+        session.config.pluginmanager.import_plugin(name)
 
 
 def _runs_scenarios_here(config: pytest.Config) -> bool:
@@ -383,18 +371,25 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     # A worker that shares nothing (a distribution the operator chose) would read them for nobody.
     sharing = run.pool.shared is not None or not hasattr(config, "workerinput")
     run.read_first = _reads_every_host(run, items) if sharing else {}
-    checked = {target.host.name for item in items
-               if (target := _target(item)) is not None and target.host is not None and not item.get_closest_marker("skip")}
+    checked = {target.host.name: target.host for item in items if not item.get_closest_marker("skip")
+               and (target := _target(item)) is not None and target.host is not None}
     run.pool.awaited = {host for host in run.read_first if host in checked}  # their workers will read them
     # Stop before any host is contacted. (Under pytest-xdist the controller collects too and stops the run
     # here, see pytest_collection; its workers, which could not stop it cleanly, need not check again.)
     if not hasattr(config, "workerinput"):
-        problems = vocabulary.undefined_steps(scenario_items)
-        if problems:
-            raise pytest.UsageError("features use undefined steps (no host was contacted):\n  "
-                                    + "\n  ".join(problems))
-        # Opt-in scenarios left out of this run need no inventory values.
-        _preflight(config, [i for i in items if not i.get_closest_marker("skip")])
+        _stop_on_bad_input(config, scenario_items, items)
+        if _runs_scenarios_here(config):
+            # Nothing stopped the run: its first scenarios go round every host they check (scenario by
+            # scenario), so those hosts are reached together now, in the background, not one by one.
+            run.pool.open_ahead(list(checked.values()))
+
+
+def _stop_on_bad_input(config: pytest.Config, scenario_items: list[pytest.Item], items: list[pytest.Item]) -> None:
+    problems = vocabulary.undefined_steps(scenario_items)
+    if problems:
+        raise pytest.UsageError("features use undefined steps (no host was contacted):\n  " + "\n  ".join(problems))
+    # Opt-in scenarios left out of this run need no inventory values.
+    _preflight(config, [i for i in items if not i.get_closest_marker("skip")])
 
 
 def _keep_shard(config: pytest.Config, run: Run, items: list[pytest.Item]) -> None:

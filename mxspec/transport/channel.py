@@ -79,9 +79,10 @@ class Channel:
     def run(self, command: str, seconds: float) -> tuple[int, bytes, bytes]:
         """Exit status, stdout and stderr of `command`, killed on the host after `seconds`.
 
-        A channel that dies under a command is opened again once and the command run again
-        on it (the commands mxspec runs read, or change what a journal restores); if the new
-        channel dies too, ChannelDied goes up and the host is unreachable for the run.
+        A channel that dies under a command, once it has answered one, is opened again once and
+        the command run again on it (the commands mxspec runs read, or change what a journal
+        restores); if the new channel dies too, ChannelDied goes up and the host is unreachable for
+        the run. One that dies before its first answer is the host's answer: it could not be reached.
         """
         if self.process is None or not self._answered:  # reaching the host: a failure is its answer
             return self._exchange(command, seconds)
@@ -170,10 +171,13 @@ class Channel:
         return ChannelDied(status, stderr, why)
 
     def close(self) -> None:
-        """End the loop: its stdin closes, it reads end of file and exits."""
+        """End the loop: its stdin closes, it reads end of file and exits. A channel that never answered
+        (opened ahead, still reaching its host) has nothing to finish: its process is stopped at once."""
         process, self.process = self.process, None
         if process is None:
             return
+        if not self._answered:
+            _kill(process)
         try:
             process.stdin.close()  # type: ignore[union-attr]
             process.wait(timeout=2)

@@ -20,6 +20,7 @@ import testinfra.host
 from testinfra.backend import base
 
 from mxspec.core.errors import CommandTimeout, HostUnreachable, MxspecError
+from mxspec.core.waiting import poll
 from mxspec.estate.inventory import Host
 from mxspec.transport import openssh
 from mxspec.transport.backends import backend_for
@@ -136,8 +137,8 @@ class Connection:
 
         The master may be shared with the run's other processes (ConnectionPool's `control_dir`): each
         holds a shared lock on `<socket>.users` while it uses the master; the last to let go ends it
-        (`close`). A process ending the master holds that lock exclusively, so another waits for the end
-        and then starts a master of its own, never riding one that is going away.
+        (`close`). A process ending the master holds that lock exclusively until its socket is gone (at
+        most MASTER_GONE_WITHIN), so another waits for the end, then starts a master of its own.
         """
         if self._users is None:
             self._users = open(self.control_path + ".users", "a")  # noqa: SIM115 - held until close()
@@ -224,6 +225,9 @@ class Connection:
         try:
             if os.path.exists(self.control_path):
                 openssh.end_control_master(self.control_path)
+                # `-O exit` is answered before the master has gone: a process waiting for the lock must find
+                # no socket, not one about to be unlinked (it starts a master of its own).
+                poll(MASTER_GONE_WITHIN, lambda: None if os.path.exists(self.control_path) else True, interval=0.05)
         finally:
             users.close()
 
@@ -255,6 +259,8 @@ def _last_line(text: str) -> str:
 # the least recently used connection is closed when another is needed, and opened again if its
 # host comes back (the mailstores every delivery reads stay in use, hence open).
 OPEN_AT_ONCE = 8
+# How long a control master asked to exit may take to remove its socket (it answers first).
+MASTER_GONE_WITHIN = 2.0
 
 
 class ConnectionPool:

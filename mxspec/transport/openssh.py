@@ -56,6 +56,10 @@ def shell(ssh_config: Path | str, host: str, remote: list[str]) -> list[str]:
 
 
 def end_control_master(control_path: Path | str, host: str = "mxspec") -> None:
-    """Ask the control master listening on `control_path` to exit (nothing happens if none does)."""
-    subprocess.run(["ssh", "-o", f"ControlPath={control_path}", "-O", "exit", host],
-                   stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
+    """Ask the control master listening on `control_path` to exit (nothing happens if none does, or if it
+    does not answer within 10 s: its ControlPersist ends it)."""
+    try:
+        subprocess.run(["ssh", "-o", f"ControlPath={control_path}", "-O", "exit", host],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
+    except subprocess.TimeoutExpired:
+        pass
