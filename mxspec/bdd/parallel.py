@@ -1,10 +1,13 @@
 """Hosts checked concurrently: `--mx-parallel` sizes pytest-xdist's workers, each host's scenarios stay on one.
 
-A run over several hosts (or estates) is distributed by default: one worker more than the CPUs mxspec may
-use (checks wait on hosts and networks as much as they compute: the extra worker keeps the cores busy
-while one waits; measured on the lab's gate, 2 cores: 3 workers 8.2 s, 2 workers 9.1 s, 4 no better),
-never more than the run has targets. A run with one target, or none (the project's own tests), stays
-serial and starts no worker; so does one whose distribution the operator chose (-n, --dist, --tx,
+A run over several hosts is distributed by default: one worker more than the CPUs mxspec may use
+(checks wait on hosts and networks as much as they compute: the extra worker keeps the cores busy
+while one waits; measured on the lab's gate, 2 cores: 3 workers 8.2 s, 2 workers 9.1 s, 4 no
+better), never more than the run has hosts. An estate's own scenarios (@estate), few and short,
+follow every host's on a worker that checked hosts: a worker of their own costs more than it saves
+(measured on the lab, one host and its estate: two workers 3.0-3.3 s, serial 2.4-2.6 s; two hosts:
+three workers 3.6-3.8 s, two 3.2-3.7 s). A run with one host, or none (the project's own tests),
+stays serial and starts no worker; so does one whose distribution the operator chose (-n, --dist, --tx,
 -p no:xdist), one under a debugger, and one writing --cucumberjson. So does, unless --mx-parallel is
 given, one that changes hosts or disrupts their services (--mx-change, --mx-disruptive): a change on
 one host disturbs the hosts that send mail through it (an inbound MX relays through the router whose
@@ -36,9 +39,9 @@ _CONTROL = pytest.StashKey[str]()
 USAGE = "N, how many hosts to check at once: 1 or more (1: one after another, no workers)"
 
 
-def workers(requested: str | None, targets: int, cpus: int) -> int:
+def workers(requested: str | None, hosts: int, cpus: int) -> int:
     """How many hosts to check at once: as many as asked (default: one more than the CPUs), never more
-    than the targets."""
+    than the run's hosts."""
     if requested is None:
         bound = cpus + 1
     else:
@@ -48,15 +51,15 @@ def workers(requested: str | None, targets: int, cpus: int) -> int:
             raise BadInput(f"--mx-parallel={requested}: not a whole number; expected {USAGE}") from None
         if bound < 1:
             raise BadInput(f"--mx-parallel={requested}: fewer than one host at a time; expected {USAGE}")
-    return max(1, min(bound, targets))
+    return max(1, min(bound, hosts))
 
 
-def distribute(config: pytest.Config, targets: int) -> None:
-    """Set pytest-xdist's options for `targets` hosts and estates, before its own pytest_cmdline_main reads them."""
+def distribute(config: pytest.Config, hosts: int) -> None:
+    """Set pytest-xdist's options for a run over `hosts` hosts, before its own pytest_cmdline_main reads them."""
     requested = config.option.mx_parallel
     if requested is None and (config.option.mx_change or config.option.mx_disruptive):
         return  # serial unless asked: see the module's docstring
-    count = workers(requested, targets, len(os.sched_getaffinity(0)))
+    count = workers(requested, hosts, len(os.sched_getaffinity(0)))
     if not config.pluginmanager.has_plugin("xdist"):
         if requested is not None and count > 1:
             raise BadInput(f"--mx-parallel={requested} needs pytest-xdist, which -p no:xdist turned off")

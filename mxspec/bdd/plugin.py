@@ -59,6 +59,11 @@ class Run:
         every = [shards.unit(e.name, t) for e in self.estates for t in [*e.hosts, e.name]]
         return every if self.shard is None else [unit for unit in every if unit in self.units]
 
+    def hosts_checked(self) -> int:
+        """How many hosts this run checks (its shard's, under --mx-shard)."""
+        return sum(1 for e in self.estates for host in e.hosts
+                   if self.shard is None or shards.unit(e.name, host) in self.units)
+
     def names(self) -> list[str]:
         """Every host and estate name, longest first: what test ids are read with (see parallel.target_in_id)."""
         return sorted({e.name for e in self.estates} | {h for e in self.estates for h in e.hosts}, key=len, reverse=True)
@@ -130,7 +135,7 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
         if option.mx_diff and not option.mx_report:
             raise MxspecError("--mx-diff goes with --mx-report (or give it to `mxspec report --diff`)")
         if not hasattr(config, "workerinput"):  # a worker of a distributed run starts none itself
-            parallel.distribute(config, len(run.targets()))
+            parallel.distribute(config, run.hosts_checked())
     except MxspecError as error:
         raise pytest.UsageError(str(error)) from None
     return (yield)
