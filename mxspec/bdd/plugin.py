@@ -54,15 +54,11 @@ class Run:
         self.read_first: dict[str, set[str]] = {}  # host -> what an estate scenario of the run will read of it
         self.settled: set[str] = set()  # hosts whose first reads were made or refused (`_first_reads_settled`)
 
-    def targets(self) -> list[str]:
-        """Every target this run checks, as shard units: each host, and each estate for its @estate scenarios."""
-        every = [shards.unit(e.name, t) for e in self.estates for t in [*e.hosts, e.name]]
+    def targets(self, estates: bool = True) -> list[str]:
+        """Every target this run checks, as shard units: each host, and (`estates`) each estate for its
+        @estate scenarios."""
+        every = [shards.unit(e.name, t) for e in self.estates for t in [*e.hosts, *([e.name] if estates else [])]]
         return every if self.shard is None else [unit for unit in every if unit in self.units]
-
-    def hosts_checked(self) -> int:
-        """How many hosts this run checks (its shard's, under --mx-shard)."""
-        return sum(1 for e in self.estates for host in e.hosts
-                   if self.shard is None or shards.unit(e.name, host) in self.units)
 
     def names(self) -> list[str]:
         """Every host and estate name, longest first: what test ids are read with (see parallel.target_in_id)."""
@@ -135,7 +131,7 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
         if option.mx_diff and not option.mx_report:
             raise MxspecError("--mx-diff goes with --mx-report (or give it to `mxspec report --diff`)")
         if not hasattr(config, "workerinput"):  # a worker of a distributed run starts none itself
-            parallel.distribute(config, run.hosts_checked())
+            parallel.distribute(config, len(run.targets(estates=False)))
     except MxspecError as error:
         raise pytest.UsageError(str(error)) from None
     return (yield)

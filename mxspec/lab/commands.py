@@ -259,10 +259,7 @@ why() {{ [ -d /run/systemd/system ] || return 0
 for s in {services}; do
   [ -n "{everything}" ] || ! lab-service status "$s" || continue
   [ ! -d /run/systemd/system ] || systemctl reset-failed "$s" "$s@*" 2>/dev/null
-  case $s in  # a unit named with its type (lab-apply.path) is systemd's: `service` would look for NAME.service
-    *.*) out=$(systemctl restart "$s" 2>&1) ;;
-    *) out=$(service "$s" restart 2>&1) ;;
-  esac || echo "$s would not start: $(echo "$out" | tail -n 1)$(why "$s")"
+  out=$(lab-service restart "$s" 2>&1) || echo "$s would not start: $(echo "$out" | tail -n 1)$(why "$s")"
 done
 """
 
