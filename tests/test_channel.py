@@ -213,6 +213,38 @@ def test_a_wait_for_a_shared_answer_ends_when_it_comes_or_is_refused_or_at_its_b
     assert 0.5 <= time.monotonic() - started < 2
 
 
+def test_processes_sharing_a_hosts_master_do_their_first_contact_with_it_one_at_a_time(tmp_path):
+    """Two workers checking pieces of one host: the second's first-contact work (the look for an interrupted
+    run's changes) waits for the first's, and so finds nothing left to restore, instead of running beside it."""
+    happened: list[str] = []
+    first_inside, first_may_end = threading.Event(), threading.Event()
+
+    def slow_contact(connection):
+        happened.append("first starts")
+        first_inside.set()
+        first_may_end.wait(10)
+        happened.append("first ends")
+
+    pools = [ConnectionPool(connect_timeout=5, command_timeout=2, control_dir=str(tmp_path),
+                            on_contact=contact) for contact in (slow_contact, lambda c: happened.append("second"))]
+    try:
+        first = threading.Thread(target=pools[0].get(local_host()).check)
+        first.start()
+        assert first_inside.wait(10)
+        second = threading.Thread(target=pools[1].get(local_host()).check)
+        second.start()
+        second.join(0.5)
+        assert second.is_alive() and happened == ["first starts"], happened  # waiting its turn
+        first_may_end.set()
+        first.join(10)
+        second.join(10)
+        assert happened == ["first starts", "first ends", "second"]
+    finally:
+        first_may_end.set()
+        for each in pools:
+            each.close()
+
+
 def test_a_run_keeps_a_bounded_number_of_hosts_connected(pool):
     from mxspec.transport.connection import OPEN_AT_ONCE
 

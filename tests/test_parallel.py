@@ -1,4 +1,5 @@
-"""Hosts in parallel by default (--mx-parallel): how many workers, each host on one, the same results, one progress line per host.
+"""Hosts in parallel by default (--mx-parallel): how many workers, each host on one or in pieces, the same results,
+one progress line per host.
 
 No lab: the hosts are this machine (`ansible_connection: local`), checked with commands that pass or fail at once.
 """
@@ -274,6 +275,71 @@ def test_the_next_host_goes_to_a_worker_only_once_it_has_run_out_of_work():
     scheduling.mark_test_complete(first, first.sent[0][2])
     assert first.sent[1] == [8, 9, 10], "one test left, held until the next is known: the third host goes there"
     assert second.sent == [second.sent[0]] and not second.shutting_down
+
+
+# A host in pieces
+
+def test_a_host_goes_out_in_pieces_of_consecutive_scenarios_at_most_a_quarter_of_a_workers_share():
+    gate = {"old-1": [(f"t{n}[old-1]", n % 5 != 4) for n in range(40)],  # 32 run, 8 skipped
+            "in-1": [(f"t{n}[in-1]", True) for n in range(20)], "out-1": [(f"t{n}[out-1]", True) for n in range(15)]}
+    placed = parallel.pieces(gate, running=32 + 20 + 15 + 5, workers=3)  # 5 more: the estates'
+    old = [placed[test] for test, _ in gate["old-1"]]
+    assert old == sorted(old) and len(set(old)) == 4, old  # 24 a worker, 6 a piece at most: 4 of MIN_PIECE
+    assert [sum(runs for (test, runs) in gate["old-1"] if placed[test] == piece) for piece in sorted(set(old))] == [8] * 4
+    assert {placed[test] for test, _ in gate["in-1"]} == {"in-1 (piece 1 of 2)", "in-1 (piece 2 of 2)"}
+    assert not any(test in placed for test, _ in gate["out-1"])  # fewer than twice MIN_PIECE: whole
+
+
+def test_pieces_are_fewer_as_the_run_grows():
+    host = {"a-1": [(f"t{n}[a-1]", True) for n in range(40)]}
+    assert len(set(parallel.pieces(host, running=40, workers=1).values())) == 4  # 10 a piece at most
+    assert len(set(parallel.pieces(host, running=400, workers=3).values())) == 2  # 33 a piece at most
+    assert parallel.pieces(host, running=4000, workers=3) == {}  # a small share of the run: whole
+
+
+def test_the_scheduler_sends_a_hosts_pieces_to_different_workers_and_estates_whole():
+    ids = [f"features/test_features.py::test_{n}[{host}]" for host, count in (("big-1", 16), ("est", 2))
+           for n in range(count)]
+    placed = {parallel.scenario_id(test): f"big-1 (piece {1 + n // 8} of 2)" for n, test in enumerate(ids[:16])}
+    option = type("Option", (), {"tx": ["2*popen"], "numprocesses": None, "dist": "loadgroup", "loadscopereorder": True})
+    config = type("Config", (), {"option": option, "getvalue": lambda self, name: getattr(option, name)})()
+    scheduling = parallel.HostScheduling(config, None, ["big-1", "est"], {"est"}, placed)
+    first, second = Worker("gw0"), Worker("gw1")
+    for worker in (first, second):
+        scheduling.add_node(worker)
+        scheduling.add_node_collection(worker, [f"{test}@big-1" for test in ids])  # loadgroup's suffix ignored
+    scheduling.schedule()
+    assert (first.sent, second.sent) == ([list(range(8))], [list(range(8, 16))])
+    for index in range(7):
+        scheduling.mark_test_complete(first, index)
+    assert first.sent[1] == [16, 17], "the estate's scenarios go out together, after every host's"
+
+
+OPT_IN_MANY = FEATURE + """
+      @smtp_router
+      Scenario Outline: Many quiet commands
+        Then "<command>" reports no problems
+
+        Examples:
+          | command |
+""" + "".join(f"          | sleep 0.0{n} |\n" for n in range(16))
+
+
+@pytest.mark.parametrize("opt_in", [False, True], ids=["read-only", "disruptive"])
+def test_a_host_goes_out_in_pieces_only_when_none_of_its_scenarios_changes_it(project, opt_in):
+    """old-1, a router too, runs 20 scenarios of the run's 28 (21 of 31 with the disruptive ones): it goes out
+    in two pieces, first, one to each worker, unless a scenario that disrupts it runs."""
+    (project / "checks.feature").write_text(textwrap.dedent(OPT_IN_MANY))
+    old = project / "inventories" / "old.yml"
+    old.write_text(old.read_text() + "    smtp-router:\n      hosts:\n        old-1:\n")
+    result = run(project, "-v", "--mx-parallel=2", *(["--mx-disruptive"] if opt_in else []))
+    text = output(result)
+    assert result.returncode == 1 and workers_started(text) == 2, text
+    workers = {worker for worker, nodeid in re.findall(r"^\[(gw\d+)\] .*(?:PASSED|FAILED|SKIPPED) (test_bind\.py::.*\])",
+                                                     text, re.M) if parallel.target_in_id(nodeid, ["old-1"])}
+    assert len(workers) == (1 if opt_in else 2), text
+    assert re.search(r"^\[mxspec\] \d/3 done  old-1: 21 scenarios, 0 failed" + ("" if opt_in else ", 1 skipped") + "$",
+                     result.stdout, re.M), result.stdout  # one line for the host, whatever its pieces
 
 
 # Hosts reached ahead of their first command

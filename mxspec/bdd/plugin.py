@@ -53,6 +53,7 @@ class Run:
         self.shard_note = ""  # why this shard has nothing to run, when it has not
         self.read_first: dict[str, set[str]] = {}  # host -> what an estate scenario of the run will read of it
         self.settled: set[str] = set()  # hosts whose first reads were made or refused (`_first_reads_settled`)
+        self.placed: dict[str, str] = {}  # a distributed run's controller: test id -> the piece of its host (`_pieces`)
 
     def targets(self, estates: bool = True) -> list[str]:
         """Every target this run checks, as shard units: each host, and (`estates`) each estate for its
@@ -215,10 +216,11 @@ def pytest_configure_node(node: Any) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """--dist loadgroup (mxspec's own choice, or the operator's) keeps each host's scenarios on one worker."""
+    """--dist loadgroup (mxspec's own choice, or the operator's): each host's scenarios on one worker, or in pieces
+    (HostScheduling)."""
     run = config.stash.get(RUN, None)
     if run and run.estates and config.getvalue("dist") == "loadgroup":
-        return parallel.HostScheduling(config, log, run.names(), {estate.name for estate in run.estates})
+        return parallel.HostScheduling(config, log, run.names(), {estate.name for estate in run.estates}, run.placed)
     return None
 
 
@@ -369,6 +371,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for tag, (option, reason) in OPT_IN.items():
             if item.get_closest_marker(tag) and not getattr(config.option, option):
                 item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))
+    run.placed = _pieces(config, items)
     # A worker that shares nothing (a distribution the operator chose) would read them for nobody.
     sharing = run.pool.shared is not None or not hasattr(config, "workerinput")
     run.read_first = _reads_every_host(run, items) if sharing else {}
@@ -383,6 +386,30 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             # Nothing stopped the run: its first scenarios go round every host they check (scenario by
             # scenario), so those hosts are reached together now, in the background, not one by one.
             run.pool.open_ahead(list(checked.values()))
+
+
+def _pieces(config: pytest.Config, items: list[pytest.Item]) -> dict[str, str]:
+    """On the controller of a run distributed by host (HostScheduling), which hosts' scenarios may spread
+    over several workers (parallel.pieces): those of a host that runs no opt-in scenario (a change, a
+    disruption, a canary's judgement) in this run. Read-only scenarios may overlap on a host as they overlap
+    across hosts; a change never overlaps another scenario there."""
+    if not (config.pluginmanager.has_plugin("dsession") and config.getvalue("dist") == "loadgroup"):
+        return {}
+    hosts: dict[str, list[tuple[str, bool]]] = {}
+    changed: set[str] = set()
+    running = 0
+    for item in items:
+        target = _target(item)
+        if target is None:
+            continue
+        runs = not item.get_closest_marker("skip")
+        running += runs
+        if target.host is not None:
+            hosts.setdefault(target.name, []).append((parallel.scenario_id(item.nodeid), runs))
+            if runs and any(item.get_closest_marker(tag) for tag in OPT_IN):
+                changed.add(target.name)
+    return parallel.pieces({host: tests for host, tests in hosts.items() if host not in changed}, running,
+                           len(config.getvalue("tx")))
 
 
 def _stop_on_bad_input(config: pytest.Config, scenario_items: list[pytest.Item], items: list[pytest.Item]) -> None:

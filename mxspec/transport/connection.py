@@ -6,13 +6,14 @@ gets an OpenSSH control master in a run-local directory, so each command is one 
 over an open connection; every command is bounded in time so a hung host cannot hang the run.
 """
 
+import contextlib
 import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,9 +156,21 @@ class Connection:
             except Exception as error:  # each transport fails its own way: decoded in one place
                 self._unreachable = reason(error)
             if not self._unreachable and self.on_contact:
-                self.on_contact(self)
+                with self._first_contact_turn():
+                    self.on_contact(self)
         if self._unreachable:
             raise HostUnreachable(f"host {self.name} unreachable: {self._unreachable}")
+
+    @contextlib.contextmanager
+    def _first_contact_turn(self) -> Iterator[None]:
+        """One process at a time does its first-contact work on the host (on_contact: restore what an
+        interrupted run left changed, read what the estate scenarios will compare) among those sharing the
+        control directory: a distributed run's workers, two of which may check pieces of one host. The next
+        finds nothing left to restore, and the answers read, instead of restoring beside the first. The wait
+        is bounded by the other's commands, each bounded in time; a process that dies lets go at once."""
+        with open(self.control_path + ".contact", "a") as turn:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            yield  # the lock ends with the file's closing
 
     def _refused(self, result: base.CommandResult) -> str:
         """Why a trivial command failed: sudo's refusal said with the user and what to change."""
