@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mxspec.checks import configwarnings, hostchecks
+from mxspec.checks import configwarnings, hostchecks, maillog
 
 # Warnings mxspec's probes and fault tests left on the lab's healthy hosts: none is about the configuration.
 CLIENT_NOISE = [
@@ -125,6 +125,31 @@ def test_a_mail_log_that_cannot_be_read_says_why():
                     {"mail_log": "/var/log/mail.log"})
     with pytest.raises(AssertionError, match="^host mx1: no readable mail log /var/log/mail.log$"):
         configwarnings.no_configuration_warnings(host)
+
+
+JOURNAL_OF = {  # what the fake journalctl prints, and how it ends
+    "endless": "while :; do echo '2026-11-25T17:00:29+0000 mx1 postfix/smtpd[1]: fatal: again'; done",
+    "quiet": "seq 1 100000 | sed 's/^/2026-11-25T17:00:29+0000 mx1 postfix\\/smtpd[1]: connect /'",
+    "broken": "echo 'Failed to open journal: Permission denied' >&2; exit 1",
+}
+
+
+@pytest.mark.parametrize("journal, rc, lines, said", [
+    ("endless", 0, 50, ""), ("quiet", 0, 0, ""),
+    ("broken", 3, 0, "Failed to open journal: Permission denied\njournalctl failed")])  # journalctl's own words first
+def test_the_journal_since_postfix_started_is_streamed_not_held(tmp_path, journal, rc, lines, said):
+    """A busy MX logs millions of lines between two starts of Postfix: the read streams them through grep and
+    stops at the lines it shows (an endless journal ends the read), while a journal that cannot be read
+    still fails it, saying so."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("systemctl", "echo 'Wed 2026-11-25 16:00:00 UTC'"), ("journalctl", JOURNAL_OF[journal])):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    command = maillog.JournalLog(None, "journal").since_start_command("-F -e fatal:")
+    done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=30,
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert (done.returncode, len(done.stdout.splitlines()), done.stderr.strip()) == (rc, lines, said), done
 
 
 # `date +%s && postqueue -j` on a lab host: a deferred message (recorded), an active one, a held one.

@@ -107,12 +107,15 @@ class JournalLog(MailLog):
                 "|| { echo 'journalctl failed' >&2; exit 3; }")
 
     def since_start_command(self, grep: str) -> str:
+        # Streamed through grep, never held: a busy MX logs millions of lines between two starts of Postfix,
+        # which the host's shell must not keep in memory; and read no further once head has its lines.
+        # journalctl's own status comes back on fd 3: 141 (SIGPIPE) is head having all it wanted.
         return (f"since=$(systemctl show -p ActiveEnterTimestamp --value {POSTFIX_UNIT}); "
                 f"[ -n \"$since\" ] || {{ echo '{POSTFIX_UNIT} has not started' >&2; exit 3; }}; "
                 # the mail facility only: sudo logs each command it runs (this one's patterns included)
-                'log=$(journalctl --no-pager -o short-iso --since "$since" SYSLOG_FACILITY=2) || '
-                "{ echo 'journalctl failed' >&2; exit 3; }; "
-                f'printf "%s\\n" "$log" | grep {grep} | head -n 50')
+                'exec 4>&1; rc=$({ { journalctl --no-pager -o short-iso --since "$since" SYSLOG_FACILITY=2; '
+                f"echo $? >&3; }} | grep {grep} | head -n 50 >&4; }} 3>&1); "
+                "case $rc in 0|141) ;; *) echo 'journalctl failed' >&2; exit 3;; esac")
 
     def reload_times_command(self, pid: str, since: int) -> str:
         # _PID: the master's own entries only, however busy the mail log is
