@@ -13,7 +13,8 @@ time), and a bare round trip (`true`) on each kind.
     python3 bench/connection_cost.py [--host new-router-1] [--rounds 3]
 
 Needs the lab (`mxspec lab up`); brings it up if it is not, and leaves it as it found it.
-The runs are serial (--mx-parallel=1): the counters count in this process.
+The runs are serial (--mx-parallel=1): the counters count in this process. Each kind is timed warm:
+one untimed run of it first (see `measure`).
 """
 
 import argparse
@@ -107,23 +108,32 @@ def inventory_for(directory: Path, host_name: str, kind: str) -> None:
 
 
 def measure(host: str, transport: str, rounds: int) -> tuple[Counter, float]:
+    """`rounds` timed runs of the common features over one connection kind, after one untimed: the first run
+    in this process imports the steps' libraries and compiles what pytest-bdd caches (~0.3 s, once per
+    process, not per kind), and a kind's first run imports its own library (paramiko); each kind is timed
+    warm, as every kind after the first used to be."""
     counter = Counter()
     with tempfile.TemporaryDirectory() as directory:
         inventory_for(Path(directory), host, transport)
+        run_once(directory, Counter())
         wall = 0.0
         for _ in range(rounds):
             # Each round starts on a clean heap, as a pytest process of its own would: the garbage of
             # the rounds before it is not collected while this one runs (and timed), untimed here.
             gc.collect()
             started = time.monotonic()
-            # --mx-parallel=1: the counter counts scenarios and commands in this process, not in workers
-            code = pytest.main([str(PROJECT / "features"), "--hosts=bench", f"--inventories={directory}",
-                                "--mx-parallel=1", "-q", "-p", "no:cacheprovider", "--no-header", "--no-summary"],
-                               plugins=[counter])
+            run_once(directory, counter)
             wall += time.monotonic() - started
-            if code not in (0, 1):
-                sys.exit(f"benchmark run failed (pytest exit {code})")
         return counter, wall
+
+
+def run_once(directory: str, counter: Counter) -> None:
+    # --mx-parallel=1: the counter counts scenarios and commands in this process, not in workers
+    code = pytest.main([str(PROJECT / "features"), "--hosts=bench", f"--inventories={directory}",
+                        "--mx-parallel=1", "-q", "-p", "no:cacheprovider", "--no-header", "--no-summary"],
+                       plugins=[counter])
+    if code not in (0, 1):
+        sys.exit(f"benchmark run failed (pytest exit {code})")
 
 
 def bare_command_ms(host_name: str, transport: str, calls: int = 100) -> float:

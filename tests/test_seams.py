@@ -4,7 +4,7 @@ import pytest
 
 from mxspec import MxspecError
 from mxspec.bdd import adapter
-from mxspec.checks.maillog import FileLog, JournalLog, MailLog
+from mxspec.checks.maillog import RECENT_LINES, FileLog, JournalLog, MailLog
 from mxspec.estate.inventory import SPEC, TARGET, TRANSPORT, Host
 from mxspec.transport.backends import CHOOSABLE, KINDS, kind_of, spec_variables
 from mxspec.transport.connection import Command, format_transcript
@@ -54,6 +54,9 @@ def test_the_mail_log_is_the_journal_or_a_file():
     log = MailLog.of(FakeHost("/var/log/mail.log"))
     assert type(log) is FileLog and log.where == "/var/log/mail.log"
     assert "tail -n" in log.recent_command() and "daemon started" in log.since_start_command("-e fatal:")
+    # Either kind reads the same last lines, never a window of time (an hour of a busy MX's log is millions)
+    assert f"-n {RECENT_LINES} " in JournalLog(None, "journal").recent_command() and "--since" not in \
+        JournalLog(None, "journal").recent_command() and f"tail -n {RECENT_LINES} " in log.recent_command()
 
 
 def test_a_poll_going_round_shows_its_repeats_once():

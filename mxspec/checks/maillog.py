@@ -103,7 +103,9 @@ class JournalLog(MailLog):
     """systemd's journal, mail facility."""
 
     def recent_command(self) -> str:
-        return ("journalctl --no-pager -o short-iso --since '-60 min' SYSLOG_FACILITY=2 "
+        # The last RECENT_LINES entries, as a file's tail: a window of time (the last hour) is millions of
+        # lines on a busy MX, read whole by every look for a message (and --since with -n keeps the first).
+        return (f"journalctl --no-pager -o short-iso -n {RECENT_LINES} SYSLOG_FACILITY=2 "
                 "|| { echo 'journalctl failed' >&2; exit 3; }")
 
     def since_start_command(self, grep: str) -> str:
