@@ -332,9 +332,12 @@ def test_a_host_goes_out_in_pieces_only_when_none_of_its_scenarios_changes_it(pr
     (project / "checks.feature").write_text(textwrap.dedent(OPT_IN_MANY))
     old = project / "inventories" / "old.yml"
     old.write_text(old.read_text() + "    smtp-router:\n      hosts:\n        old-1:\n")
-    result = run(project, "-v", "--mx-parallel=2", *(["--mx-disruptive"] if opt_in else []))
+    result = run(project, "-v", "--mx-parallel=2", "--mx-results=parallel.json", *(["--mx-disruptive"] if opt_in else []))
     text = output(result)
     assert result.returncode == 1 and workers_started(text) == 2, text
+    serial = run(project, "--mx-parallel=1", "--mx-results=serial.json", *(["--mx-disruptive"] if opt_in else []))
+    assert serial.returncode == 1, output(serial)
+    assert comparable(project / "parallel.json") == comparable(project / "serial.json")  # in the same order
     workers = {worker for worker, nodeid in re.findall(r"^\[(gw\d+)\] .*(?:PASSED|FAILED|SKIPPED) (test_bind\.py::.*\])",
                                                      text, re.M) if parallel.target_in_id(nodeid, ["old-1"])}
     assert len(workers) == (1 if opt_in else 2), text

@@ -359,7 +359,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=_once_per_estate)
     if run.shard is not None:
         _keep_shard(config, run, items)
-    for item in items:
+    for order, item in enumerate(items):
         target = _target(item)
         if target is None:
             continue
@@ -367,7 +367,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         assert scenario is not None  # only scenarios have a target
         tags = {mark.name for mark in item.iter_markers()}
         item.user_properties += result_properties(target, tags, scenario.feature, scenario.name,
-                                                  ", ".join(f"{k}={v}" for k, v in scenario.example.items()))
+                                                  ", ".join(f"{k}={v}" for k, v in scenario.example.items()), order)
         for tag, (option, reason) in OPT_IN.items():
             if item.get_closest_marker(tag) and not getattr(config.option, option):
                 item.add_marker(pytest.mark.skip(reason=f"not run: {reason}"))

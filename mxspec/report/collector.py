@@ -10,15 +10,17 @@ from mxspec.report import canary, differences, readiness, render
 from mxspec.report.results import Result, Results
 
 
-def result_properties(target: Any, tags: set[str], feature: str, scenario: str, example: str) -> list[tuple[str, Any]]:
-    """What a scenario's report carries so that results survive pytest-xdist."""
+def result_properties(target: Any, tags: set[str], feature: str, scenario: str, example: str,
+                      order: int) -> list[tuple[str, Any]]:
+    """What a scenario's report carries so that results survive pytest-xdist; `order`, its place in the run's
+    collected scenarios (the order a serial run runs them in)."""
     if target.host is None:
         speaks_for = ["estate"]
     else:
         tagged = [role for role in target.host.roles if role.replace("-", "_") in tags]
         speaks_for = tagged or list(target.host.roles)
     return [("mx_estate", target.estate.name), ("mx_target", target.name), ("mx_roles", speaks_for),
-            ("mx_feature", feature), ("mx_scenario", scenario), ("mx_example", example)]
+            ("mx_feature", feature), ("mx_scenario", scenario), ("mx_example", example), ("mx_order", order)]
 
 
 def scenario_outcome(report: pytest.TestReport) -> str | None:
@@ -48,6 +50,7 @@ class ResultsCollector:
             {e.name: sorted({r for h in e.hosts.values() for r in h.roles}) for e in estates},
             {e.name: {h.name: list(h.roles) for h in e.hosts.values()} for e in estates}, shard=shard, covers=covers)
         self.readiness: readiness.Readiness | None = None
+        self._order: list[int] = []  # each result's place among the run's collected scenarios
         names = [e.name for e in estates]
         self.diff = differences.load(diff_path, names[0], names[1]) if diff_path and len(names) == 2 else None
         self.canary = canary.load(canary_path, report_dir, (names[0], names[1])) \
@@ -64,8 +67,13 @@ class ResultsCollector:
             props["mx_estate"], props["mx_target"], list(props["mx_roles"]), props["mx_feature"],
             props["mx_scenario"], props["mx_example"], outcome, message, props.get("evidence", ""),
             round(report.duration, 3)))
+        self._order.append(props.get("mx_order", 0))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # In the order a serial run runs them, however they came: a host in pieces (bdd/parallel.py) comes
+        # back from several workers at once.
+        ran = self.results.results
+        ran[:] = [result for _, result in sorted(zip(self._order, ran, strict=True), key=lambda pair: pair[0])]
         if self.results_path:
             self.results.write(self.results_path)
         if self.report_dir:

@@ -61,7 +61,8 @@ class Results:
 
     def in_inventory_order(self) -> list[Result]:
         """The results target by target as the inventories list them (an estate's own after its hosts'), each
-        target's in the order they ran: the same however they came (serial, from pytest-xdist's workers, shards)."""
+        target's in the order they were gathered (a run's collector gathers them in the order a serial run
+        runs them): the same however they came (serial, from pytest-xdist's workers, shards)."""
         targets = [(estate, target) for estate, hosts in self.hosts.items() for target in [*hosts, estate]]
         order = {target: index for index, target in enumerate(targets)}
         return sorted(self.results, key=lambda r: order.get((r.estate, r.target), len(order)))
