@@ -4,6 +4,7 @@ The same loop runs on the lab's hosts over ssh (tests/test_channel_lab.py); here
 local shell, which is the `local` kind's line, so every case is quick and needs no lab.
 """
 
+import fcntl
 import os
 import shlex
 import signal
@@ -243,6 +244,24 @@ def test_processes_sharing_a_hosts_master_do_their_first_contact_with_it_one_at_
         first_may_end.set()
         for each in pools:
             each.close()
+
+
+def test_a_first_contact_that_does_not_end_is_waited_for_within_a_bound_and_said(tmp_path):
+    """A process still at its first contact with the host (a kind whose commands testinfra runs unbounded)
+    is waited for a connection's and two commands' time at most; then this one goes on, and the run says so."""
+    pool = ConnectionPool(connect_timeout=0.5, command_timeout=0.5, control_dir=str(tmp_path),
+                          on_contact=lambda connection: None)
+    with open(tmp_path / "here.sock.contact", "a") as held:  # another process's turn, never ending
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            connection = pool.get(local_host())
+            started = time.monotonic()
+            connection.check()
+            assert 1.4 < time.monotonic() - started < 5
+            assert connection.notices() == ["host here: another of the run's processes was still making its first "
+                                            "contact with the host after 1.5 s; this one went on beside it"]
+        finally:
+            pool.close()
 
 
 def test_a_run_keeps_a_bounded_number_of_hosts_connected(pool):

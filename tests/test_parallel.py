@@ -325,23 +325,27 @@ OPT_IN_MANY = FEATURE + """
 """ + "".join(f"          | sleep 0.0{n} |\n" for n in range(16))
 
 
-@pytest.mark.parametrize("opt_in", [False, True], ids=["read-only", "disruptive"])
-def test_a_host_goes_out_in_pieces_only_when_none_of_its_scenarios_changes_it(project, opt_in):
+@pytest.mark.parametrize("args, pieces", [(["--mx-parallel=2"], True), (["--mx-parallel=2", "--mx-disruptive"], False),
+                                          (["-n", "2", "--dist", "loadgroup"], False)],
+                         ids=["read-only", "disruptive", "operators-own-distribution"])
+def test_a_host_goes_out_in_pieces_only_when_none_of_its_scenarios_changes_it(project, args, pieces):
     """old-1, a router too, runs 20 scenarios of the run's 28 (21 of 31 with the disruptive ones): it goes out
-    in two pieces, first, one to each worker, unless a scenario that disrupts it runs."""
+    in two pieces, first, one to each worker, unless a scenario that disrupts it runs, or the operator chose
+    the distribution (whose workers may share neither the host's connection nor its first contact)."""
     (project / "checks.feature").write_text(textwrap.dedent(OPT_IN_MANY))
     old = project / "inventories" / "old.yml"
     old.write_text(old.read_text() + "    smtp-router:\n      hosts:\n        old-1:\n")
-    result = run(project, "-v", "--mx-parallel=2", "--mx-results=parallel.json", *(["--mx-disruptive"] if opt_in else []))
+    result = run(project, "-v", "--mx-results=parallel.json", *args)
     text = output(result)
     assert result.returncode == 1 and workers_started(text) == 2, text
-    serial = run(project, "--mx-parallel=1", "--mx-results=serial.json", *(["--mx-disruptive"] if opt_in else []))
+    disrupts = "--mx-disruptive" in args
+    serial = run(project, "--mx-parallel=1", "--mx-results=serial.json", *(["--mx-disruptive"] if disrupts else []))
     assert serial.returncode == 1, output(serial)
     assert comparable(project / "parallel.json") == comparable(project / "serial.json")  # in the same order
     workers = {worker for worker, nodeid in re.findall(r"^\[(gw\d+)\] .*(?:PASSED|FAILED|SKIPPED) (test_bind\.py::.*\])",
                                                      text, re.M) if parallel.target_in_id(nodeid, ["old-1"])}
-    assert len(workers) == (1 if opt_in else 2), text
-    assert re.search(r"^\[mxspec\] \d/3 done  old-1: 21 scenarios, 0 failed" + ("" if opt_in else ", 1 skipped") + "$",
+    assert len(workers) == (2 if pieces else 1), text
+    assert re.search(r"^\[mxspec\] \d/3 done  old-1: 21 scenarios, 0 failed" + ("" if disrupts else ", 1 skipped") + "$",
                      result.stdout, re.M), result.stdout  # one line for the host, whatever its pieces
 
 

@@ -37,6 +37,7 @@ SHARED_ANSWERS = "mxspec_shared_answers"
 CONTROL_DIR = "mxspec_control_dir"
 _SHARED = pytest.StashKey[str]()
 _CONTROL = pytest.StashKey[str]()
+_WORKERS = pytest.StashKey[int]()  # how many workers mxspec gave the run itself (`distribute`)
 
 USAGE = "N, how many hosts to check at once: 1 or more (1: one after another, no workers)"
 
@@ -84,6 +85,14 @@ def distribute(config: pytest.Config, hosts: int) -> None:
     if count > 1 and not chosen and not serial:
         config.option.numprocesses = count
         config.option.dist = "loadgroup"  # by host, whole or in pieces: see HostScheduling
+        config.stash[_WORKERS] = count
+
+
+def workers_of(config: pytest.Config) -> int:
+    """How many workers mxspec gave the run itself; 0 for a serial run, or one the operator distributed (-n,
+    --dist, --tx: maybe on other machines, where the workers share no control master, nor the lock of a host's
+    first contact, so a host never goes out in pieces there)."""
+    return config.stash.get(_WORKERS, 0)
 
 
 def _chosen_by_operator(config: pytest.Config) -> str:

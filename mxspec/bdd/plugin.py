@@ -108,8 +108,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="check shard K of N: a stable share of the selected estates' hosts, for N runners; "
                          "write --mx-results on each and merge them with `mxspec report`")
     group.addoption("--mx-parallel", metavar="N", default=None,
-                    help="check up to N hosts at once, each on a pytest-xdist worker of its own (default: one more "
-                         "than the CPUs mxspec may use, at most the hosts and estates of the run; 1: one after another)")
+                    help="check up to N hosts at once on pytest-xdist workers (default: one more than the CPUs "
+                         "mxspec may use, at most the hosts of the run; 1: one after another)")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -143,7 +143,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{roles.role_tag(role)}: hosts with role {role}: {description}")
     for tag, description in roles.SCOPE_TAGS.items():
         config.addinivalue_line("markers", f"{tag}: {description}")
-    config.addinivalue_line("markers", "xdist_group(name): scenarios run on one pytest-xdist worker")
+    config.addinivalue_line("markers", "xdist_group(name): the target (host or estate) a scenario runs against, for "
+                            "pytest-xdist's --dist loadgroup")
     run, option = config.stash[RUN], config.option
     if run.estates:
         adapter.no_collections_at_exit(config)
@@ -319,7 +320,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"mxspec: {run.shard_note}", yellow=True)
     if run and run.notices:
         terminalreporter.section("mxspec: notices from the hosts", yellow=True)
-        for notice in run.notices:
+        for notice in dict.fromkeys(run.notices):  # each once: the workers checking pieces of a host may all say it
             terminalreporter.write_line(notice)
 
 
@@ -336,8 +337,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     tags = {mark.name for mark in metafunc.definition.iter_markers()}
     targets = targets_for(tags, run.estates)
     if targets:
-        # xdist_group: with pytest-xdist's --dist loadgroup, one host's scenarios stay on one
-        # worker, one after another (its own hook reads the mark before later hooks could add it).
+        # xdist_group: with pytest-xdist's --dist loadgroup, one host's scenarios stay on one worker, one
+        # after another, or go out in pieces where mxspec distributes (bdd/parallel.py); its own hook reads
+        # the mark before later hooks could add it.
         metafunc.parametrize("mx_target", [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name))
                                            for t in targets], scope="function")
 
@@ -389,11 +391,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def _pieces(config: pytest.Config, items: list[pytest.Item]) -> dict[str, str]:
-    """On the controller of a run distributed by host (HostScheduling), which hosts' scenarios may spread
-    over several workers (parallel.pieces): those of a host that runs no opt-in scenario (a change, a
-    disruption, a canary's judgement) in this run. Read-only scenarios may overlap on a host as they overlap
-    across hosts; a change never overlaps another scenario there."""
-    if not (config.pluginmanager.has_plugin("dsession") and config.getvalue("dist") == "loadgroup"):
+    """On the controller of a run mxspec distributed itself, which hosts' scenarios may spread over several
+    workers (parallel.pieces): those of a host that runs no opt-in scenario (a change, a disruption, a
+    canary's judgement) in this run. Read-only scenarios may overlap on a host as they overlap across
+    hosts; a change never overlaps another scenario there."""
+    workers = parallel.workers_of(config)
+    if not (workers > 1 and config.pluginmanager.has_plugin("dsession")):
         return {}
     hosts: dict[str, list[tuple[str, bool]]] = {}
     changed: set[str] = set()
@@ -408,8 +411,7 @@ def _pieces(config: pytest.Config, items: list[pytest.Item]) -> dict[str, str]:
             hosts.setdefault(target.name, []).append((parallel.scenario_id(item.nodeid), runs))
             if runs and any(item.get_closest_marker(tag) for tag in OPT_IN):
                 changed.add(target.name)
-    return parallel.pieces({host: tests for host, tests in hosts.items() if host not in changed}, running,
-                           len(config.getvalue("tx")))
+    return parallel.pieces({host: tests for host, tests in hosts.items() if host not in changed}, running, workers)
 
 
 def _stop_on_bad_input(config: pytest.Config, scenario_items: list[pytest.Item], items: list[pytest.Item]) -> None:

@@ -110,8 +110,9 @@ class JournalLog(MailLog):
 
     def since_start_command(self, grep: str) -> str:
         # Streamed through grep, never held: a busy MX logs millions of lines between two starts of Postfix,
-        # which the host's shell must not keep in memory; and read no further once head has its lines.
-        # journalctl's own status comes back on fd 3: 141 (SIGPIPE) is head having all it wanted.
+        # which the host's shell must not keep in memory (the time still grows with them, on a healthy host
+        # whose grep finds nothing; a host that logged its 50 lines is read no further). journalctl's own
+        # status comes back on fd 3: 141 (SIGPIPE) is head having all it wanted.
         return (f"since=$(systemctl show -p ActiveEnterTimestamp --value {POSTFIX_UNIT}); "
                 f"[ -n \"$since\" ] || {{ echo '{POSTFIX_UNIT} has not started' >&2; exit 3; }}; "
                 # the mail facility only: sudo logs each command it runs (this one's patterns included)

@@ -131,6 +131,10 @@ class Connection:
         self._checked = False
         self._unreachable: str | None = None
         self._users: Any = None  # the file this process holds locked (shared) while it uses the control master
+        # The longest wait for another process's first contact with the host: its look for an interrupted run's
+        # changes and its first reads, a command or two (`_first_contact_turn`).
+        self._turn_within = connect_timeout + 2 * command_timeout
+        self._said: list[str] = []  # what the run should say of this connection besides its channel's re-opening
 
     def use_master(self) -> None:
         """Before anything may reach the host (ConnectionPool.get): this process counts among the control
@@ -166,10 +170,19 @@ class Connection:
         """One process at a time does its first-contact work on the host (on_contact: restore what an
         interrupted run left changed, read what the estate scenarios will compare) among those sharing the
         control directory: a distributed run's workers, two of which may check pieces of one host. The next
-        finds nothing left to restore, and the answers read, instead of restoring beside the first. The wait
-        is bounded by the other's commands, each bounded in time; a process that dies lets go at once."""
+        finds nothing left to restore, and the answers read, instead of restoring beside the first. A process
+        that dies lets go at once; one still at it after `_turn_within` is not waited for any longer (a kind
+        whose commands testinfra runs unbounded): this one goes on, and the run says so."""
         with open(self.control_path + ".contact", "a") as turn:
-            fcntl.flock(turn, fcntl.LOCK_EX)
+            def taken() -> bool | None:
+                try:
+                    fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    return None
+            if not poll(self._turn_within, taken, interval=0.05):
+                self._said.append(f"host {self.name}: another of the run's processes was still making its first "
+                                  f"contact with the host after {self._turn_within:g} s; this one went on beside it")
             yield  # the lock ends with the file's closing
 
     def _refused(self, result: base.CommandResult) -> str:
@@ -219,8 +232,9 @@ class Connection:
 
     def notices(self) -> list[str]:
         """What the run should say of this connection: each time its channel died and was re-opened."""
-        return [f"host {self.name}: its channel died ({why}); opened again, and the command it was given run on the new one"
-                for why in getattr(self.backend, "reopened", [])]  # kinds without a channel reopen nothing
+        return self._said + [
+            f"host {self.name}: its channel died ({why}); opened again, and the command it was given run on the new one"
+            for why in getattr(self.backend, "reopened", [])]  # kinds without a channel reopen nothing
 
     def close(self) -> None:
         """This process's channel ends; the control master too, unless another process still uses it."""

@@ -1,10 +1,10 @@
 """Answers one process of a distributed run leaves for its others: what a host said to a command
 whose answer holds for the whole run.
 
-Under pytest-xdist each host's scenarios run on one worker, while an estate's scenario, on another,
-reads every host of a role (the hosts "configured alike"). Without this, that worker opens a
-second connection to every host for one command: under OpenSSH's default key exchange a connection
-costs the runner ~0.1 s of CPU and the host ~0.05 s, half of a large run's connections. So the
+Under pytest-xdist each host's scenarios run on one worker (or, in pieces, on a few: bdd/parallel.py),
+while an estate's scenario, on another, reads every host of a role (the hosts "configured alike").
+Without this, that worker opens a second connection to every host for one command: under OpenSSH's
+default key exchange a connection costs the runner ~0.1 s of CPU and the host ~0.05 s, half of a large run's connections. So the
 answer a host's own worker read is left here, and the estate's worker takes it instead of
 connecting. Which commands qualify is the caller's to say (`facts.is_shared`): only answers that
 prove they hold for the run (a host's configuration read while no change scenario had it changed).
