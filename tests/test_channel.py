@@ -6,6 +6,7 @@ local shell, which is the `local` kind's line, so every case is quick and needs 
 
 import fcntl
 import os
+import select
 import shlex
 import signal
 import threading
@@ -292,6 +293,21 @@ def test_a_host_opened_ahead_is_reached_before_its_first_command_which_runs_on_t
     assert connection.run("echo first").stdout == "first\n"
     assert connection.backend.channel().process is process
     assert connection.notices() == []
+
+
+def test_a_channel_opened_ahead_that_answered_then_died_idle_is_opened_again_once(pool):
+    """Another process may end the loop before its first command (a worker checking another piece of the
+    host, the host's sshd restarting): it had answered as it opened, so it is opened again, as any
+    channel that dies, and the host is not taken for unreachable."""
+    connection = pool.get(local_host())
+    pool.open_ahead([local_host()])
+    process = connection.backend.channel().process
+    assert poll(5, lambda: select.select([process.stdout], [], [], 0)[0] or None, interval=0.02)  # it answered
+    os.killpg(process.pid, signal.SIGKILL)
+    connection.check()
+    assert connection.run("echo after").stdout == "after\n"
+    [notice] = connection.notices()
+    assert notice.startswith("host here: its channel died (")
 
 
 def test_a_host_opened_ahead_that_cannot_be_reached_is_unreachable_and_its_channel_not_opened_again(pool):

@@ -80,7 +80,7 @@ class ChannelMixin(BoundedRunMixin):
 
     def open_ahead(self) -> None:
         """Start the channel, if it is not running, before any command is given it (Connection.open_ahead)."""
-        self.channel().start()
+        self.channel().start_ahead()
 
     def get_command(self, command: str, *args: str) -> str:
         return str(self.quote(command, *args))  # type: ignore[attr-defined]

@@ -75,6 +75,7 @@ class Channel:
         self.reopened: list[str] = []  # why, each time it died under a command and was opened again
         self.answered_ever = False  # some command came back: the line works, the host took the loop
         self._answered = False
+        self._asked_ahead: str | None = None  # the token of a first answer asked for as the channel opened ahead
 
     def run(self, command: str, seconds: float) -> tuple[int, bytes, bytes]:
         """Exit status, stdout and stderr of `command`, killed on the host after `seconds`.
@@ -84,6 +85,7 @@ class Channel:
         restores); if the new channel dies too, ChannelDied goes up and the host is unreachable for
         the run. One that dies before its first answer is the host's answer: it could not be reached.
         """
+        self._first_answer_asked_ahead()
         if self.process is None or not self._answered:  # reaching the host: a failure is its answer
             return self._exchange(command, seconds)
         try:
@@ -98,11 +100,37 @@ class Channel:
         connection, sudo) gets under way, and the first command finds the loop there or on its way."""
         if self.process is None:
             self._answered = False
+            self._asked_ahead = None
             self.process = subprocess.Popen(
                 self.process_line, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, start_new_session=True)
             for stream in (self.process.stdout, self.process.stderr):
                 os.set_blocking(stream.fileno(), False)  # type: ignore[union-attr]
+
+    def start_ahead(self) -> None:
+        """start(), and ask the loop for a first answer at once (`true`), read with the first command: a
+        channel opened ahead that answered, then died before its first command (its loop killed, the host's
+        sshd restarted), is opened again once as any channel that dies under a command, not taken for a
+        host that could not be reached."""
+        if self.process is not None:
+            return
+        self.start()
+        stdin = getattr(self.process, "stdin", None)
+        assert stdin is not None
+        token = secrets.token_hex(12)
+        try:
+            stdin.write(f"{token} {max(1, round(self.first_answer_within))} 1\ntrue\n".encode())
+            stdin.flush()
+            self._asked_ahead = token
+        except (BrokenPipeError, OSError):
+            pass  # ended already: the first command finds out why
+
+    def _first_answer_asked_ahead(self) -> None:
+        """The first answer start_ahead asked for, if it did (ChannelDied if none came: the host's answer)."""
+        token, self._asked_ahead = self._asked_ahead, None
+        if token is not None and self.process is not None:
+            self._read_frame(token.encode(), self.first_answer_within + GRACE)
+            self._answered = self.answered_ever = True
 
     def _exchange(self, command: str, seconds: float) -> tuple[int, bytes, bytes]:
         self.start()
