@@ -15,6 +15,7 @@ stderr. The token is random per command, so output cannot forge the end of a fra
 written before it is what lets output that does not end in one come back exactly.
 """
 
+import contextlib
 import os
 import secrets
 import selectors
@@ -75,7 +76,7 @@ class Channel:
         self.reopened: list[str] = []  # why, each time it died under a command and was opened again
         self.answered_ever = False  # some command came back: the line works, the host took the loop
         self._answered = False
-        self._asked_ahead: str | None = None  # the token of a first answer asked for as the channel opened ahead
+        self._asked_ahead: bytes | None = None  # the token of a first answer asked for as the channel opened ahead
 
     def run(self, command: str, seconds: float) -> tuple[int, bytes, bytes]:
         """Exit status, stdout and stderr of `command`, killed on the host after `seconds`.
@@ -115,36 +116,35 @@ class Channel:
         if self.process is not None:
             return
         self.start()
-        stdin = getattr(self.process, "stdin", None)
-        assert stdin is not None
-        token = secrets.token_hex(12)
-        try:
-            stdin.write(f"{token} {max(1, round(self.first_answer_within))} 1\ntrue\n".encode())
-            stdin.flush()
-            self._asked_ahead = token
-        except (BrokenPipeError, OSError):
-            pass  # ended already: the first command finds out why
+        with contextlib.suppress(OSError):  # ended already: the first command finds out why
+            self._asked_ahead = self._send("true", self.first_answer_within)
 
     def _first_answer_asked_ahead(self) -> None:
         """The first answer start_ahead asked for, if it did (ChannelDied if none came: the host's answer)."""
         token, self._asked_ahead = self._asked_ahead, None
         if token is not None and self.process is not None:
-            self._read_frame(token.encode(), self.first_answer_within + GRACE)
+            self._read_frame(token, self.first_answer_within + GRACE)
             self._answered = self.answered_ever = True
 
-    def _exchange(self, command: str, seconds: float) -> tuple[int, bytes, bytes]:
-        self.start()
-        assert self.process is not None
+    def _send(self, command: str, seconds: float) -> bytes:
+        """Write the command's frame to the running loop; the frame's token, to read its answer by.
+        OSError (a broken pipe): the loop has ended."""
+        assert self.process is not None and self.process.stdin is not None
         token = secrets.token_hex(12)
         lines = command.split("\n")
         frame = f"{token} {max(1, round(seconds))} {len(lines)}\n" + "".join(line + "\n" for line in lines)
+        self.process.stdin.write(frame.encode())
+        self.process.stdin.flush()
+        return token.encode()
+
+    def _exchange(self, command: str, seconds: float) -> tuple[int, bytes, bytes]:
+        self.start()
         bound = seconds + GRACE + (0 if self._answered else self.first_answer_within)
         try:
-            self.process.stdin.write(frame.encode())  # type: ignore[union-attr]
-            self.process.stdin.flush()  # type: ignore[union-attr]
-        except (BrokenPipeError, OSError):
+            token = self._send(command, seconds)
+        except OSError:
             raise self._died("it had ended") from None
-        status, stdout, stderr = self._read_frame(token.encode(), bound)
+        status, stdout, stderr = self._read_frame(token, bound)
         self._answered = self.answered_ever = True
         if status == 124 and TIMED_OUT in stderr:
             raise Timeout(f"no answer within {seconds:g} s (killed on the host)")

@@ -174,13 +174,7 @@ class Connection:
         that dies lets go at once; one still at it after `_turn_within` is not waited for any longer (a kind
         whose commands testinfra runs unbounded): this one goes on, and the run says so."""
         with open(self.control_path + ".contact", "a") as turn:
-            def taken() -> bool | None:
-                try:
-                    fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return True
-                except BlockingIOError:
-                    return None
-            if not poll(self._turn_within, taken, interval=0.05):
+            if not poll(self._turn_within, lambda: _locked_now(turn, fcntl.LOCK_EX) or None, interval=0.05):
                 self._said.append(f"host {self.name}: another of the run's processes was still making its first "
                                   f"contact with the host after {self._turn_within:g} s; this one went on beside it")
             yield  # the lock ends with the file's closing
@@ -244,9 +238,7 @@ class Connection:
         if self._users is None:
             return  # never reached the host: a master there is another process's
         users, self._users = self._users, None
-        try:
-            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other user holds it: the last one
-        except BlockingIOError:
+        if not _locked_now(users, fcntl.LOCK_EX):  # another process still uses the master
             users.close()
             return
         try:
@@ -257,6 +249,15 @@ class Connection:
                 poll(MASTER_GONE_WITHIN, lambda: None if os.path.exists(self.control_path) else True, interval=0.05)
         finally:
             users.close()
+
+
+def _locked_now(file: Any, mode: int) -> bool:
+    """Take the lock (`fcntl.LOCK_EX` or `LOCK_SH`) on the open file if no other process holds it, without waiting."""
+    try:
+        fcntl.flock(file, mode | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 def reason(error: BaseException) -> str:
